@@ -1,0 +1,44 @@
+# The two commands a new machine needs (see README.md):
+#   make demo   set up, then run a whole build on the embedded AWS emulator
+#   make test   set up, then run every check and test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: setup setup-dev demo test lint typecheck unit clean
+
+$(BIN)/petal: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+setup: $(BIN)/petal
+
+$(VENV)/.dev-installed: pyproject.toml requirements-pcluster.txt package.json package-lock.json $(BIN)/petal
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps -r requirements-pcluster.txt
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
+setup-dev: $(VENV)/.dev-installed
+
+demo: setup
+	$(BIN)/petal --local build --seed seeds/testing/workload-basic.yaml
+	$(BIN)/petal --local create --seed seeds/testing/workload-basic.yaml --name demo
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup-dev
+	$(BIN)/mypy petal lambdas stacks app.py
+
+test: lint typecheck
+	$(BIN)/pytest -n 2 -q
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,92 @@
+"""Names shared by the CDK stack, the state machine, the Lambda handlers and local mode.
+
+One place for every name that crosses a boundary, so the stack, the emulator set-up in
+local mode and the workflow tests cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Tag keys petal puts on what it creates. IAM conditions in the stack are written
+# against these, so they must never change without a migration.
+TAG_MANAGED: Final = "petal:managed"
+TAG_BUILD_ID: Final = "petal:build-id"
+TAG_ROLE: Final = "petal:role"  # "builder" on instances, "software-volume" on volumes
+TAG_FINGERPRINT: Final = "petal:fingerprint"
+TAG_OS: Final = "petal:os"
+TAG_ARCH: Final = "petal:arch"
+TAG_SPACK_VERSION: Final = "petal:spack-version"
+TAG_SEED: Final = "petal:seed"
+TAG_PACKAGES: Final = "petal:packages"
+ROLE_BUILDER: Final = "builder"
+ROLE_VOLUME: Final = "software-volume"
+
+# Lambda handler modules under lambdas/, keyed by the DefinitionSubstitutions name the
+# state machine uses for the function's ARN. Every module exposes `handler`.
+STEP_FUNCTIONS: Final[dict[str, str]] = {
+    "PrepareFunctionArn": "prepare",
+    "LaunchFunctionArn": "launch",
+    "CheckReadyFunctionArn": "check_ready",
+    "BootstrapFunctionArn": "bootstrap",
+    "SnapshotFunctionArn": "snapshot",
+    "CheckSnapshotFunctionArn": "check_snapshot",
+    "CleanupFunctionArn": "cleanup",
+}
+# Functions that are not states of the build state machine.
+CALLBACK_FUNCTION: Final = "callback"  # SSM / EC2 EventBridge events -> SendTask*
+LOG_HEARTBEAT_FUNCTION: Final = "log_heartbeat"  # build-log subscription -> heartbeat
+INTAKE_FUNCTION: Final = "intake"  # S3 seed upload -> StartExecution
+JANITOR_FUNCTION: Final = "janitor"  # scheduled sweep of orphaned resources
+RESOLVER_FUNCTION: Final = "resolver"  # fingerprint -> snapshot + ParallelCluster config
+
+STATE_MACHINE_FILE: Final = "statemachines/build.asl.json"
+SSM_DOCUMENT_FILE: Final = "ssm_documents/bootstrap.yaml"
+SSM_BOOTSTRAP_SCRIPT: Final = "ssm_documents/bootstrap.sh"
+
+# Environment variables the handlers read. The stack sets them; local mode sets them.
+ENV_TABLE: Final = "PETAL_TABLE_NAME"
+ENV_SEED_BUCKET: Final = "PETAL_SEED_BUCKET"
+ENV_DOCUMENT: Final = "PETAL_DOCUMENT_NAME"
+ENV_INSTANCE_PROFILE: Final = "PETAL_BUILDER_INSTANCE_PROFILE_ARN"
+ENV_SECURITY_GROUP: Final = "PETAL_BUILDER_SECURITY_GROUP_ID"
+ENV_SUBNETS: Final = "PETAL_BUILDER_SUBNET_IDS"  # comma-separated, tried in order
+ENV_BUILD_LOG_GROUP: Final = "PETAL_BUILD_LOG_GROUP"
+ENV_STATE_MACHINE: Final = "PETAL_STATE_MACHINE_ARN"
+ENV_REGISTRY_URL: Final = "PETAL_REGISTRY_URL"
+ENV_TRUSTED_ACCOUNTS: Final = "PETAL_TRUSTED_ACCOUNTS"  # comma-separated account ids
+ENV_NODE_SETUP_URI: Final = "PETAL_NODE_SETUP_URI"  # s3:// URI of the node setup script
+ENV_BUILD_TIMEOUT_MINUTES: Final = "PETAL_BUILD_TIMEOUT_MINUTES"
+
+# DynamoDB single table. Items: BUILD#<id>/BUILD, LOCK#<fingerprint>#<os>#<arch>/LOCK,
+# TOKEN#<command id>/TOKEN, INTAKE#<bucket>/<key>#<version>/INTAKE.
+TABLE_PARTITION_KEY: Final = "pk"
+TABLE_SORT_KEY: Final = "sk"
+TABLE_TTL_ATTRIBUTE: Final = "ttl"
+INDEX_BY_FINGERPRINT: Final = "by-fingerprint"  # gsi1pk = FP#<fingerprint>, gsi1sk = started_at
+INDEX_BY_RECENCY: Final = "by-recency"  # gsi2pk = BUILDS, gsi2sk = started_at
+INDEX_KEYS: Final[dict[str, tuple[str, str]]] = {
+    INDEX_BY_FINGERPRINT: ("gsi1pk", "gsi1sk"),
+    INDEX_BY_RECENCY: ("gsi2pk", "gsi2sk"),
+}
+
+# CloudFormation outputs the CLI discovers by stack name.
+OUTPUT_STATE_MACHINE_ARN: Final = "StateMachineArn"
+OUTPUT_SEED_BUCKET: Final = "SeedBucketName"
+OUTPUT_TABLE: Final = "BuildsTableName"
+OUTPUT_RESOLVER: Final = "ResolverFunctionName"
+OUTPUT_BUILD_LOG_GROUP: Final = "BuildLogGroupName"
+OUTPUT_DOCUMENT: Final = "BootstrapDocumentName"
+
+# Where the software volume is mounted on the builder and on every cluster node.
+# Spack writes absolute paths (RPATHs), so this can never differ between the two.
+MOUNT_DIR: Final = "/shared"
+SPACK_ROOT: Final = "/shared/spack"
+PETAL_DIR: Final = "/shared/petal"  # profile.sh, manifest.json
+
+# Progress and step markers the bootstrap prints; the log subscription, the CLI and
+# local mode parse them.
+PROGRESS_MARKER: Final = "PETAL-PROGRESS"  # PETAL-PROGRESS <k>/<n> <spec>
+STEP_MARKER: Final = "PETAL-STEP"  # PETAL-STEP <name>
+HEARTBEAT_MARKER: Final = "PETAL-HEARTBEAT"  # PETAL-HEARTBEAT <unix time>
+FAILURE_MARKER: Final = "PETAL-FAILED"  # PETAL-FAILED <step>: <reason>

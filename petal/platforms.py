@@ -1,0 +1,81 @@
+"""Operating systems and CPU architectures: the one place their names are mapped.
+
+ParallelCluster's names (``alinux2023``) are what seeds, configs and snapshot tags use;
+the registry format uses short names (``al2023``); the official AMIs use a name part
+(``amzn2023-hvm``). Nothing else in petal spells these out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Architecture = Literal["x86_64", "arm64"]
+ARCHITECTURES: Final[tuple[Architecture, ...]] = ("x86_64", "arm64")
+
+
+@dataclass(frozen=True)
+class OperatingSystem:
+    name: str  # ParallelCluster's Image.Os
+    registry_name: str  # the registry format's short name
+    ami_name_part: str  # aws-parallelcluster-<version>-<part>-<arch>*
+    package_family: Literal["dnf", "apt"]
+
+
+OPERATING_SYSTEMS: Final[dict[str, OperatingSystem]] = {
+    os.name: os
+    for os in (
+        OperatingSystem("alinux2023", "al2023", "amzn2023-hvm", "dnf"),
+        OperatingSystem("ubuntu2204", "ubuntu2204", "ubuntu-2204-lts-hvm", "apt"),
+        OperatingSystem("ubuntu2404", "ubuntu2404", "ubuntu-2404-lts-hvm", "apt"),
+        OperatingSystem("rhel8", "rhel8", "rhel8-hvm", "dnf"),
+        OperatingSystem("rocky8", "rocky8", "rocky8-hvm", "dnf"),
+        OperatingSystem("rhel9", "rhel9", "rhel9-hvm", "dnf"),
+        OperatingSystem("rocky9", "rocky9", "rocky9-hvm", "dnf"),
+    )
+}
+_BY_REGISTRY_NAME: Final = {os.registry_name: os for os in OPERATING_SYSTEMS.values()}
+
+
+class UnknownOperatingSystem(ValueError):
+    pass
+
+
+def operating_system(name: str) -> OperatingSystem:
+    """Look up an OS by its ParallelCluster name or its registry short name."""
+    found = OPERATING_SYSTEMS.get(name) or _BY_REGISTRY_NAME.get(name)
+    if found is None:
+        allowed = ", ".join(OPERATING_SYSTEMS)
+        raise UnknownOperatingSystem(f"unknown operating system {name!r}; use one of: {allowed}")
+    return found
+
+
+def official_ami_name_pattern(pcluster_version: str, os_name: str, arch: Architecture) -> str:
+    """The DescribeImages name filter ParallelCluster's own CLI uses for its AMIs."""
+    part = operating_system(os_name).ami_name_part
+    return f"aws-parallelcluster-{pcluster_version}-{part}-{arch}*"
+
+
+DEFAULT_INSTANCE_TYPES: Final[dict[str, dict[Architecture, str]]] = {
+    "builder": {"x86_64": "c6a.4xlarge", "arm64": "c7g.4xlarge"},
+    "head_node": {"x86_64": "c6a.xlarge", "arm64": "c7g.xlarge"},
+    "compute": {"x86_64": "c6a.8xlarge", "arm64": "c7g.8xlarge"},
+}
+
+_INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z]+)(?P<generation>\d+)(?P<attrs>[a-z0-9-]*)\.(\w+)$")
+
+
+def instance_architecture(instance_type: str) -> Architecture | None:
+    """The CPU architecture of an EC2 instance type, None if it is not one.
+
+    Graviton types carry a 'g' among the attributes after the generation (c7g, m6gd,
+    c6gn, im4gn, x2gd, hpc7g, g5g) and the first Graviton family is a1; every other
+    current family is x86_64. Mac instances are not offered by ParallelCluster.
+    """
+    match = _INSTANCE_TYPE.match(instance_type)
+    if match is None or match.group("family") == "mac":
+        return None
+    if match.group("family") == "a" or "g" in match.group("attrs").split("-")[0]:
+        return "arm64"
+    return "x86_64"

@@ -1,0 +1,180 @@
+"""A strict subset of Spack's spec syntax, parsed and written back in one canonical form.
+
+Seed specs end up in a root shell on the build instance, so anything outside this
+grammar is refused rather than escaped:
+
+    spec      := node ( "^" node )*
+    node      := name ( "@" versions )? modifier*
+    modifier  := ("+" | "~" | "++" | "~~") variant-name
+               | key ( "=" | "==" ) value        (target=, os=, platform=, any variant)
+               | "%" name ( "@" versions )?     (compiler)
+    versions  := version-item ( "," version-item )*
+    version-item := "="? version | version? ":" version?
+
+Tokens may be separated by spaces or written together (``samtools@1.17%gcc@11.3.0``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_NAME = r"[a-z0-9][a-z0-9_-]*"
+_VERSION = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+_VERSION_ITEM = rf"(?:={_VERSION}|(?:{_VERSION})?:(?:{_VERSION})?|{_VERSION})"
+_VERSIONS = rf"{_VERSION_ITEM}(?:,{_VERSION_ITEM})*"
+_VALUE = r"[A-Za-z0-9_.:-]+(?:,[A-Za-z0-9_.:-]+)*"
+
+_TOKEN = re.compile(
+    rf"""
+    (?P<space>\s+)
+  | (?P<dep>\^)
+  | (?P<compiler>%\s*(?P<cname>{_NAME})(?:@(?P<cversion>{_VERSIONS}))?)
+  | (?P<version>@(?P<vvalue>{_VERSIONS}))
+  | (?P<flag>(?P<fsign>\+\+|~~|\+|~)(?P<fname>{_NAME}))
+  | (?P<keyvalue>(?P<key>{_NAME})(?P<eq>==?)(?P<kvalue>{_VALUE}))
+  | (?P<name>{_NAME})
+    """,
+    re.VERBOSE,
+)
+
+GRAMMAR_HINT = (
+    "a Spack spec: name[@version][+variant|~variant|key=value][%compiler[@version]]"
+    "[^dependency ...], e.g. 'openmpi@4.1.4 +legacylaunchers fabrics=ofi %gcc@11.3.0'"
+)
+
+
+class SpecError(ValueError):
+    """A string that is not a spec of the accepted grammar; `column` is 1-based."""
+
+    def __init__(self, message: str, column: int) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+@dataclass(frozen=True)
+class SpecNode:
+    name: str
+    versions: str | None = None
+    # (sign, name) for boolean variants, sign in "+", "~", "++", "~~"
+    flags: tuple[tuple[str, str], ...] = ()
+    # (key, "=" or "==", value)
+    settings: tuple[tuple[str, str, str], ...] = ()
+    compiler: str | None = None
+
+    def canonical(self) -> str:
+        parts = [self.name + (f"@{self.versions}" if self.versions else "")]
+        parts += [sign + name for sign, name in sorted(self.flags, key=lambda f: f[1])]
+        parts += [key + eq + value for key, eq, value in sorted(self.settings)]
+        if self.compiler:
+            parts.append("%" + self.compiler)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Spec:
+    root: SpecNode
+    dependencies: tuple[SpecNode, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def canonical(self) -> str:
+        """One spelling per meaning: variants sorted, dependencies sorted, one space."""
+        deps = sorted(self.dependencies, key=lambda d: d.name)
+        return " ".join([self.root.canonical(), *("^" + d.canonical() for d in deps)])
+
+
+class _NodeBuilder:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.versions: str | None = None
+        self.flags: dict[str, str] = {}
+        self.settings: dict[str, tuple[str, str]] = {}
+        self.compiler: str | None = None
+
+    def build(self) -> SpecNode:
+        return SpecNode(
+            name=self.name,
+            versions=self.versions,
+            flags=tuple((sign, name) for name, sign in self.flags.items()),
+            settings=tuple((key, eq, value) for key, (eq, value) in self.settings.items()),
+            compiler=self.compiler,
+        )
+
+
+def parse_spec(text: str) -> Spec:
+    """Parse `text` or raise SpecError naming the first offending character."""
+    if not text.strip():
+        raise SpecError("is empty", 1)
+    for index, char in enumerate(text):
+        if not char.isascii() or (not char.isprintable() and char not in " \t"):
+            raise SpecError(f"contains the control or non-ASCII character {char!r}", index + 1)
+
+    nodes: list[_NodeBuilder] = []
+    current: _NodeBuilder | None = None
+    expect_dependency = False
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise SpecError(f"unexpected {text[pos]!r}", pos + 1)
+        # lastgroup names the innermost group, so pick the outermost token kind.
+        kind = next(
+            k
+            for k in ("space", "dep", "compiler", "version", "flag", "keyvalue", "name")
+            if match.group(k) is not None
+        )
+        column = pos + 1
+        pos = match.end()
+        if kind == "space":
+            continue
+        if kind == "dep":
+            if current is None or expect_dependency:
+                raise SpecError("'^' must follow a package and precede a dependency name", column)
+            expect_dependency = True
+            continue
+        if kind == "name":
+            name = match.group("name")
+            if current is not None and not expect_dependency:
+                raise SpecError(
+                    f"a second package name {name!r}: one spec per list entry, "
+                    "dependencies after '^'",
+                    column,
+                )
+            current = _NodeBuilder(name)
+            nodes.append(current)
+            expect_dependency = False
+            continue
+        if current is None or expect_dependency:
+            raise SpecError("must start with a package name", column)
+        if kind == "version":
+            if current.versions is not None:
+                raise SpecError(f"a second version for {current.name!r}", column)
+            current.versions = match.group("vvalue")
+        elif kind == "compiler":
+            if current.compiler is not None:
+                raise SpecError(f"a second compiler for {current.name!r}", column)
+            cversion = match.group("cversion")
+            current.compiler = match.group("cname") + (f"@{cversion}" if cversion else "")
+        elif kind == "flag":
+            fname = match.group("fname")
+            if fname in current.flags or fname in current.settings:
+                raise SpecError(f"variant {fname!r} given twice", column)
+            current.flags[fname] = match.group("fsign")
+        else:
+            key = match.group("key")
+            if key in current.settings or key in current.flags:
+                raise SpecError(f"{key!r} given twice", column)
+            current.settings[key] = (match.group("eq"), match.group("kvalue"))
+    if expect_dependency:
+        raise SpecError("ends with '^' and no dependency", len(text))
+    if not nodes:
+        raise SpecError("has no package name", 1)
+    root, *deps = (node.build() for node in nodes)
+    names = [d.name for d in deps]
+    for name in names:
+        if names.count(name) > 1 or name == root.name:
+            raise SpecError(f"dependency {name!r} given twice", 1)
+    return Spec(root=root, dependencies=tuple(deps))
