@@ -27,15 +27,15 @@ $(VENV)/.dev-installed: pyproject.toml requirements-pcluster.txt package.json pa
 setup-dev: $(VENV)/.dev-installed
 
 demo: setup
-	$(BIN)/petal --local build --seed seeds/testing/workload-basic.yaml
-	$(BIN)/petal --local create --seed seeds/testing/workload-basic.yaml --name demo
+	$(BIN)/petal seed validate seeds/testing/workload-basic.yaml
+	$(BIN)/petal seed render seeds/testing/workload-basic.yaml
 
 lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: setup-dev
-	$(BIN)/mypy petal lambdas stacks app.py
+	$(BIN)/mypy $(wildcard petal lambdas stacks app.py)
 
 test: lint typecheck
 	$(BIN)/pytest -n 2 -q

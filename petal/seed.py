@@ -412,7 +412,8 @@ def _volume_problems(volume: dict[str, Any]) -> list[Problem]:
     problems = []
     size, iops = volume.get("size_gb", 500), volume.get("iops", 3000)
     throughput = volume.get("throughput", 125)
-    if all(isinstance(v, int) for v in (size, iops, throughput)):
+    # Out-of-range values are already reported by the schema; ratios would only echo them.
+    if all(isinstance(v, int) and v > 0 for v in (size, iops, throughput)):
         if iops > size * GP3_IOPS_PER_GIB:
             message = (
                 f"{iops} IOPS needs a volume of at least {-(-iops // GP3_IOPS_PER_GIB)} GiB "

@@ -104,6 +104,21 @@ class _NodeBuilder:
         )
 
 
+_AFTER = {
+    "@": "a version such as 1.17, =1.17 or 1.2:1.4",
+    "%": "a compiler such as gcc@12.3.0",
+    "+": "a variant name",
+    "~": "a variant name",
+}
+
+
+def _unexpected(text: str, pos: int) -> str:
+    char = text[pos]
+    if char in _AFTER and pos + 1 < len(text):
+        return f"'{char}' must be followed by {_AFTER[char]}, not {text[pos + 1]!r}"
+    return f"unexpected {char!r}"
+
+
 def parse_spec(text: str) -> Spec:
     """Parse `text` or raise SpecError naming the first offending character."""
     if not text.strip():
@@ -119,7 +134,7 @@ def parse_spec(text: str) -> Spec:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
-            raise SpecError(f"unexpected {text[pos]!r}", pos + 1)
+            raise SpecError(_unexpected(text, pos), pos + 1)
         # lastgroup names the innermost group, so pick the outermost token kind.
         kind = next(
             k
@@ -137,6 +152,8 @@ def parse_spec(text: str) -> Spec:
             continue
         if kind == "name":
             name = match.group("name")
+            if text.startswith("=", pos):
+                raise SpecError(f"'{name}=' needs a value, e.g. {name}=VALUE", pos + 1)
             if current is not None and not expect_dependency:
                 raise SpecError(
                     f"a second package name {name!r}: one spec per list entry, "

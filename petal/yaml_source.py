@@ -62,7 +62,9 @@ def load_yaml_document(text: str | bytes) -> YamlDocument:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
-        what = error.problem or error.context or "invalid YAML"
+        # "while parsing ..." contexts add noise; "expected a single document" explains.
+        context = error.context if error.context and not error.context.startswith("while") else None
+        what = ", ".join(filter(None, [context, error.problem])) or "invalid YAML"
         column = f" (column {mark.column + 1})" if mark else ""
         raise YamlSourceError(f"YAML syntax error: {what}{column}", line) from None
     except yaml.YAMLError as error:

@@ -1,0 +1,3 @@
+from petal.cli.main import run
+
+run()

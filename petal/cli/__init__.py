@@ -1,0 +1,1 @@
+"""The `petal` command line: one module per command group, assembled in main.py."""

@@ -1,0 +1,55 @@
+"""Entry point of the `petal` command: global options, then one command group."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from petal.cli import seed_commands
+from petal.cli.output import error
+
+DESCRIPTION = """\
+Build a Spack software stack once onto an EBS snapshot, then create AWS ParallelCluster
+clusters from it in minutes. Start with `petal seed validate seeds/bioinformatics.yaml`.
+"""
+EPILOG = """\
+exit codes: 0 success, 1 not found or the operation failed, 2 invalid input
+(a seed, a flag or a config file); 130 interrupted.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="petal",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    seed_commands.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except BrokenPipeError:
+        # `petal ... | head` closing the pipe early is not an error worth a traceback.
+        sys.stderr.close()
+        return 0
+    return code
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,26 @@
+"""How commands speak: JSON for scripts, plain lines or rich text for people, and the
+exit codes every command shares (listed in `petal --help` and README.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Final, TextIO
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1  # not found, or an operation failed
+EXIT_INVALID: Final = 2  # bad input: a seed, a flag, a config file
+
+
+def print_json(data: Any, stream: TextIO | None = None) -> None:
+    json.dump(data, stream or sys.stdout, indent=2, sort_keys=False, default=str)
+    (stream or sys.stdout).write("\n")
+
+
+def error(message: str) -> None:
+    """One clear line on stderr; commands return an exit code instead of raising."""
+    sys.stderr.write(f"petal: error: {message}\n")
+
+
+def is_terminal(stream: TextIO | None = None) -> bool:
+    return (stream or sys.stdout).isatty()

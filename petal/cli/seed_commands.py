@@ -1,0 +1,140 @@
+"""`petal seed validate | fingerprint | render`: check a seed before anything is built."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from petal.cli.output import EXIT_INVALID, EXIT_OK, print_json
+from petal.fingerprint import canonical_form, fingerprint
+from petal.seed import Problem, Seed, SeedError, load_seed
+from petal.spack_environment import render_spack_yaml
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    seed = subparsers.add_parser(
+        "seed",
+        help="check a seed file: validate it, print its fingerprint or its Spack environment",
+        description="Work with seed files (see docs/SEEDS.md) without touching AWS.",
+    )
+    commands = seed.add_subparsers(dest="seed_command", metavar="COMMAND", required=True)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check seeds; exit 0 when all are valid, 2 otherwise",
+        description="Check one or more seed files. Every problem is printed with the "
+        "file, the line, the field and what is allowed.",
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="seed YAML file(s)")
+    validate.add_argument("--json", action="store_true", help="machine-readable result")
+    validate.set_defaults(func=_validate)
+
+    fp = commands.add_parser(
+        "fingerprint",
+        help="print the seed's fingerprint (sha256:...)",
+        description="Print the fingerprint that tags the seed's snapshot. It covers what "
+        "decides the bytes on the volume: Spack version, compilers, packages, mirrors and "
+        "module system; not the name, description, os, architecture, volume or cluster.",
+    )
+    fp.add_argument("file", metavar="FILE", help="seed YAML file")
+    fp.add_argument("--json", action="store_true", help="also print the hashed canonical form")
+    fp.set_defaults(func=_fingerprint)
+
+    render = commands.add_parser(
+        "render",
+        help="print the spack.yaml the builder will install",
+        description="Print the Spack environment (spack.yaml) a build of this seed installs "
+        "under /shared/spack.",
+    )
+    render.add_argument("file", metavar="FILE", help="seed YAML file")
+    render.add_argument("--json", action="store_true", help="wrap the result in JSON")
+    render.set_defaults(func=_render)
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {"line": problem.line, "path": problem.path, "message": problem.message}
+
+
+def _load(file: str, as_json: bool) -> Seed | None:
+    """The seed, or None after reporting why it is invalid."""
+    try:
+        seed = load_seed(file)
+    except SeedError as failure:
+        if as_json:
+            print_json({"file": file, "valid": False, **_problems_json(failure.problems)})
+        else:
+            sys.stderr.write(str(failure) + "\n")
+        return None
+    if not as_json:
+        for warning in seed.warnings:
+            sys.stderr.write(warning.format(file) + "\n")
+    return seed
+
+
+def _problems_json(problems: list[Problem] | tuple[Problem, ...]) -> dict[str, Any]:
+    return {
+        "errors": [_problem_json(p) for p in problems if p.severity == "error"],
+        "warnings": [_problem_json(p) for p in problems if p.severity == "warning"],
+    }
+
+
+def _validate(args: argparse.Namespace) -> int:
+    results: list[dict[str, Any]] = []
+    failed = False
+    for file in args.files:
+        try:
+            seed = load_seed(file)
+        except SeedError as failure:
+            failed = True
+            results.append({"file": file, "valid": False, **_problems_json(failure.problems)})
+            if not args.json:
+                sys.stderr.write(str(failure) + "\n")
+            continue
+        results.append(
+            {
+                "file": file,
+                "valid": True,
+                "name": seed.name,
+                "fingerprint": fingerprint(seed),
+                "variant": {"os": seed.os, "architecture": seed.architecture},
+                **_problems_json(seed.warnings),
+            }
+        )
+        if not args.json:
+            for warning in seed.warnings:
+                sys.stderr.write(warning.format(file) + "\n")
+            packages = len(seed.software.packages)
+            print(f"{file}: valid ({seed.name}, {packages} packages, {fingerprint(seed)})")
+    if args.json:
+        print_json(results if len(results) > 1 else results[0])
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    seed = _load(args.file, args.json)
+    if seed is None:
+        return EXIT_INVALID
+    if args.json:
+        print_json(
+            {
+                "file": args.file,
+                "fingerprint": fingerprint(seed),
+                "canonical_form": canonical_form(seed),
+            }
+        )
+    else:
+        print(fingerprint(seed))
+    return EXIT_OK
+
+
+def _render(args: argparse.Namespace) -> int:
+    seed = _load(args.file, args.json)
+    if seed is None:
+        return EXIT_INVALID
+    text = render_spack_yaml(seed, fingerprint(seed))
+    if args.json:
+        print_json({"file": args.file, "fingerprint": fingerprint(seed), "spack_yaml": text})
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
