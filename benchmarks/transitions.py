@@ -1,0 +1,61 @@
+"""State transitions of a complete build: a 1-minute install against a 90-minute one.
+
+Standard workflows are billed per state transition, and a build must not pay for
+waiting: the install is one task that ends by callback (SSM status event -> callback
+-> SendTaskSuccess), kept alive by heartbeats that are not transitions. So both runs
+must enter exactly the same states. The install's duration is simulated (the builder
+agent's log timestamps and heartbeat count), not waited for.
+
+    .venv/bin/python benchmarks/transitions.py
+
+Exit status 0 when the two counts are equal, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from petal.deployment_contract import LOG_HEARTBEAT_FUNCTION  # noqa: E402
+from petal.local_aws import LocalAws, SimulatedInstall  # noqa: E402
+from petal.seed import load_seed  # noqa: E402
+
+SEED = REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml"
+
+
+def run(install_minutes: float) -> tuple[list[str], int, int]:
+    """(states entered, history events, heartbeat deliveries) of one complete build."""
+    install = SimulatedInstall(minutes=install_minutes, heartbeat_minutes=5)
+    with LocalAws(REPO_ROOT, install=install, log_level="ERROR") as aws:
+        result = aws.build({"seed": load_seed(SEED).to_document(), "build_id": "bench"})
+        if result.status != "SUCCEEDED":
+            raise SystemExit(f"the build did not succeed: {result.error}: {result.cause}")
+        states = aws.states_entered(result.execution_arn)
+        events = len(aws.history(result.execution_arn))
+        beats = sum(1 for module, _, _ in aws.event_results if module == LOG_HEARTBEAT_FUNCTION)
+    return states, events, beats
+
+
+def main() -> int:
+    runs = {minutes: run(minutes) for minutes in (1, 90)}
+    for minutes, (states, events, beats) in runs.items():
+        print(f"install of {minutes} simulated minute(s):")
+        print(f"  states entered (transitions): {len(states)}")
+        print(f"  history events:               {events}")
+        print(f"  heartbeat deliveries:         {beats}")
+        counts = Counter(states)
+        print("  " + ", ".join(f"{name}×{n}" if n > 1 else name for name, n in counts.items()))
+    (short, _, _), (long, _, _) = runs[1], runs[90]
+    if short == long:
+        print(f"equal: {len(short)} transitions either way; the install is waited for by callback")
+        return 0
+    print("NOT EQUAL: the install costs transitions (polling?)")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Build step CleanUp (after success, and from every step's Catch): remove the builder
+and the volume, release the lock, record the outcome, emit the build metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from lambdas.clients import client
+from lambdas.observability import add_metric, correlate, lambda_handler, logger
+from petal import build_steps
+from petal.build_config import BuildConfig
+from petal.build_records import BuildTable, utc_now
+
+
+@lambda_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    correlate(build_steps.build_id_hint(event))
+    config = BuildConfig.from_environ()
+    outcome = build_steps.cleanup(
+        event,
+        ec2=client("ec2"),
+        table=BuildTable(client("dynamodb"), config.table_name),
+        now=utc_now(),
+    )
+    if outcome.status == "SUCCEEDED":
+        add_metric("BuildSucceeded", 1)
+        logger.info("build succeeded", extra={"snapshot_id": outcome.snapshot_id})
+    else:
+        add_metric("BuildFailed", 1)
+        logger.warning(outcome.cause or "build failed", extra={"step": outcome.failed_step})
+    if outcome.duration_seconds is not None:
+        add_metric("BuildDurationSeconds", outcome.duration_seconds, MetricUnit.Seconds)
+    return outcome.to_json()

@@ -1,0 +1,41 @@
+"""Scheduled: remove builder instances and volumes that outlived the build timeout and
+belong to no running build; release their locks and close their records.
+
+The event may set "older_than_minutes" to sweep sooner (e.g. after stopping a build).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from lambdas.clients import client
+from lambdas.observability import add_metric, lambda_handler, logger
+from petal.aws_errors import InvalidBuildRequest
+from petal.build_config import BuildConfig
+from petal.build_janitor import MARGIN, sweep
+from petal.build_records import BuildTable, utc_now
+
+
+@lambda_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    config = BuildConfig.from_environ()
+    max_age = timedelta(minutes=config.build_timeout_minutes) + MARGIN
+    override = event.get("older_than_minutes") if isinstance(event, dict) else None
+    if override is not None:
+        if not isinstance(override, int) or isinstance(override, bool) or override < 0:
+            raise InvalidBuildRequest(
+                f"older_than_minutes must be a whole number of minutes >= 0, not {override!r}"
+            )
+        max_age = timedelta(minutes=override)
+    report = sweep(
+        ec2=client("ec2"),
+        sfn=client("stepfunctions"),
+        table=BuildTable(client("dynamodb"), config.table_name),
+        now=utc_now(),
+        max_age=max_age,
+    )
+    add_metric("JanitorTerminatedInstances", len(report.terminated_instances))
+    add_metric("JanitorDeletedVolumes", len(report.deleted_volumes))
+    logger.info("janitor sweep", extra=report.to_json())
+    return report.to_json()

@@ -1,0 +1,213 @@
+"""Core logic of the build steps (petal.build_steps, petal.build_intake) without the
+state machine: the handlers' functions called with moto's clients."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from petal.aws_errors import CleanupPending, InvalidBuildRequest
+from petal.build_intake import NotASeedUpload, SeedUpload, intake_build_id, seed_upload
+from petal.build_records import BuildRecord, BuildTable, iso, table_definition
+from petal.build_steps import (
+    cleanup,
+    describe_failure,
+    failure_message,
+    prepare,
+    public_error_name,
+    snapshot_tags,
+)
+from petal.seed import load_seed
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SEED = load_seed(REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml")
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
+EXECUTION = {"name": "b1", "arn": "arn:exec:b1", "start_time": "2025-03-01T00:00:00Z"}
+SETTINGS = {"bootstrap_heartbeat_seconds": 900}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, BuildTable]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(**table_definition("builds"))
+        yield boto3.client("ec2", region_name="us-east-1"), BuildTable(dynamodb, "builds")
+
+
+def no_s3(bucket: str, key: str, version: str | None) -> bytes:
+    raise AssertionError("no S3 read expected")
+
+
+def test_prepare_rejects_a_timeout_within_the_heartbeat_window(aws: tuple[Any, BuildTable]) -> None:
+    ec2, table = aws
+    document = SEED.to_document()
+    document["build"]["timeout_minutes"] = 30
+    event = {
+        "request": {"seed": document},
+        "execution": EXECUTION,
+        "settings": {"bootstrap_heartbeat_seconds": 1800},
+    }
+    with pytest.raises(InvalidBuildRequest, match=r"build\.timeout_minutes"):
+        prepare(event, ec2=ec2, read_seed=no_s3, table=table, now=NOW)
+    assert table.list_builds() == []
+
+
+def test_prepare_without_an_official_ami_creates_nothing(aws: tuple[Any, BuildTable]) -> None:
+    ec2, table = aws
+    event = {"request": {"seed": SEED.to_document()}, "execution": EXECUTION, "settings": SETTINGS}
+    with pytest.raises(Exception, match="official ParallelCluster AMI"):
+        prepare(event, ec2=ec2, read_seed=no_s3, table=table, now=NOW)
+    assert table.list_builds() == []
+    assert list(table.locks()) == []
+
+
+def test_cleanup_is_idempotent_and_waits_for_detaching_volumes(aws: tuple[Any, BuildTable]) -> None:
+    ec2, table = aws
+    table.create_build(
+        BuildRecord(
+            build_id="b1",
+            status="RUNNING",
+            started_at=iso(NOW),
+            fingerprint="sha256:" + "0" * 64,
+            os="alinux2023",
+            architecture="x86_64",
+            execution_arn=EXECUTION["arn"],
+        )
+    )
+    table.acquire_lock(
+        "sha256:" + "0" * 64,
+        "alinux2023",
+        "x86_64",
+        build_id="b1",
+        execution_arn=EXECUTION["arn"],
+        now=NOW,
+        expires_at=NOW,
+    )
+    tags = [{"Key": "petal:managed", "Value": "true"}, {"Key": "petal:build-id", "Value": "b1"}]
+    image = ec2.register_image(Name="builder-image", RootDeviceName="/dev/xvda")["ImageId"]
+    instance = ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+    )["Instances"][0]
+    volume = ec2.create_volume(
+        AvailabilityZone=instance["Placement"]["AvailabilityZone"],
+        Size=1,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": tags}],
+    )["VolumeId"]
+    ec2.attach_volume(VolumeId=volume, InstanceId=instance["InstanceId"], Device="/dev/sdf")
+    # The state knows nothing (launch failed before returning): tags find both.
+    event = {
+        "state": {"failure": {"launch": {"Error": "InjectedFailure", "Cause": "boom"}}},
+        "execution": EXECUTION,
+    }
+
+    first = cleanup(event, ec2=ec2, table=table, now=NOW)
+
+    assert first.status == "FAILED" and first.failed_step == "launch"
+    assert (
+        ec2.describe_volumes(Filters=[{"Name": "tag:petal:build-id", "Values": ["b1"]}])["Volumes"]
+        == []
+    )
+    again = cleanup(event, ec2=ec2, table=table, now=NOW)
+    assert again.status == "FAILED" and again.removed == ()
+    record = table.get_build("b1")
+    assert record is not None and record.status == "FAILED"
+    assert record.error is not None and record.error.error == "InjectedFailure"
+    assert list(table.locks()) == []
+
+
+def test_cleanup_of_someone_elses_build_id_touches_nothing(aws: tuple[Any, BuildTable]) -> None:
+    ec2, table = aws
+    table.create_build(
+        BuildRecord(build_id="b1", status="RUNNING", started_at=iso(NOW), execution_arn="other")
+    )
+    event = {
+        "state": {"failure": {"prepare": {"Error": "InvalidBuildRequest", "Cause": "taken"}}},
+        "execution": EXECUTION,
+    }
+    outcome = cleanup(event, ec2=ec2, table=table, now=NOW)
+    assert outcome.status == "FAILED"
+    record = table.get_build("b1")
+    assert record is not None and record.status == "RUNNING"
+
+
+def test_cleanup_pending_is_raised_while_a_volume_detaches(aws: tuple[Any, BuildTable]) -> None:
+    _, table = aws
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    event = {"state": {"resources": {"volume_id": "vol-0123456789abcdef0"}}, "execution": EXECUTION}
+    with Stubber(ec2) as stub:
+        stub.add_response(
+            "describe_volumes",
+            {
+                "Volumes": [
+                    {
+                        "VolumeId": "vol-0123456789abcdef0",
+                        "State": "in-use",
+                        "Attachments": [{"InstanceId": "i-1", "State": "detaching"}],
+                    }
+                ]
+            },
+            {"VolumeIds": ["vol-0123456789abcdef0"]},
+        )
+        with pytest.raises(CleanupPending, match="vol-0123456789abcdef0"):
+            cleanup(event, ec2=ec2, table=table, now=NOW)
+
+
+def test_failure_messages_name_step_reason_and_remedy() -> None:
+    cause = json.dumps({"errorType": "NoBuilderCapacity", "errorMessage": "no c6a.xlarge anywhere"})
+    step, error, text = describe_failure(
+        {"launch": {"Error": "NoBuilderCapacity", "Cause": cause}}, "b1", None
+    )
+    assert (step, error) == ("launch", "NoBuilderCapacity")
+    assert text.startswith(
+        "Build b1 failed in step launch (NoBuilderCapacity): no c6a.xlarge anywhere"
+    )
+    assert "petal:subnetIds" in text
+    _, _, plain = describe_failure({"bootstrap": {"Error": "States.Timeout"}}, "b2", None)
+    assert "(no details)" in plain and "raise build.timeout_minutes" in plain
+    assert failure_message("not json") == "not json"
+    assert public_error_name("States.HeartbeatTimeout") == "HeartbeatTimeout"
+    assert public_error_name("BootstrapFailed") == "BootstrapFailed"
+
+
+def test_snapshot_tags_and_description_inputs() -> None:
+    build = {
+        "build_id": "b1",
+        "seed_name": "bioinformatics",
+        "fingerprint": "sha256:" + "f" * 64,
+        "os": "alinux2023",
+        "architecture": "x86_64",
+        "spack_version": "v0.23.0",
+        "packages": ["gcc@11.3.0", "samtools@1.17"],
+    }
+    tags = snapshot_tags(build)
+    assert tags["petal:packages"] == "gcc@11.3.0, samtools@1.17"
+    assert tags["petal:managed"] == "true"
+    assert all(len(v) <= 256 for v in tags.values())
+
+
+def test_intake_ids_follow_the_object_version() -> None:
+    one = SeedUpload("bucket", "seeds/Bio Stack.yaml", "v1", "e1")
+    assert intake_build_id(one) == intake_build_id(one)
+    assert intake_build_id(one).startswith("bio-stack-")
+    assert intake_build_id(one) != intake_build_id(
+        SeedUpload("bucket", "seeds/Bio Stack.yaml", "v2", "e1")
+    )
+    # Unversioned buckets: the ETag tells uploads apart.
+    assert SeedUpload("b", "k", None, "etag1").version == "etag-etag1"
+    with pytest.raises(NotASeedUpload):
+        seed_upload({"detail-type": "Object Deleted", "detail": {}})
+    with pytest.raises(NotASeedUpload):
+        seed_upload({"detail-type": "Object Created", "detail": {"bucket": {}}})
