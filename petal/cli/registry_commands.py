@@ -1,0 +1,378 @@
+"""`petal registry snapshots list | search | info | regions | check | update`.
+
+These read the snapshot registry only (no AWS call): what a registry offers. Whether a
+snapshot is actually usable from your account is decided by `petal create`, which
+confirms every registry entry with EC2 first (docs/REGISTRY.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from petal.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, error, is_terminal, print_json
+from petal.fingerprint import fingerprint
+from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
+from petal.registry import IndexEntry, RegistryClient, RegistryError, SnapshotVariant, StackMetadata
+from petal.seed import SeedError, load_seed
+from petal.user_config import UserConfig, UserConfigError, load_user_config
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    registry = subparsers.add_parser(
+        "registry",
+        help="browse the snapshot registry (pre-built software volumes)",
+        description="Browse a snapshot registry: which software stacks it offers, in "
+        "which regions, for which OS and architecture. See docs/REGISTRY.md.",
+    )
+    groups = registry.add_subparsers(dest="registry_command", metavar="COMMAND", required=True)
+    snapshots = groups.add_parser(
+        "snapshots",
+        help="list, search and inspect the registry's software stacks",
+        description="Commands on the registry's snapshot index and stack metadata.",
+    )
+    commands = snapshots.add_subparsers(dest="snapshots_command", metavar="COMMAND", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--registry-url",
+        metavar="URL",
+        help="registry base URL (default: PETAL_REGISTRY_URL, registry.url in "
+        "~/.petal/config.yaml, else the official registry)",
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    listing = commands.add_parser("list", parents=[common], help="list every stack")
+    listing.set_defaults(func=_list)
+
+    search = commands.add_parser(
+        "search",
+        parents=[common],
+        help="find stacks whose name, description or packages contain TEXT",
+    )
+    search.add_argument("text", metavar="TEXT")
+    search.set_defaults(func=_search)
+
+    info = commands.add_parser("info", parents=[common], help="show one stack and its variants")
+    info.add_argument("name", metavar="NAME")
+    info.set_defaults(func=_info)
+
+    regions = commands.add_parser(
+        "regions", parents=[common], help="list the regions (and variants) of one stack"
+    )
+    regions.add_argument("name", metavar="NAME")
+    regions.set_defaults(func=_regions)
+
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="does the registry have a snapshot for this seed? (exit 0 yes, 1 no)",
+        description="Look the seed's fingerprint up in the registry. --region, --os and "
+        "--arch narrow the variants (default: the seed's os and architecture).",
+    )
+    check.add_argument("--seed", required=True, metavar="FILE", help="seed YAML file")
+    check.add_argument("--region", help="only variants in this region")
+    check.add_argument("--os", help="operating system (default: the seed's)")
+    check.add_argument("--arch", choices=ARCHITECTURES, help="architecture (default: the seed's)")
+    check.set_defaults(func=_check)
+
+    update = commands.add_parser(
+        "update",
+        parents=[common],
+        help="refresh the local registry cache",
+        description="Revalidate the cached index and every stack document now, whatever "
+        "their age (conditional requests: unchanged documents are not downloaded again).",
+    )
+    update.set_defaults(func=_update)
+
+
+# --- shared plumbing -----------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> RegistryClient | None:
+    """The registry client, or None after reporting bad settings (exit 2)."""
+    try:
+        config: UserConfig = load_user_config()
+        if args.registry_url:
+            config = config.with_registry_url(args.registry_url)
+        return RegistryClient(
+            config.registry.url,
+            ttl_seconds=config.registry.cache_ttl_seconds,
+            timeout=config.registry.timeout_seconds,
+        )
+    except (UserConfigError, RegistryError) as failure:
+        error(str(failure))
+        return None
+
+
+def _warn(client: RegistryClient) -> None:
+    for warning in client.warnings:
+        sys.stderr.write(f"petal: warning: {warning}\n")
+
+
+def _entry_json(entry: IndexEntry) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "fingerprint": entry.fingerprint,
+        "description": entry.description,
+        "packages": list(entry.packages),
+        "metadata_url": entry.metadata_url,
+    }
+
+
+def _variant_json(variant: SnapshotVariant) -> dict[str, Any]:
+    return {
+        "region": variant.region,
+        "snapshot_id": variant.snapshot_id,
+        "os": variant.os,
+        "registry_os": operating_system(variant.os).registry_name,
+        "architecture": variant.architecture,
+        "size_gb": variant.size_gb,
+        "aws_account": variant.aws_account,
+        "description": variant.description,
+    }
+
+
+def _stack_json(stack: StackMetadata) -> dict[str, Any]:
+    return {
+        "name": stack.name,
+        "description": stack.description,
+        "fingerprint": stack.fingerprint,
+        "aws_account": stack.aws_account,
+        "seed_url": stack.seed_url,
+        "packages": list(stack.packages),
+        "public": stack.public,
+        "verified": stack.verified,
+        "created": stack.created,
+        "updated": stack.updated,
+        "metadata_url": stack.url,
+        "variants": [_variant_json(v) for v in stack.variants],
+    }
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table on a terminal, tab-separated lines otherwise (for grep and cut)."""
+    if is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    for row in rows:
+        print("\t".join(row))
+
+
+def _run(args: argparse.Namespace, body: Any) -> int:
+    client = _client(args)
+    if client is None:
+        return EXIT_INVALID
+    try:
+        code: int = body(client)
+    except RegistryError as failure:
+        _warn(client)
+        if args.json:
+            print_json({"registry": client.base_url, "error": str(failure)})
+        else:
+            error(str(failure))
+        return EXIT_FAILURE
+    _warn(client)
+    return code
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    def body(client: RegistryClient) -> int:
+        index = client.index()
+        if args.json:
+            print_json(
+                {
+                    "registry": client.base_url,
+                    "version": index.version,
+                    "snapshots": [_entry_json(e) for e in index.entries],
+                }
+            )
+        else:
+            rows = [(e.name, e.fingerprint[:19] + "...", e.description) for e in index.entries]
+            _table(f"Snapshots in {client.base_url}", ("NAME", "FINGERPRINT", "DESCRIPTION"), rows)
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def _search(args: argparse.Namespace) -> int:
+    needle = args.text.lower()
+
+    def body(client: RegistryClient) -> int:
+        # The index carries names, descriptions and package lists, so a search is one
+        # request however many stacks there are.
+        hits = [
+            e
+            for e in client.index().entries
+            if needle in e.name.lower()
+            or needle in e.description.lower()
+            or any(needle in p.lower() for p in e.packages)
+        ]
+        if args.json:
+            print_json(
+                {
+                    "registry": client.base_url,
+                    "query": args.text,
+                    "snapshots": [_entry_json(e) for e in hits],
+                }
+            )
+        elif hits:
+            rows = [(e.name, e.fingerprint[:19] + "...", e.description) for e in hits]
+            _table(f"Matching {args.text!r}", ("NAME", "FINGERPRINT", "DESCRIPTION"), rows)
+        else:
+            sys.stderr.write(f"no stack matches {args.text!r}\n")
+        return EXIT_OK if hits else EXIT_FAILURE
+
+    return _run(args, body)
+
+
+def _info(args: argparse.Namespace) -> int:
+    def body(client: RegistryClient) -> int:
+        stack = client.stack(args.name)
+        if args.json:
+            print_json({"registry": client.base_url, **_stack_json(stack)})
+            return EXIT_OK
+        print(f"{stack.name}: {stack.description}")
+        print(f"  fingerprint: {stack.fingerprint}")
+        print(f"  owner: AWS account {stack.aws_account}")
+        if stack.packages:
+            print(f"  packages: {', '.join(stack.packages)}")
+        if stack.seed_url:
+            print(f"  seed: {stack.seed_url}")
+        flags = [f"{k}={v}" for k, v in (("public", stack.public), ("verified", stack.verified))]
+        dates = [
+            f"{k} {v}" for k, v in (("created", stack.created), ("updated", stack.updated)) if v
+        ]
+        print(f"  {', '.join(flags + dates)}")
+        rows = [
+            (v.region, v.snapshot_id, v.os, v.architecture, f"{v.size_gb} GiB", v.description)
+            for v in stack.variants
+        ]
+        _table("Variants", ("REGION", "SNAPSHOT", "OS", "ARCH", "SIZE", "DESCRIPTION"), rows)
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def _regions(args: argparse.Namespace) -> int:
+    def body(client: RegistryClient) -> int:
+        stack = client.stack(args.name)
+        regions: list[dict[str, Any]] = [
+            {
+                "region": region,
+                "variants": [
+                    {
+                        "snapshot_id": v.snapshot_id,
+                        "os": v.os,
+                        "architecture": v.architecture,
+                        "size_gb": v.size_gb,
+                    }
+                    for v in stack.variants
+                    if v.region == region
+                ],
+            }
+            for region in stack.regions()
+        ]
+        if args.json:
+            print_json({"registry": client.base_url, "name": stack.name, "regions": regions})
+        else:
+            rows = [
+                (
+                    region,
+                    ", ".join(
+                        f"{v.os}/{v.architecture}/{v.size_gb} GiB"
+                        for v in stack.variants
+                        if v.region == region
+                    ),
+                )
+                for region in stack.regions()
+            ]
+            _table(f"Regions of {stack.name}", ("REGION", "VARIANTS"), rows)
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        seed = load_seed(args.seed)
+        os_name = operating_system(args.os).name if args.os else seed.os
+    except SeedError as failure:
+        sys.stderr.write(str(failure) + "\n")
+        return EXIT_INVALID
+    except UnknownOperatingSystem as failure:
+        error(f"--os: {failure}")
+        return EXIT_INVALID
+    arch = args.arch or seed.architecture
+    fp = fingerprint(seed)
+
+    def body(client: RegistryClient) -> int:
+        stack = client.find(fp)
+        variants = [
+            v
+            for v in (stack.variants if stack else ())
+            if v.os == os_name
+            and v.architecture == arch
+            and (args.region is None or v.region == args.region)
+        ]
+        found = bool(variants)
+        if args.json:
+            print_json(
+                {
+                    "registry": client.base_url,
+                    "seed": args.seed,
+                    "fingerprint": fp,
+                    "os": os_name,
+                    "architecture": arch,
+                    "region": args.region,
+                    "found": found,
+                    "stack": stack.name if stack else None,
+                    "variants": [_variant_json(v) for v in variants],
+                }
+            )
+        elif found and stack is not None:
+            where = ", ".join(sorted({v.region for v in variants}))
+            print(f"{args.seed}: {stack.name} has {os_name}/{arch} snapshots in {where}")
+            print(f"  create a cluster with: petal create --seed {args.seed} --name <cluster>")
+        else:
+            offered = "" if stack is None else f" ({stack.name} offers other variants)"
+            print(f"{args.seed}: no {os_name}/{arch} snapshot in the registry for {fp}{offered}")
+            print(f"  build one with: petal build --seed {args.seed}")
+        return EXIT_OK if found else EXIT_FAILURE
+
+    return _run(args, body)
+
+
+def _update(args: argparse.Namespace) -> int:
+    def body(client: RegistryClient) -> int:
+        result = client.update()
+        if args.json:
+            print_json(
+                {
+                    "registry": result.registry,
+                    "documents": result.documents,
+                    "downloaded": result.downloaded,
+                    "not_modified": result.not_modified,
+                }
+            )
+        else:
+            print(
+                f"{result.registry}: {result.documents} documents checked, "
+                f"{result.downloaded} downloaded, {result.not_modified} unchanged"
+            )
+        return EXIT_OK
+
+    return _run(args, body)

@@ -1,0 +1,380 @@
+"""The registry client over real HTTP: request bounds, the ETag cache, and malformed
+registry data of every kind rejected with a message naming the document and field."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from petal.fingerprint import fingerprint
+from petal.platforms import OPERATING_SYSTEMS
+from petal.registry import (
+    MAX_DOCUMENT_BYTES,
+    RegistryClient,
+    RegistryError,
+    StackNotFound,
+    default_cache_dir,
+)
+from petal.seed import parse_seed
+from tests.data.registry.registry_server import BAD, RegistryServer, good_files
+
+BIO_FP = "sha256:b0d9ba9061a5149075694a63883706883fadb32066c103b67735e2a627046562"
+SNAPSHOT_ID = re.compile(r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def server() -> Iterator[RegistryServer]:
+    registry = RegistryServer()
+    yield registry
+    registry.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def client_for(
+    server: RegistryServer, cache: Path, clock: Clock | None = None, **kwargs: object
+) -> RegistryClient:
+    return RegistryClient(
+        server.url,
+        cache_dir=cache,
+        ttl_seconds=600,
+        timeout=5,
+        clock=clock or Clock(),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# --- request bounds and the cache ------------------------------------------------------
+
+
+def test_cold_lookup_costs_two_requests_and_warm_lookup_none(
+    server: RegistryServer, tmp_path: Path, clock: Clock
+) -> None:
+    stack = client_for(server, tmp_path, clock).find(BIO_FP)
+    assert stack is not None and stack.name == "bioinformatics-v1"
+    assert server.requests() == 2
+    server.reset_hits()
+    # A new client (a new `petal` process) with the same cache, within the TTL.
+    again = client_for(server, tmp_path, clock).find(BIO_FP)
+    assert again == stack
+    assert server.requests() == 0
+
+
+def test_two_requests_however_many_stacks_the_index_lists(
+    server: RegistryServer, tmp_path: Path
+) -> None:
+    index = json.loads(server.files["snapshots/index.json"])
+    for n in range(3000):
+        index["snapshots"].append({"name": f"stack-{n}", "fingerprint": f"sha256:{n:064x}"})
+    server.files["snapshots/index.json"] = json.dumps(index).encode()
+    client = client_for(server, tmp_path)
+    assert client.find(BIO_FP) is not None
+    assert client.find("sha256:" + "f" * 64) is None
+    assert server.requests() == 2
+
+
+def test_unknown_fingerprint_costs_one_request(server: RegistryServer, tmp_path: Path) -> None:
+    assert client_for(server, tmp_path).find("sha256:" + "e" * 64) is None
+    assert server.requests() == 1
+
+
+def test_after_the_ttl_documents_are_revalidated_with_304(
+    server: RegistryServer, tmp_path: Path, clock: Clock
+) -> None:
+    client_for(server, tmp_path, clock).find(BIO_FP)
+    server.reset_hits()
+    clock.now += 601
+    stack = client_for(server, tmp_path, clock).find(BIO_FP)
+    assert stack is not None
+    assert [(h.status, h.conditional) for h in server.hits] == [(304, True), (304, True)]
+    server.reset_hits()
+    # The 304 renewed the copies: within the new TTL, no request at all.
+    client_for(server, tmp_path, clock).find(BIO_FP)
+    assert server.requests() == 0
+
+
+def test_a_changed_document_is_downloaded_again(
+    server: RegistryServer, tmp_path: Path, clock: Clock
+) -> None:
+    client_for(server, tmp_path, clock).find(BIO_FP)
+    doc = json.loads(server.files["snapshots/bioinformatics-v1.json"])
+    doc["description"] = "updated"
+    server.files["snapshots/bioinformatics-v1.json"] = json.dumps(doc).encode()
+    clock.now += 601
+    server.reset_hits()
+    stack = client_for(server, tmp_path, clock).find(BIO_FP)
+    assert stack is not None and stack.description == "updated"
+    assert [h.status for h in server.hits] == [304, 200]
+
+
+def test_update_revalidates_every_document_whatever_its_age(
+    server: RegistryServer, tmp_path: Path, clock: Clock
+) -> None:
+    client = client_for(server, tmp_path, clock)
+    first = client.update()
+    assert (first.documents, first.downloaded, first.not_modified) == (4, 4, 0)
+    server.reset_hits()
+    second = client_for(server, tmp_path, clock).update()
+    assert (second.documents, second.downloaded, second.not_modified) == (4, 0, 4)
+    assert all(h.conditional and h.status == 304 for h in server.hits)
+
+
+def test_without_etags_the_ttl_still_bounds_requests(
+    server: RegistryServer, tmp_path: Path, clock: Clock
+) -> None:
+    server.etags = False
+    client_for(server, tmp_path, clock).find(BIO_FP)
+    client_for(server, tmp_path, clock).find(BIO_FP)
+    assert server.requests() == 2
+    clock.now += 601
+    client_for(server, tmp_path, clock).find(BIO_FP)
+    assert [h.status for h in server.hits[2:]] == [200, 200]
+
+
+def test_stale_copy_is_used_with_a_warning_when_the_registry_fails(
+    server: RegistryServer, tmp_path: Path, clock: Clock
+) -> None:
+    client_for(server, tmp_path, clock).find(BIO_FP)
+    clock.now += 601
+    server.status["snapshots/index.json"] = 500
+    client = client_for(server, tmp_path, clock)
+    assert client.find(BIO_FP) is not None
+    assert any("HTTP 500" in w and "cached copy" in w for w in client.warnings)
+
+
+def test_a_cache_file_that_no_longer_validates_is_fetched_again(
+    server: RegistryServer, tmp_path: Path, clock: Clock
+) -> None:
+    client_for(server, tmp_path, clock).find(BIO_FP)
+    for body in tmp_path.rglob("*.body"):
+        body.write_bytes(b"{ broken")
+    server.reset_hits()
+    assert client_for(server, tmp_path, clock).find(BIO_FP) is not None
+    assert server.requests() == 2
+
+
+def test_an_unwritable_cache_only_costs_requests(server: RegistryServer, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    client = client_for(server, blocked)
+    assert client.find(BIO_FP) is not None
+    assert any("not writable" in w for w in client.warnings)
+
+
+def test_cache_location_follows_xdg(tmp_path: Path) -> None:
+    assert default_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "petal"
+    assert default_cache_dir({"XDG_CACHE_HOME": "relative"}) == Path.home() / ".cache/petal"
+    assert default_cache_dir({}) == Path.home() / ".cache" / "petal"
+
+
+# --- what the client returns -----------------------------------------------------------
+
+
+def test_stack_metadata_is_parsed_with_os_names_normalised(
+    server: RegistryServer, tmp_path: Path
+) -> None:
+    client = client_for(server, tmp_path)
+    stack = client.stack("bioinformatics-v1")
+    assert stack.aws_account == "999888777666"
+    assert stack.regions() == ("eu-west-1", "us-east-1", "us-west-2")
+    assert {v.os for v in stack.variants} == {"alinux2023", "ubuntu2404"}
+    assert all(SNAPSHOT_ID.match(v.snapshot_id) for v in stack.variants)
+    # An index entry without metadata_url reads <name>.json next to the index.
+    assert client.stack("machine-learning-v1").variants[0].size_gb == 300
+
+
+def test_unknown_stack_name_is_a_clear_error(server: RegistryServer, tmp_path: Path) -> None:
+    with pytest.raises(StackNotFound, match="no stack named 'genomics'; it lists: bioinf"):
+        client_for(server, tmp_path).stack("genomics")
+
+
+def test_seed_file_is_served_and_matches_the_fingerprint(
+    server: RegistryServer, tmp_path: Path
+) -> None:
+    text = client_for(server, tmp_path).seed_text("bioinformatics-v1")
+    assert fingerprint(parse_seed(text)) == BIO_FP
+
+
+def test_fixture_fingerprints_match_their_seed() -> None:
+    files = good_files()
+    seed = parse_seed(files["seeds/bioinformatics-v1.yaml"])
+    index = json.loads(files["snapshots/index.json"])
+    assert index["snapshots"][0]["fingerprint"] == fingerprint(seed) == BIO_FP, (
+        "petal.fingerprint changed: regenerate the fixture registry's fingerprints"
+    )
+
+
+def test_stack_schema_accepts_every_os_spelling_and_only_those() -> None:
+    schema_path = Path("petal/schemas/registry_stack.schema.json")
+    schema = json.loads(schema_path.read_text())
+    enum = set(schema["properties"]["snapshots"]["items"]["properties"]["os"]["enum"])
+    names = {os.name for os in OPERATING_SYSTEMS.values()}
+    names |= {os.registry_name for os in OPERATING_SYSTEMS.values()}
+    assert enum == names
+
+
+# --- malformed registry data -----------------------------------------------------------
+
+INDEX = "snapshots/index.json"
+BIO = "snapshots/bioinformatics-v1.json"
+
+
+@pytest.mark.parametrize(
+    ("target", "fixture", "field", "message"),
+    [
+        (INDEX, "index-not-json.json", "", "is not valid JSON"),
+        (INDEX, "index-html.html", "", "looks like an HTML page"),
+        (INDEX, "index-wrong-types.json", "snapshots", "must be a list, not an object"),
+        (INDEX, "index-top-level-list.json", "", "must be a JSON object, not a list"),
+        (INDEX, "index-bad-fingerprint.json", "snapshots[1].fingerprint", "'sha256:abc123...'"),
+        (INDEX, "index-outside-url.json", "snapshots[0].metadata_url", "outside the registry"),
+        (INDEX, "index-duplicate-fingerprint.json", "snapshots[2].fingerprint", "repeats"),
+        (INDEX, "index-version-2.json", "version", "'2.0' is not valid: use format version 1"),
+        (BIO, "stack-bad-snapshot-id.json", "snapshots[0].snapshot_id", "'snap-0abc123'"),
+        (BIO, "stack-bad-account.json", "aws_account", "12-digit AWS account id"),
+        (BIO, "stack-bad-region.json", "snapshots[4].region", "'US-WEST-2' is not valid"),
+        (BIO, "stack-size-as-text.json", "snapshots[1].size_gb", "must be a whole number"),
+        (BIO, "stack-fingerprint-mismatch.json", "fingerprint", "differs from the index"),
+        (BIO, "stack-name-mismatch.json", "name", "differs from the index"),
+        (BIO, "stack-map-form.json", "snapshots", "must be a list, not an object"),
+        (BIO, "stack-unknown-os.json", "snapshots[0].os", "'windows2022' is not allowed"),
+        (BIO, "stack-missing-account.json", "aws_account", "is required"),
+        (BIO, "stack-duplicate-snapshot.json", "snapshots[1].snapshot_id", "listed twice"),
+    ],
+)
+def test_malformed_documents_are_rejected_naming_document_and_field(
+    server: RegistryServer, tmp_path: Path, target: str, fixture: str, field: str, message: str
+) -> None:
+    server.files[target] = (BAD / fixture).read_bytes()
+    with pytest.raises(RegistryError) as caught:
+        client_for(server, tmp_path).find(BIO_FP)
+    failure = caught.value
+    assert failure.document == f"{server.url}/{target}"
+    assert failure.field == (field or failure.field)
+    assert message in failure.message
+    assert str(failure).startswith(f"registry document {server.url}/{target}: ")
+
+
+def test_wrongly_typed_values_never_crash(server: RegistryServer, tmp_path: Path) -> None:
+    for body in (b"null", b"42", b'"text"', b"[[[[", b"{}", b'{"version": 1, "snapshots": 2}'):
+        server.files[INDEX] = body
+        with pytest.raises(RegistryError):
+            client_for(server, tmp_path / str(len(body))).index()
+
+
+def test_deeply_nested_json_is_refused(server: RegistryServer, tmp_path: Path) -> None:
+    server.files[INDEX] = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(RegistryError, match=r"nested too deeply|not valid JSON"):
+        client_for(server, tmp_path).index()
+
+
+def test_nan_is_not_a_number_here(server: RegistryServer, tmp_path: Path) -> None:
+    doc = server.files[BIO].replace(b'"size_gb": 500', b'"size_gb": NaN', 1)
+    server.files[BIO] = doc
+    with pytest.raises(RegistryError, match="not valid JSON"):
+        client_for(server, tmp_path).find(BIO_FP)
+
+
+def test_oversized_documents_are_refused(server: RegistryServer, tmp_path: Path) -> None:
+    server.files[INDEX] = b" " * (MAX_DOCUMENT_BYTES + 1) + server.files[INDEX]
+    with pytest.raises(RegistryError, match="larger than 2,097,152 bytes"):
+        client_for(server, tmp_path).index()
+    small = client_for(server, tmp_path / "small", max_bytes=100)
+    server.files[INDEX] = good_files()[INDEX]
+    with pytest.raises(RegistryError, match="larger than 100 bytes"):
+        small.index()
+
+
+def test_not_utf8_is_refused(server: RegistryServer, tmp_path: Path) -> None:
+    server.files[INDEX] = b'{"version": "1.0", "registry": "\xff\xfe", "snapshots": []}'
+    with pytest.raises(RegistryError, match="not UTF-8"):
+        client_for(server, tmp_path).index()
+
+
+def test_missing_index_is_a_404_naming_the_setting(tmp_path: Path) -> None:
+    empty = RegistryServer(files={})
+    try:
+        with pytest.raises(RegistryError) as caught:
+            client_for(empty, tmp_path).index()
+    finally:
+        empty.close()
+    assert "not found (HTTP 404)" in str(caught.value)
+    assert "--registry-url" in str(caught.value)
+    assert caught.value.document.endswith("/snapshots/index.json")
+
+
+def test_missing_stack_document_names_it(server: RegistryServer, tmp_path: Path) -> None:
+    del server.files[BIO]
+    with pytest.raises(RegistryError, match=r"bioinformatics-v1\.json: not found \(HTTP 404\)"):
+        client_for(server, tmp_path).find(BIO_FP)
+
+
+def test_server_errors_without_a_cache_are_reported(server: RegistryServer, tmp_path: Path) -> None:
+    server.status[INDEX] = 503
+    with pytest.raises(RegistryError, match="HTTP 503"):
+        client_for(server, tmp_path).index()
+
+
+def test_unreachable_registry(tmp_path: Path) -> None:
+    gone = RegistryServer()
+    url = gone.url
+    gone.close()
+    client = RegistryClient(url, cache_dir=tmp_path, timeout=2)
+    with pytest.raises(RegistryError, match="cannot be reached"):
+        client.index()
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.com/registry", "registry.example.com", ""]
+)
+def test_only_http_and_https_registries(url: str, tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match=r"http\(s\)://"):
+        RegistryClient(url, cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "../../other-repo/main/snapshots/x.json",
+        "%2e%2e/%2E%2E/other/x.json",
+        "..%2fother.json",
+        "x.json?download=1",
+        "http://127.0.0.2/registry/x.json",
+        "ftp://example.com/x.json",
+    ],
+)
+def test_links_must_stay_inside_the_registry(
+    server: RegistryServer, tmp_path: Path, reference: str
+) -> None:
+    index = json.loads(server.files[INDEX])
+    index["snapshots"][0]["metadata_url"] = reference
+    server.files[INDEX] = json.dumps(index).encode()
+    with pytest.raises(RegistryError, match="outside the registry"):
+        client_for(server, tmp_path).index()
+
+
+def test_redirect_to_another_scheme_is_refused(server: RegistryServer, tmp_path: Path) -> None:
+    server.redirects[INDEX] = "file:///etc/passwd"
+    with pytest.raises(RegistryError, match="HTTP 302"):
+        client_for(server, tmp_path).index()
+
+
+def test_redirect_within_http_is_followed(server: RegistryServer, tmp_path: Path) -> None:
+    server.files["moved/index.json"] = server.files[INDEX]
+    server.redirects[INDEX] = f"{server.url}/moved/index.json"
+    assert client_for(server, tmp_path).index().entries[0].name == "bioinformatics-v1"
