@@ -1,0 +1,44 @@
+"""The build log group: the bootstrap command's output (SSM CloudWatchOutputConfig)
+streams here, and a subscription filter forwards petal's marker lines to the
+log_heartbeat function, which turns them into task heartbeats and progress."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_logs_destinations as destinations
+from constructs import Construct
+
+from petal.deployment_contract import (
+    FAILURE_MARKER,
+    HEARTBEAT_MARKER,
+    PROGRESS_MARKER,
+    STEP_MARKER,
+)
+
+# Every marker the bootstrap prints; anything else (compiler output) never reaches
+# Lambda, which keeps the heartbeat function's invocations to a handful per minute.
+MARKERS = (PROGRESS_MARKER, STEP_MARKER, HEARTBEAT_MARKER, FAILURE_MARKER)
+
+
+class BuildLogs(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, retention: logs.RetentionDays
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "BuildLogGroup",
+            retention=retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def forward_markers_to(self, function: lambda_.IFunction) -> logs.SubscriptionFilter:
+        return logs.SubscriptionFilter(
+            self,
+            "MarkerSubscription",
+            log_group=self.log_group,
+            destination=destinations.LambdaDestination(function),
+            filter_pattern=logs.FilterPattern.any_term(*MARKERS),
+        )

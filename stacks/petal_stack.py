@@ -1,0 +1,147 @@
+"""The petal stack: one construct per concern, wired together here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Environment, Stack
+from constructs import Construct
+
+from petal.deployment_contract import (
+    CALLBACK_FUNCTION,
+    ENV_BUILD_LOG_GROUP,
+    ENV_BUILD_TIMEOUT_MINUTES,
+    ENV_DOCUMENT,
+    ENV_INSTANCE_PROFILE,
+    ENV_NODE_SETUP_URI,
+    ENV_REGISTRY_URL,
+    ENV_SECURITY_GROUP,
+    ENV_SEED_BUCKET,
+    ENV_STATE_MACHINE,
+    ENV_SUBNETS,
+    ENV_TABLE,
+    ENV_TRUSTED_ACCOUNTS,
+    INTAKE_FUNCTION,
+    JANITOR_FUNCTION,
+    LOG_HEARTBEAT_FUNCTION,
+    OUTPUT_BUILD_LOG_GROUP,
+    OUTPUT_DOCUMENT,
+    OUTPUT_RESOLVER,
+    OUTPUT_SEED_BUCKET,
+    OUTPUT_STATE_MACHINE_ARN,
+    OUTPUT_TABLE,
+    RESOLVER_FUNCTION,
+)
+from stacks.bootstrap_document import BootstrapDocument
+from stacks.build_logs import BuildLogs
+from stacks.build_state_machine import BuildStateMachine, state_machine_arn, timing_numbers
+from stacks.builder_identity import BuilderIdentity
+from stacks.builder_network import BuilderNetwork
+from stacks.builds_table import BuildsTable
+from stacks.function_permissions import grant_function_permissions
+from stacks.functions import PetalFunctions
+from stacks.janitor import JanitorSchedule
+from stacks.node_setup import NodeSetupScript
+from stacks.seed_bucket import SeedBucket
+from stacks.settings import PetalSettings
+from stacks.triggers import Triggers
+
+
+class PetalStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: PetalSettings, **kwargs: Any
+    ) -> None:
+        # Only the region is fixed: the account comes from the deploying credentials,
+        # and nothing in the stack needs a context lookup.
+        super().__init__(
+            scope,
+            construct_id,
+            stack_name=settings.stack_name,
+            env=Environment(region=settings.region),
+            description="petal: builds Spack software stacks onto EBS snapshots",
+            **kwargs,
+        )
+        self.settings = settings
+        retention = settings.log_retention
+
+        self.seeds = SeedBucket(self, "Seeds")
+        self.builds = BuildsTable(self, "Builds")
+        self.build_logs = BuildLogs(self, "BuildLogs", retention=retention)
+        self.builder_identity = BuilderIdentity(
+            self, "BuilderIdentity", build_log_group=self.build_logs.log_group
+        )
+        self.builder_network = BuilderNetwork(
+            self,
+            "BuilderNetwork",
+            vpc_id=settings.vpc_id,
+            subnet_ids=settings.subnet_ids,
+            allow_http=settings.builder_http_egress,
+            create_vpc_endpoints=settings.create_vpc_endpoints,
+        )
+        self.document = BootstrapDocument(self, "BootstrapDocument")
+        self.node_setup = NodeSetupScript(
+            self, "NodeSetup", bucket=self.seeds.bucket, retention=retention
+        )
+
+        # Every function gets the whole contract environment: values are not secrets,
+        # and a handler reading a variable it was not given would fail only in AWS.
+        environment = {
+            ENV_TABLE: self.builds.table.table_name,
+            ENV_SEED_BUCKET: self.seeds.bucket.bucket_name,
+            ENV_DOCUMENT: self.document.document_ref,
+            ENV_INSTANCE_PROFILE: self.builder_identity.instance_profile.instance_profile_arn,
+            ENV_SECURITY_GROUP: self.builder_network.security_group.security_group_id,
+            ENV_SUBNETS: ",".join(settings.subnet_ids),
+            ENV_BUILD_LOG_GROUP: self.build_logs.log_group.log_group_name,
+            ENV_STATE_MACHINE: state_machine_arn(self),
+            ENV_REGISTRY_URL: settings.registry_url,
+            ENV_TRUSTED_ACCOUNTS: ",".join(settings.trusted_accounts),
+            ENV_NODE_SETUP_URI: self.node_setup.uri,
+            ENV_BUILD_TIMEOUT_MINUTES: str(settings.build_timeout_minutes),
+        }
+        self.functions = PetalFunctions(
+            self,
+            "Functions",
+            environment=environment,
+            retention=retention,
+            powertools_layer_version=settings.powertools_layer_version,
+            reserved_concurrency={
+                CALLBACK_FUNCTION: settings.callback_concurrency,
+                INTAKE_FUNCTION: settings.intake_concurrency,
+            },
+        )
+        self.build_logs.forward_markers_to(self.functions[LOG_HEARTBEAT_FUNCTION])
+        self.state_machine = BuildStateMachine(
+            self,
+            "BuildStateMachine",
+            functions=self.functions.functions,
+            table=self.builds.table,
+            numbers=timing_numbers(settings, self.functions.step_timeout_seconds),
+            retention=retention,
+        )
+        self.triggers = Triggers(
+            self,
+            "Triggers",
+            seed_bucket=self.seeds.bucket,
+            document_name=self.document.document_ref,
+            intake=self.functions[INTAKE_FUNCTION],
+            callback=self.functions[CALLBACK_FUNCTION],
+        )
+        self.janitor = JanitorSchedule(
+            self,
+            "Janitor",
+            janitor=self.functions[JANITOR_FUNCTION],
+            rate_minutes=settings.janitor_rate_minutes,
+        )
+        grant_function_permissions(self)
+
+        outputs = {
+            OUTPUT_STATE_MACHINE_ARN: self.state_machine.state_machine.state_machine_arn,
+            OUTPUT_SEED_BUCKET: self.seeds.bucket.bucket_name,
+            OUTPUT_TABLE: self.builds.table.table_name,
+            OUTPUT_RESOLVER: self.functions[RESOLVER_FUNCTION].function_name,
+            OUTPUT_BUILD_LOG_GROUP: self.build_logs.log_group.log_group_name,
+            OUTPUT_DOCUMENT: self.document.document_ref,
+        }
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)

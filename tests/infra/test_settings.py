@@ -1,0 +1,92 @@
+"""Deployment settings: cdk.json documents every default, bad values fail clearly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stacks.settings import DEFAULTS, PREFIX, RETENTION, PetalSettings, SettingsError
+from tests.infra.conftest import TEST_SUBNETS, TEST_VPC, cdk_json_context
+
+NETWORK = {"vpcId": TEST_VPC, "subnetIds": list(TEST_SUBNETS)}
+
+
+def settings(**values: Any) -> PetalSettings:
+    return PetalSettings.from_mapping({**NETWORK, **values})
+
+
+def test_cdk_json_lists_every_setting_with_its_default() -> None:
+    context = cdk_json_context()
+    petal_keys = {k.removeprefix(PREFIX): v for k, v in context.items() if k.startswith(PREFIX)}
+    assert petal_keys == DEFAULTS
+
+
+def test_defaults() -> None:
+    s = settings()
+    assert s.stack_name == "Petal"
+    assert s.region == "us-east-1"
+    assert s.subnet_ids == TEST_SUBNETS
+    assert s.build_timeout_minutes == 360
+    assert s.janitor_rate_minutes == 60
+    assert s.trusted_accounts == ()
+    assert s.volume_kms_key_arns == ()
+    assert s.builder_http_egress is False
+    assert s.create_vpc_endpoints is False
+    assert s.log_retention == RETENTION[30]
+    assert (s.callback_concurrency, s.intake_concurrency) == (5, 2)
+
+
+def test_values_given_with_dash_c_arrive_as_strings() -> None:
+    s = PetalSettings.from_mapping(
+        {
+            "vpcId": TEST_VPC,
+            "subnetIds": f"{TEST_SUBNETS[0]}, {TEST_SUBNETS[1]}",
+            "trustedAccounts": "111111111111,222222222222",
+            "buildTimeoutMinutes": "120",
+            "createVpcEndpoints": "true",
+            "callbackConcurrency": "null",
+        }
+    )
+    assert s.subnet_ids == TEST_SUBNETS
+    assert s.trusted_accounts == ("111111111111", "222222222222")
+    assert s.build_timeout_minutes == 120
+    assert s.create_vpc_endpoints is True
+    assert s.callback_concurrency is None
+
+
+def test_network_is_required_and_the_message_says_how() -> None:
+    with pytest.raises(SettingsError, match=r"petal:vpcId.*petal:subnetIds.*-c"):
+        PetalSettings.from_mapping({})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"vpcId": "vpc-nothex!"}, "not a VPC id"),
+        ({"subnetIds": ["subnet-0123456789abcdef0", "sg-123"]}, "not subnet ids"),
+        ({"trustedAccounts": ["12345"]}, "12-digit"),
+        ({"volumeKmsKeyArns": "alias/aws/ebs"}, "not KMS key ARNs"),
+        ({"registryUrl": "http://example.com/index.json"}, "https://"),
+        ({"logRetentionDays": 31}, "logRetentionDays"),
+        ({"buildTimeoutMinutes": 0}, "buildTimeoutMinutes"),
+        ({"janitorRateMinutes": "often"}, "janitorRateMinutes"),
+        ({"stackName": "1bad name"}, "stackName"),
+        ({"region": "moon-1"}, "region"),
+        ({"createVpcEndpoints": "yes"}, "true or false"),
+    ],
+)
+def test_bad_values_are_rejected(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        settings(**values)
+
+
+def test_null_disables_reserved_concurrency_and_means_default_elsewhere() -> None:
+    s = settings(callbackConcurrency=None, intakeConcurrency="null", buildTimeoutMinutes=None)
+    assert (s.callback_concurrency, s.intake_concurrency) == (None, None)
+    assert s.build_timeout_minutes == 360
+
+
+def test_misspelt_keys_are_errors_not_ignored() -> None:
+    with pytest.raises(SettingsError, match="petal:subnetId"):
+        settings(subnetId="subnet-0123456789abcdef0")
