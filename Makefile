@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 $(BIN)/petal: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[local]'
 	touch $@
 
 setup: $(BIN)/petal

@@ -588,7 +588,13 @@ def cleanup(
     record = table.get_build(build_id) if build_id else None
     ours = record is not None and record.execution_arn == execution["arn"]
     if ours and build_id and record is not None and record.status == "RUNNING":
-        table.update_build(build_id, {"step": "cleanup"}, execution_arn=str(execution["arn"]))
+        values: dict[str, Any] = {"step": "cleanup"}
+        if failure:
+            # Recorded now, not only at the end, so a watcher knows which step failed
+            # while the cleanup runs.
+            step, error_name, cause = describe_failure(failure, build_id, record)
+            values["error"] = {"step": step, "error": error_name, "cause": cause}
+        table.update_build(build_id, values, execution_arn=str(execution["arn"]))
     instance_ids: set[str] = set()
     volume_ids: set[str] = set()
     if resources.get("instance_id"):
@@ -662,7 +668,7 @@ def cleanup(
                 record.architecture,
                 execution_arn=str(execution["arn"]),
             )
-        values: dict[str, Any] = {
+        values = {
             "status": outcome.status,
             "finished_at": iso(now),
             "duration_seconds": duration,

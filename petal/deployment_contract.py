@@ -77,6 +77,7 @@ OUTPUT_TABLE: Final = "BuildsTableName"
 OUTPUT_RESOLVER: Final = "ResolverFunctionName"
 OUTPUT_BUILD_LOG_GROUP: Final = "BuildLogGroupName"
 OUTPUT_DOCUMENT: Final = "BootstrapDocumentName"
+OUTPUT_NODE_SETUP_URI: Final = "NodeSetupScriptUri"
 
 # Where the software volume is mounted on the builder and on every cluster node.
 # Spack writes absolute paths (RPATHs), so this can never differ between the two.

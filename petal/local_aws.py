@@ -191,6 +191,9 @@ class SimulatedInstall:
     # Deliver the final status event twice, then a stale InProgress and a conflicting
     # Failed after it: what at-least-once, unordered EventBridge delivery may do.
     duplicate_events: bool = False
+    # Real seconds spent on each root spec, so a person watching local mode sees the
+    # install progress (tests keep 0).
+    pace_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -1127,6 +1130,10 @@ class LocalAws:
                     return
                 clock += per_spec
                 heartbeat_due()
+                if self.install.pace_seconds > 0:
+                    self._flush(command_id, instance_id, batch)
+                    batch = []
+                    self._stopped.wait(self.install.pace_seconds)
         emit(f"{STEP_MARKER} done")
         self._flush(command_id, instance_id, batch)
         self._finish_command(command_id, instance_id, "Success")

@@ -26,6 +26,7 @@ from petal.deployment_contract import (
     LOG_HEARTBEAT_FUNCTION,
     OUTPUT_BUILD_LOG_GROUP,
     OUTPUT_DOCUMENT,
+    OUTPUT_NODE_SETUP_URI,
     OUTPUT_RESOLVER,
     OUTPUT_SEED_BUCKET,
     OUTPUT_STATE_MACHINE_ARN,
@@ -142,6 +143,7 @@ class PetalStack(Stack):
             OUTPUT_RESOLVER: self.functions[RESOLVER_FUNCTION].function_name,
             OUTPUT_BUILD_LOG_GROUP: self.build_logs.log_group.log_group_name,
             OUTPUT_DOCUMENT: self.document.document_ref,
+            OUTPUT_NODE_SETUP_URI: self.node_setup.uri,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -21,7 +21,7 @@ PREFIX: Final = "petal:"
 # `subnetIds` have none: the builder must run in a network the operator chose.
 DEFAULTS: Final[dict[str, Any]] = {
     # CloudFormation stack name; also prefixes the state machine and SSM document names.
-    "stackName": "Petal",
+    "stackName": "petal",
     # Region to deploy to. The account comes from the CLI's credentials
     # (CDK_DEFAULT_ACCOUNT), so the same cdk.json works in any account.
     "region": "us-east-1",

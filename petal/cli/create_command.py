@@ -14,8 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from petal import aws_session
 from petal.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, error, is_terminal, print_json
+from petal.deployment import DeploymentNotFound, discover_deployment
 from petal.fingerprint import fingerprint
 from petal.pcluster_config import (
     DELETION_POLICIES,
@@ -87,7 +90,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--node-setup-uri",
         metavar="URI",
         help="s3:// URI of petal-node-setup.sh (default: PETAL_NODE_SETUP_URI or "
-        "deployment.node_setup_uri in ~/.petal/config.yaml)",
+        "deployment.node_setup_uri in ~/.petal/config.yaml, else the deployed stack's "
+        "NodeSetupScriptUri output)",
     )
     create.add_argument("--config-out", metavar="FILE", help="default: <name>-config.yaml")
     create.add_argument(
@@ -130,11 +134,23 @@ def run(args: argparse.Namespace) -> int:
             config = config.with_registry_url(args.registry_url)
         seed = load_seed(args.seed)
         check_cluster_name(args.name)
+        default_region = config.deployment.region or aws_session.default_region()
+        region = args.region or seed.cluster.region or default_region
+        node_setup_uri = config.deployment.node_setup_uri
+        if args.node_setup_uri is None and node_setup_uri is None:
+            node_setup_uri = _stack_node_setup_uri(config.deployment.stack_name, region)
+        if args.subnet is None and seed.cluster.head_node.subnet_id is None:
+            args.subnet = _default_subnet(region)
+            if args.subnet:
+                out.warn(
+                    f"no subnet given: using {args.subnet}, a default subnet of the default "
+                    "VPC (set cluster.head_node.subnet_id in the seed or pass --subnet)"
+                )
         settings = cluster_settings(
             seed,
             _overrides(args),
-            default_region=config.deployment.region or aws_session.default_region(),
-            default_node_setup_uri=config.deployment.node_setup_uri,
+            default_region=default_region,
+            default_node_setup_uri=node_setup_uri,
         )
         fp = fingerprint(seed)
         request = make_request(
@@ -234,6 +250,31 @@ def run(args: argparse.Namespace) -> int:
         error(f"pcluster create-cluster failed (exit {completed.returncode})")
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _stack_node_setup_uri(stack_name: str, region: str | None) -> str | None:
+    """The node-setup script's URI from the deployed petal stack, if there is one."""
+    if region is None:
+        return None
+    try:
+        cloudformation = aws_session.client("cloudformation", region)
+        return discover_deployment(cloudformation, stack_name, region).node_setup_uri
+    except (DeploymentNotFound, BotoCoreError, ClientError):
+        return None  # the config generator then names the flag to pass
+
+
+def _default_subnet(region: str | None) -> str | None:
+    """A default subnet of the region's default VPC, as `pcluster configure` offers."""
+    if region is None:
+        return None
+    try:
+        subnets = aws_session.client("ec2", region).describe_subnets(
+            Filters=[{"Name": "default-for-az", "Values": ["true"]}]
+        )["Subnets"]
+    except (BotoCoreError, ClientError):
+        return None  # the config generator then names the flag to pass
+    ordered = sorted(subnets, key=lambda subnet: str(subnet.get("AvailabilityZone", "")))
+    return str(ordered[0]["SubnetId"]) if ordered else None
 
 
 class _Refused(ValueError):

@@ -6,8 +6,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from petal.cli import seed_commands
+from petal.cli import (
+    build_commands,
+    create_command,
+    local_commands,
+    registry_commands,
+    seed_commands,
+)
 from petal.cli.output import error
+from petal.local_mode import LocalModeError, activate
 
 DESCRIPTION = """\
 Build a Spack software stack once onto an EBS snapshot, then create AWS ParallelCluster
@@ -26,8 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="run against an AWS emulator on this machine instead of AWS: no account "
+        "needed, builders are simulated (see `petal local --help`)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     seed_commands.register(subparsers)
+    build_commands.register(subparsers)
+    create_command.register(subparsers)
+    registry_commands.register(subparsers)
+    local_commands.register(subparsers)
     return parser
 
 
@@ -35,7 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.local and not getattr(args, "without_emulator", False):
+            activate()
         code: int = args.func(args)
+    except LocalModeError as failure:
+        error(str(failure))
+        return 1
     except KeyboardInterrupt:
         error("interrupted")
         return 130

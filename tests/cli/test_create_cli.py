@@ -219,7 +219,6 @@ def test_json_when_not_found(env: Path, capsys: pytest.CaptureFixture[str]) -> N
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ((), "cluster.head_node.subnet_id: is not set"),
         (("--subnet", "subnet-xyz"), "'subnet-xyz' is not a subnet id"),
         (("--subnet", SUBNET, "--os", "windows"), "os: unknown operating system 'windows'"),
         (("--subnet", SUBNET, "--region", "Mars"), "cluster.region: 'Mars' is not an AWS region"),
@@ -235,6 +234,35 @@ def test_invalid_input_exits_2_naming_the_field(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def delete_default_subnets() -> None:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    for subnet in ec2.describe_subnets()["Subnets"]:
+        ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+
+
+def test_no_subnet_and_no_default_vpc_names_the_field(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    delete_default_subnets()
+    assert petal("create", "--seed", SEED, "--name", "c1") == 2
+    err = capsys.readouterr().err
+    assert "cluster.head_node.subnet_id: is not set" in err
+    assert "--subnet" in err
+
+
+def test_no_subnet_uses_a_default_subnet_and_says_so(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own_snapshot()
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    defaults = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
+    first = sorted(defaults["Subnets"], key=lambda s: s["AvailabilityZone"])[0]["SubnetId"]
+    assert petal("create", "--seed", SEED, "--name", "c1", "--dry-run") == 0
+    assert f"no subnet given: using {first}" in capsys.readouterr().err
+    config = yaml.safe_load((env / "c1-config.yaml").read_text())
+    assert config["HeadNode"]["Networking"]["SubnetId"] == first
 
 
 def test_missing_node_setup_uri_names_the_flag(

@@ -310,7 +310,7 @@ def test_send_command_only_petal_document_on_petal_builders(synth: Synth) -> Non
     assert len(send) == 2
     document = next(s for s in send if s.has_resource(":document/"))
     assert document.resources == (
-        '{"Fn::Join":["",["arn:aws:ssm:us-east-1:",{"Ref":"AWS::AccountId"},":document/Petal-bootstrap"]]}',
+        '{"Fn::Join":["",["arn:aws:ssm:us-east-1:",{"Ref":"AWS::AccountId"},":document/petal-bootstrap"]]}',
     )
     instance = next(s for s in send if s.has_resource(":instance/"))
     assert instance.condition == {
@@ -321,7 +321,7 @@ def test_send_command_only_petal_document_on_petal_builders(synth: Synth) -> Non
     }
 
 
-STATE_MACHINE_ARN = ":stateMachine:Petal-build"
+STATE_MACHINE_ARN = ":stateMachine:petal-build"
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ def test_cdk_json_lists_every_setting_with_its_default() -> None:
 
 def test_defaults() -> None:
     s = settings()
-    assert s.stack_name == "Petal"
+    assert s.stack_name == "petal"
     assert s.region == "us-east-1"
     assert s.subnet_ids == TEST_SUBNETS
     assert s.build_timeout_minutes == 360

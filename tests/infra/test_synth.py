@@ -11,8 +11,8 @@ from tests.infra.conftest import REPO_ROOT, TEST_SUBNETS, TEST_VPC, Synth, npx, 
 
 
 def test_python_synth_writes_the_stack_template(synth: Synth) -> None:
-    assert (synth.outdir / "Petal.template.json").is_file()
-    assert synth.stack.stack_name == "Petal"
+    assert (synth.outdir / "petal.template.json").is_file()
+    assert synth.stack.stack_name == "petal"
     # Region fixed by context, account left to the deploying credentials.
     assert synth.stack.region == "us-east-1"
     assert synth.stack.resolve(synth.stack.account) == {"Ref": "AWS::AccountId"}
@@ -41,7 +41,7 @@ def test_cdk_cli_synth(tmp_path: Path) -> None:
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    template = json.loads((tmp_path / "Petal.template.json").read_text())
+    template = json.loads((tmp_path / "petal.template.json").read_text())
     assert "AWS::StepFunctions::StateMachine" in {r["Type"] for r in template["Resources"].values()}
     # Warnings a reviewer would have to read past: there should be none.
     assert "WARNING" not in result.stdout + result.stderr

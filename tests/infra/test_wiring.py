@@ -176,7 +176,7 @@ def test_environment_points_at_the_stack_resources(synth: Synth) -> None:
         "Fn::Join": ["", ["s3://", {"Ref": bucket}, f"/{NODE_SETUP_KEY}"]]
     }
     # Computed from the fixed name, so it is a string, not a reference to the resource.
-    assert "stateMachine:Petal-build" in json.dumps(env[ENV_STATE_MACHINE])
+    assert "stateMachine:petal-build" in json.dumps(env[ENV_STATE_MACHINE])
 
 
 # --- state machine ---------------------------------------------------------------
@@ -190,7 +190,7 @@ def test_state_machine_is_standard_logged_and_traced(synth: Synth) -> None:
     _, sm = one(synth, "AWS::StepFunctions::StateMachine")
     props = sm["Properties"]
     assert props["StateMachineType"] == "STANDARD"
-    assert props["StateMachineName"] == "Petal-build"
+    assert props["StateMachineName"] == "petal-build"
     assert props["TracingConfiguration"] == {"Enabled": True}
     logging = props["LoggingConfiguration"]
     assert logging["Level"] == "ALL"
@@ -384,7 +384,7 @@ def test_bootstrap_document(synth: Synth) -> None:
     _, doc = one(synth, "AWS::SSM::Document")
     props = doc["Properties"]
     assert props["DocumentType"] == "Command"
-    assert props["Name"] == "Petal-bootstrap"
+    assert props["Name"] == "petal-bootstrap"
     assert props["UpdateMethod"] == "NewVersion"
     assert props["Content"] == render_bootstrap_document(REPO_ROOT)
 

@@ -1,0 +1,458 @@
+"""`petal build`: start builds of a seed's variants, watch them, list, log and cancel.
+
+The CLI only talks to the deployed pipeline: it starts Step Functions executions with
+the same JSON input a user would pass to `aws stepfunctions start-execution`, and reads
+progress from the builds table the pipeline writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.live import Live
+
+from petal import aws_session, local_mode
+from petal.aws_errors import AwsRequestFailed
+from petal.build_cancel import cancel_build
+from petal.build_records import FINISHED, BuildRecord, BuildTable
+from petal.build_request import BuildRequest, new_build_id, parse_build_request
+from petal.builder_ec2 import find_snapshots
+from petal.cli import sharing_commands
+from petal.cli.build_progress import (
+    new_lines,
+    rich_view,
+    status_line,
+    step_lines,
+    summary_lines,
+)
+from petal.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, error, is_terminal, print_json
+from petal.deployment import Deployment, DeploymentNotFound, discover_deployment
+from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS
+from petal.fingerprint import fingerprint
+from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
+from petal.seed import Seed, SeedError, load_seed
+from petal.snapshot_sharing import SharingError, describe_sharing
+from petal.user_config import UserConfigError, load_user_config
+
+POLL_SECONDS: Final = 5.0
+LOCAL_POLL_SECONDS: Final = 0.3
+EXIT_INTERRUPTED: Final = 130
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    build = subparsers.add_parser(
+        "build",
+        aliases=["bake"],
+        help="build a software volume (EBS snapshot) from a seed, and manage builds",
+        description="Build a software volume (EBS snapshot) with the seed's packages "
+        "pre-installed. A build takes 45-90 minutes once; clusters then start in minutes. "
+        "Without a COMMAND, starts a build: petal build --seed FILE.",
+    )
+    _deployment_flags(build)
+    build.add_argument("--seed", metavar="FILE", help="seed YAML file to build")
+    build.add_argument("--name", help="name for tracking; the build ids start with it")
+    build.add_argument(
+        "--os", metavar="OS[,OS]", help="build these operating systems (default: the seed's)"
+    )
+    build.add_argument(
+        "--arch",
+        metavar="ARCH[,ARCH]",
+        help="build these architectures, x86_64 and/or arm64 (default: the seed's)",
+    )
+    build.add_argument("--force", action="store_true", help="build even if a snapshot exists")
+    build.add_argument("--detach", action="store_true", help="start the builds and return")
+    build.add_argument(
+        "--simulate-failure",
+        metavar="STEP",
+        help="with --local only: make the build fail at STEP (prepare, launch, ready, "
+        "bootstrap, snapshot or cleanup; STEP:MODE for a specific failure, e.g. "
+        "bootstrap:timed-out) to watch the cleanup path",
+    )
+    build.add_argument("--json", action="store_true", help="machine-readable output")
+    build.set_defaults(func=_start, build_parser=build)
+
+    commands = build.add_subparsers(dest="build_command", metavar="COMMAND")
+    status = commands.add_parser("status", help="show a build; --watch follows it")
+    _deployment_flags(status)
+    status.add_argument("build_id", metavar="BUILD_ID")
+    status.add_argument("--watch", action="store_true", help="follow until the build ends")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=_status)
+
+    listing = commands.add_parser("list", help="list builds and software volumes")
+    _deployment_flags(listing)
+    listing.add_argument("--status", type=str.upper, choices=sorted(FINISHED | {"RUNNING"}))
+    listing.add_argument("--seed", metavar="NAME", help="only builds of this seed name")
+    listing.add_argument("--limit", type=int, default=20, help="most builds to show (20)")
+    listing.add_argument(
+        "--shared", action="store_true", help="show who each snapshot is shared with"
+    )
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=_list)
+
+    logs = commands.add_parser("logs", help="print the build's bootstrap log")
+    _deployment_flags(logs)
+    logs.add_argument("build_id", metavar="BUILD_ID")
+    logs.add_argument("--follow", action="store_true", help="keep printing until it ends")
+    logs.set_defaults(func=_logs)
+
+    cancel = commands.add_parser(
+        "cancel",
+        help="stop a build and delete what it created",
+        description="Stop the build's execution and clean up what it had created "
+        "(instance, volume, lock): stopping an execution skips its own cleanup.",
+    )
+    _deployment_flags(cancel)
+    cancel.add_argument("build_id", metavar="BUILD_ID")
+    cancel.add_argument("--json", action="store_true", help="machine-readable output")
+    cancel.set_defaults(func=_cancel)
+
+    sharing_commands.register(commands)
+
+
+def _deployment_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--region", help="AWS region of the petal stack")
+    parser.add_argument("--stack-name", help="name of the petal stack (default: petal)")
+
+
+# --- the deployment and its clients -------------------------------------------------
+
+
+@dataclass
+class Pipeline:
+    deployment: Deployment
+    client: Callable[[str], Any]
+
+    @property
+    def table(self) -> BuildTable:
+        return BuildTable(self.client("dynamodb"), self.deployment.table_name)
+
+
+def _pipeline(args: argparse.Namespace) -> Pipeline:
+    config = load_user_config()
+    region = args.region or config.deployment.region or aws_session.default_region()
+    if region is None:
+        raise DeploymentNotFound("no AWS region: pass --region or set AWS_REGION")
+    stack = args.stack_name or config.deployment.stack_name
+
+    def client(service: str) -> Any:
+        return aws_session.client(service, region)
+
+    return Pipeline(discover_deployment(client("cloudformation"), stack, region), client)
+
+
+def _guarded(body: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn the expected failures into one clear line and an exit code."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return body(args)
+        except (DeploymentNotFound, AwsRequestFailed) as failure:
+            error(str(failure))
+            return EXIT_FAILURE
+        except SharingError as failure:
+            error(str(failure))
+            return failure.exit_code
+        except local_mode.LocalModeError as failure:
+            error(str(failure))
+            return EXIT_INVALID
+        except UserConfigError as failure:
+            error(str(failure))
+            return EXIT_INVALID
+        except (ClientError, BotoCoreError) as failure:
+            error(f"AWS request failed: {failure}")
+            return EXIT_FAILURE
+
+    return run
+
+
+# --- petal build --seed --------------------------------------------------------------
+
+
+def _variants(seed: Seed, os_flag: str | None, arch_flag: str | None) -> list[tuple[str, str]]:
+    oses = [operating_system(o.strip()).name for o in os_flag.split(",")] if os_flag else [seed.os]
+    arches = [a.strip() for a in arch_flag.split(",")] if arch_flag else [seed.architecture]
+    for arch in arches:
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"--arch: {arch!r} is not allowed; use x86_64 and/or arm64")
+    return [(o, a) for o in dict.fromkeys(oses) for a in dict.fromkeys(arches)]
+
+
+@_guarded
+def _start(args: argparse.Namespace) -> int:
+    if args.seed is None:
+        args.build_parser.print_usage(sys.stderr)
+        error("petal build needs --seed FILE (or a command: status, list, logs, cancel, ...)")
+        return EXIT_INVALID
+    if args.simulate_failure and not local_mode.is_active():
+        error("--simulate-failure works only in local mode: petal --local build ...")
+        return EXIT_INVALID
+    try:
+        seed = load_seed(args.seed)
+        variants = _variants(seed, args.os, args.arch)
+    except SeedError as failure:
+        sys.stderr.write(str(failure) + "\n")
+        return EXIT_INVALID
+    except (UnknownOperatingSystem, ValueError) as failure:
+        error(f"--os: {failure}" if isinstance(failure, UnknownOperatingSystem) else str(failure))
+        return EXIT_INVALID
+    pipeline = _pipeline(args)
+    fp = fingerprint(seed)
+    say = _Speaker(args.json)
+    say(f"🌸 Building software volume from {args.seed} ({fp[:19]}...)")
+    started: list[str] = []
+    reused: list[dict[str, str]] = []
+    now = datetime.now(UTC)
+    for os_name, arch in variants:
+        if not args.force:
+            existing = find_snapshots(
+                pipeline.client("ec2"),
+                {TAG_FINGERPRINT: fp, TAG_OS: os_name, TAG_ARCH: arch, TAG_MANAGED: "true"},
+            )
+            if existing:
+                snap = existing[0].snapshot_id
+                say(f"✅ Software volume already exists for {os_name}/{arch}: {snap}")
+                reused.append({"os": os_name, "architecture": arch, "snapshot_id": snap})
+                continue
+        build_id = new_build_id(args.name or seed.name, now)
+        if len(variants) > 1:
+            build_id += f"-{operating_system(os_name).registry_name}-{arch.replace('_', '-')}"
+        request = BuildRequest(
+            seed=seed.to_document(),
+            seed_uri=None,
+            seed_version_id=None,
+            force=args.force,
+            build_id=build_id[:64].rstrip("-"),
+            os=os_name,
+            architecture=arch,
+            source=f"cli:{args.seed}",
+        )
+        document = request.to_document()
+        parse_build_request(document)  # the same contract the state machine checks
+        if args.simulate_failure:
+            local_mode.request_failure(str(request.build_id), args.simulate_failure)
+        pipeline.client("stepfunctions").start_execution(
+            stateMachineArn=pipeline.deployment.state_machine_arn,
+            name=request.build_id,
+            input=_json(document),
+        )
+        started.append(str(request.build_id))
+        say(f"⏳ Started build {request.build_id} ({os_name}/{arch})")
+    if args.json and (args.detach or not started):
+        print_json({"fingerprint": fp, "started": started, "reused": reused})
+    if not started:
+        return EXIT_OK
+    if args.detach:
+        for build_id in started:
+            say(f"   Track with: petal build status {build_id} --watch")
+        return EXIT_OK
+    return _watch(pipeline, started, seed, args.seed, as_json=args.json)
+
+
+def _json(document: Any) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
+class _Speaker:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, text: str) -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+
+# --- watching -------------------------------------------------------------------------
+
+
+def _watch(
+    pipeline: Pipeline,
+    build_ids: Sequence[str],
+    seed: Seed | None,
+    seed_file: str | None,
+    *,
+    as_json: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    table = pipeline.table
+    records: dict[str, BuildRecord] = {}
+    try:
+        if is_terminal() and not as_json:
+            with Live(console=Console(), refresh_per_second=2, transient=False) as live:
+                while not _all_finished(table, build_ids, records):
+                    live.update(rich_view(list(records.values()), datetime.now(UTC)))
+                    sleep(_poll_seconds())
+                live.update(rich_view(list(records.values()), datetime.now(UTC)))
+        else:
+            printed: dict[str, list[str]] = {b: [] for b in build_ids}
+            while True:
+                done = _all_finished(table, build_ids, records)
+                if not as_json:
+                    for build_id, record in records.items():
+                        for line in new_lines(printed[build_id], record, len(build_ids) > 1):
+                            print(line, flush=True)
+                if done:
+                    break
+                sleep(_poll_seconds())
+    except KeyboardInterrupt:
+        sys.stderr.write("\nStopped watching; the build goes on. Resume with:\n")
+        for build_id in build_ids:
+            sys.stderr.write(f"  petal build status {build_id} --watch\n")
+        return EXIT_INTERRUPTED
+    if as_json:
+        print_json([records[b].to_json() for b in build_ids if b in records])
+    else:
+        for build_id in build_ids:
+            if build_id in records:
+                print()
+                print("\n".join(summary_lines(records[build_id], seed, seed_file or "SEED")))
+    ok = all(records[b].status in ("SUCCEEDED", "REUSED") for b in build_ids if b in records)
+    return EXIT_OK if ok and len(records) == len(build_ids) else EXIT_FAILURE
+
+
+def _poll_seconds() -> float:
+    return LOCAL_POLL_SECONDS if local_mode.is_active() else POLL_SECONDS
+
+
+def _all_finished(
+    table: BuildTable, build_ids: Sequence[str], records: dict[str, BuildRecord]
+) -> bool:
+    for build_id in build_ids:
+        record = table.get_build(build_id)
+        if record is not None:
+            records[build_id] = record
+    return len(records) == len(build_ids) and all(r.status in FINISHED for r in records.values())
+
+
+# --- status, list, logs, cancel ------------------------------------------------------------
+
+
+def _find(pipeline: Pipeline, build_id: str) -> BuildRecord | None:
+    record = pipeline.table.get_build(build_id)
+    if record is None:
+        error(f"no build {build_id!r}: list builds with `petal build list`")
+    return record
+
+
+@_guarded
+def _status(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    record = _find(pipeline, args.build_id)
+    if record is None:
+        return EXIT_FAILURE
+    if args.watch and record.status not in FINISHED:
+        return _watch(pipeline, [args.build_id], None, None, as_json=args.json)
+    if args.json:
+        print_json(record.to_json())
+    else:
+        print(status_line(record, datetime.now(UTC)))
+        print("\n".join(step_lines(record)))
+    return EXIT_OK if record.status != "FAILED" else EXIT_FAILURE
+
+
+@_guarded
+def _list(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    builds = pipeline.table.list_builds(limit=args.limit, status=args.status, seed=args.seed)
+    ec2 = pipeline.client("ec2")
+    volumes = find_snapshots(ec2, {TAG_MANAGED: "true"})
+    shared = describe_sharing(ec2, [v.snapshot_id for v in volumes]) if args.shared else {}
+    if args.seed:
+        volumes = [v for v in volumes if v.tags.get("petal:seed") == args.seed]
+    if args.json:
+        print_json(
+            {
+                "builds": [b.to_json() for b in builds],
+                "software_volumes": [
+                    {
+                        "snapshot_id": v.snapshot_id,
+                        "fingerprint": v.tags.get(TAG_FINGERPRINT),
+                        "os": v.tags.get(TAG_OS),
+                        "architecture": v.tags.get(TAG_ARCH),
+                        "seed": v.tags.get("petal:seed"),
+                        "packages": v.tags.get("petal:packages"),
+                        "size_gb": v.size_gb,
+                        "created": v.start_time,
+                        "sharing": shared[v.snapshot_id].to_json()
+                        if v.snapshot_id in shared
+                        else None,
+                    }
+                    for v in volumes
+                ],
+            }
+        )
+        return EXIT_OK
+    now = datetime.now(UTC)
+    print("Builds:" if builds else "Builds: none yet (start one with: petal build --seed FILE)")
+    for record in builds:
+        print(f"  {status_line(record, now)}")
+    print("Software volumes:" if volumes else "Software volumes: none")
+    for v in volumes:
+        line = (
+            f"  {v.snapshot_id}  {v.tags.get('petal:seed', '?')}  "
+            f"{v.tags.get(TAG_OS)}/{v.tags.get(TAG_ARCH)}  {v.size_gb} GiB  "
+            f"{v.tags.get(TAG_FINGERPRINT, '')[:19]}...  {v.tags.get('petal:packages', '')}"
+        )
+        if v.snapshot_id in shared:
+            line += f"  shared: {shared[v.snapshot_id].summary()}"
+        print(line)
+    return EXIT_OK
+
+
+@_guarded
+def _logs(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    record = _find(pipeline, args.build_id)
+    if record is None:
+        return EXIT_FAILURE
+    if not record.command_id:
+        error(f"build {args.build_id} has no bootstrap log yet (step: {record.step})")
+        return EXIT_FAILURE
+    logs = pipeline.client("logs")
+    group = record.log_group or pipeline.deployment.build_log_group
+    seen: set[str] = set()
+    while True:
+        kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNamePrefix": record.command_id}
+        for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
+            for event in page.get("events", []):
+                if event["eventId"] not in seen:
+                    seen.add(event["eventId"])
+                    sys.stdout.write(event["message"].rstrip("\n") + "\n")
+        sys.stdout.flush()
+        if not args.follow:
+            return EXIT_OK
+        latest = pipeline.table.get_build(args.build_id)
+        if latest is None or latest.status in FINISHED:
+            return EXIT_OK
+        try:
+            time.sleep(_poll_seconds())
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+
+
+@_guarded
+def _cancel(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    record = _find(pipeline, args.build_id)
+    if record is None:
+        return EXIT_FAILURE
+    outcome = cancel_build(
+        record,
+        stepfunctions=pipeline.client("stepfunctions"),
+        ec2=pipeline.client("ec2"),
+        table=pipeline.table,
+    )
+    if args.json:
+        print_json(outcome.to_json())
+    else:
+        print("\n".join(outcome.lines()))
+    return EXIT_OK
