@@ -26,9 +26,17 @@ $(VENV)/.dev-installed: pyproject.toml requirements-pcluster.txt package.json pa
 
 setup-dev: $(VENV)/.dev-installed
 
+# A build of the small test seed, then a cluster config from its snapshot. With AWS
+# credentials that reach a deployed petal stack it builds there; otherwise on the
+# embedded emulator (`petal --local`), which keeps running between commands
+# (`.venv/bin/petal local stop` ends it).
 demo: setup
-	$(BIN)/petal seed validate seeds/testing/workload-basic.yaml
-	$(BIN)/petal seed render seeds/testing/workload-basic.yaml
+	mkdir -p build
+	@mode="$$($(BIN)/python -m petal.deployment)"; set -x; \
+	$(BIN)/petal $$mode build --seed seeds/testing/workload-basic.yaml && \
+	$(BIN)/petal $$mode create --seed seeds/testing/workload-basic.yaml --name demo \
+		--config-out build/demo-config.yaml && \
+	$(BIN)/petal $$mode build list
 
 lint: setup-dev
 	$(BIN)/ruff check .
@@ -41,4 +49,5 @@ test: lint typecheck
 	$(BIN)/pytest -n 2 -q
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
+	-$(BIN)/petal local stop
+	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from petal.deployment_contract import (
     OUTPUT_BUILD_LOG_GROUP,
@@ -75,3 +75,30 @@ def discover_deployment(cloudformation: Any, stack_name: str, region: str) -> De
         node_setup_uri=outputs.get(OUTPUT_NODE_SETUP_URI),
         **values,
     )
+
+
+def demo_target() -> str:
+    """The global flag `make demo` passes: `--local` unless AWS credentials are
+    configured and reach a deployed petal stack, then nothing (build there)."""
+    import boto3
+
+    from petal.user_config import UserConfigError, load_user_config
+
+    try:
+        config = load_user_config()
+        session = boto3.session.Session()
+        region = config.deployment.region or session.region_name
+        if region is None or session.get_credentials() is None:
+            return "--local"
+        discover_deployment(
+            session.client("cloudformation", region_name=region),
+            config.deployment.stack_name,
+            region,
+        )
+    except (DeploymentNotFound, UserConfigError, BotoCoreError, ClientError):
+        return "--local"
+    return ""
+
+
+if __name__ == "__main__":
+    print(demo_target())

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from petal import aws_session
+from petal import aws_session, local_mode
 from petal.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, error, is_terminal, print_json
 from petal.deployment import DeploymentNotFound, discover_deployment
 from petal.fingerprint import fingerprint
@@ -226,12 +226,13 @@ def run(args: argparse.Namespace) -> int:
         "dry_run": args.dry_run,
         **_resolution_json(resolution, settings),
     }
-    if args.dry_run or pcluster is None:
-        why = (
-            "dry run"
-            if args.dry_run
-            else "pcluster is not installed (pip install aws-parallelcluster)"
-        )
+    if args.dry_run or pcluster is None or local_mode.is_active():
+        if args.dry_run:
+            why = "dry run"
+        elif local_mode.is_active():
+            why = "local mode: the snapshot is emulated, pcluster would create it in AWS"
+        else:
+            why = "pcluster is not installed (pip install aws-parallelcluster)"
         out.say(f"Create the cluster with ({why}):")
         out.say(f"  {shlex.join(command)}")
         if args.json:
