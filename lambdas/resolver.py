@@ -34,10 +34,8 @@ from petal.pcluster_config import (
     ConfigError,
     check_cluster_name,
     cluster_settings,
-    config_header,
-    generate_config,
+    config_for_snapshot,
     overrides_from_mapping,
-    render_config,
 )
 from petal.registry import RegistryClient
 from petal.resolution import (
@@ -161,20 +159,12 @@ def resolve_event(
             "skipped": [asdict(s) for s in missing.skipped],
             "build_hint": "build the stack first: petal build --seed <seed file>",
         }
-    cluster_config = generate_config(
+    resolved = config_for_snapshot(
         settings,
-        snapshot_id=resolution.snapshot_id,
-        snapshot_size_gb=resolution.snapshot_size_gb,
-        size_gb=resolution.volume_size_gb,
-        fingerprint=fingerprint,
-    )
-    header = config_header(
+        resolution,
         cluster_name=str(cluster_name) if cluster_name else None,
-        seed_name=seed.name if seed else resolution.seed_name,
+        seed_name=seed.name if seed else None,
         fingerprint=fingerprint,
-        snapshot_id=resolution.snapshot_id,
-        source=resolution.source_label,
-        owner=resolution.owner,
     )
     logger.info(
         "resolved",
@@ -203,8 +193,8 @@ def resolve_event(
         "reason": resolution.reason,
         "warnings": [*settings.warnings, *output["warnings"]],
         "skipped": output["skipped"],
-        "config": cluster_config,
-        "config_yaml": render_config(cluster_config, header),
+        "config": resolved.config,
+        "config_yaml": resolved.text,
     }
 
 

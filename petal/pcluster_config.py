@@ -34,6 +34,7 @@ from petal.platforms import (
     instance_architecture,
     operating_system,
 )
+from petal.resolution import Resolution
 from petal.seed import Cluster, HeadNode, Queue, Seed, Volume
 
 DeletionPolicy = Literal["Delete", "Retain", "Snapshot"]
@@ -388,6 +389,39 @@ def config_header(
         f"Software volume: {snapshot_id} from {source}" + (f", owner {owner}" if owner else "")
     )
     return lines
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    config: dict[str, Any]
+    text: str  # the YAML with the provenance header
+
+
+def config_for_snapshot(
+    settings: ClusterSettings,
+    resolution: Resolution,
+    *,
+    cluster_name: str | None,
+    seed_name: str | None,
+    fingerprint: str,
+) -> ResolvedConfig:
+    """The config for the snapshot `resolve` chose, and its YAML saying where it came from."""
+    config = generate_config(
+        settings,
+        snapshot_id=resolution.snapshot_id,
+        snapshot_size_gb=resolution.snapshot_size_gb,
+        size_gb=resolution.volume_size_gb,
+        fingerprint=fingerprint,
+    )
+    header = config_header(
+        cluster_name=cluster_name,
+        seed_name=seed_name or resolution.seed_name,
+        fingerprint=fingerprint,
+        snapshot_id=resolution.snapshot_id,
+        source=resolution.source_label,
+        owner=resolution.owner,
+    )
+    return ResolvedConfig(config, render_config(config, header))
 
 
 def check_cluster_name(name: str) -> str:

@@ -37,7 +37,8 @@ import boto3
 import jsonschema
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from petal.builder_ec2 import MANAGED
+from petal.aws_errors import PetalStepError, error_code
+from petal.builder_ec2 import MANAGED, share_snapshot
 from petal.deployment_contract import (
     ROLE_VOLUME,
     TAG_ARCH,
@@ -235,6 +236,11 @@ def _aws(action: str) -> Iterator[None]:
     """Turn boto errors into one clear line: what petal was doing and what AWS said."""
     try:
         yield
+    except PetalStepError as failure:
+        # An adapter shared with the pipeline already translated the ClientError.
+        cause = failure.__cause__
+        code = error_code(cause) if isinstance(cause, ClientError) else None
+        raise AwsFailure(str(failure), code) from None
     except ClientError as failure:
         info = failure.response.get("Error", {})
         code = info.get("Code", "Unknown")
@@ -545,12 +551,7 @@ def share_with_accounts(
     added = tuple(a for a in account_ids if a not in before)
     if added:
         with _aws(f"ModifySnapshotAttribute (share {snapshot_id} in {region})"):
-            ec2.modify_snapshot_attribute(
-                SnapshotId=snapshot_id,
-                Attribute="createVolumePermission",
-                OperationType="add",
-                UserIds=list(added),
-            )
+            share_snapshot(ec2, snapshot_id, added)
     return ShareResult(
         snapshot=snapshot,
         added=added,

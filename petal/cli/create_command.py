@@ -27,10 +27,8 @@ from petal.pcluster_config import (
     ConfigError,
     check_cluster_name,
     cluster_settings,
-    config_header,
-    generate_config,
+    config_for_snapshot,
     parse_queue,
-    render_config,
 )
 from petal.platforms import ARCHITECTURES
 from petal.resolution import (
@@ -185,25 +183,17 @@ def run(args: argparse.Namespace) -> int:
 
     _describe_choice(out, resolution)
     try:
-        cluster_config = generate_config(
+        resolved = config_for_snapshot(
             settings,
-            snapshot_id=resolution.snapshot_id,
-            snapshot_size_gb=resolution.snapshot_size_gb,
-            size_gb=resolution.volume_size_gb,
+            resolution,
+            cluster_name=args.name,
+            seed_name=seed.name,
             fingerprint=fp,
         )
     except ConfigError as failure:
         error(str(failure))
         return EXIT_INVALID
-    header = config_header(
-        cluster_name=args.name,
-        seed_name=seed.name,
-        fingerprint=fp,
-        snapshot_id=resolution.snapshot_id,
-        source=resolution.source_label,
-        owner=resolution.owner,
-    )
-    _write(config_file, render_config(cluster_config, header))
+    _write(config_file, resolved.text)
     out.say(f"✅ Generated ParallelCluster config: {config_file}")
     for warning in (*settings.warnings, *resolution.warnings):
         out.warn(warning)
