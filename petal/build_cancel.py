@@ -70,6 +70,13 @@ def cancel_build(
             executionArn=arn, error=CANCELLED_ERROR, cause="cancelled with `petal build cancel`"
         )
         stopped = True
+    else:
+        # The execution ended after `record` was read: a build that finished on its
+        # own is left as it is (its snapshot, its SUCCEEDED status), not cancelled.
+        latest = table.get_build(record.build_id)
+        if latest is not None and latest.status in FINISHED:
+            return CancelOutcome(latest.build_id, latest.status, False, ())
+        record = latest or record
     step = record.step or "prepare"
     event = {
         "state": {

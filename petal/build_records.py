@@ -133,7 +133,8 @@ class BuildRecord:
 
     @property
     def variant(self) -> str:
-        return f"{self.os}/{self.architecture}"
+        """os/architecture for people; "?" where unknown (a seed the intake rejected)."""
+        return f"{self.os or '?'}/{self.architecture or '?'}"
 
     def to_item(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if v is not None and v != []}

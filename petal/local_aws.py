@@ -969,7 +969,24 @@ class LocalAws:
                 return
             original_set_error(env, error)
 
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+        original_get_executions = StepFunctionsParserBackend._get_executions
+
+        def get_executions(backend: Any, execution_status: Any = None) -> list[Any]:
+            # moto 5.2.5: SendTaskSuccess/Failure/Heartbeat look through every
+            # execution's worker environment, which an execution started a moment ago
+            # does not have yet (AttributeError): a build starting while another
+            # one's bootstrap reports lost that report, and the other build hung
+            # until its heartbeat timeout. Only those lookups call this.
+            return [
+                execution
+                for execution in original_get_executions(backend, execution_status)
+                if execution.exec_worker is not None and execution.exec_worker.env is not None
+            ]
+
         patches: list[tuple[Any, str, Any]] = [
+            (StepFunctionsParserBackend, "_get_executions", get_executions),
             (StepFunctionResponse, "send_task_failure", send_task_failure),
             (Environment, "set_error", set_error),
             (StateTask, "_from_error", from_error),
@@ -1203,7 +1220,10 @@ class LocalAws:
         logs.put_log_events(
             logGroupName=self.deployment.build_log_group,
             logStreamName=stream,
-            logEvents=[{"timestamp": t, "message": m} for t, m in sorted(lines)],
+            # In time order; lines of the same millisecond stay in the order printed.
+            logEvents=[
+                {"timestamp": t, "message": m} for t, m in sorted(lines, key=lambda line: line[0])
+            ],
         )
 
     def _finish_command(self, command_id: str, instance_id: str, status: str) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,8 +24,15 @@ from rich.live import Live
 from petal import aws_session, local_mode
 from petal.aws_errors import AwsRequestFailed
 from petal.build_cancel import cancel_build
-from petal.build_records import FINISHED, BuildRecord, BuildTable
-from petal.build_request import BuildRequest, new_build_id, parse_build_request
+from petal.build_records import FINISHED, BuildFailure, BuildRecord, BuildTable, iso
+from petal.build_request import (
+    BuildRequest,
+    BuildRequestError,
+    check_build_id,
+    new_build_id,
+    parse_build_request,
+    resolve_seed,
+)
 from petal.builder_ec2 import find_snapshots
 from petal.cli import sharing_commands
 from petal.cli.build_progress import (
@@ -42,6 +50,7 @@ from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_sys
 from petal.seed import Seed, SeedError, load_seed
 from petal.snapshot_sharing import SharingError, describe_sharing
 from petal.user_config import UserConfigError, load_user_config
+from petal.yaml_source import load_yaml_document
 
 POLL_SECONDS: Final = 5.0
 LOCAL_POLL_SECONDS: Final = 0.3
@@ -82,25 +91,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     commands = build.add_subparsers(dest="build_command", metavar="COMMAND")
     status = commands.add_parser("status", help="show a build; --watch follows it")
-    _deployment_flags(status)
+    _deployment_flags(status, default=argparse.SUPPRESS)
     status.add_argument("build_id", metavar="BUILD_ID")
     status.add_argument("--watch", action="store_true", help="follow until the build ends")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
     status.set_defaults(func=_status)
 
     listing = commands.add_parser("list", help="list builds and software volumes")
-    _deployment_flags(listing)
+    _deployment_flags(listing, default=argparse.SUPPRESS)
     listing.add_argument("--status", type=str.upper, choices=sorted(FINISHED | {"RUNNING"}))
     listing.add_argument("--seed", metavar="NAME", help="only builds of this seed name")
     listing.add_argument("--limit", type=int, default=20, help="most builds to show (20)")
     listing.add_argument(
         "--shared", action="store_true", help="show who each snapshot is shared with"
     )
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
     listing.set_defaults(func=_list)
 
     logs = commands.add_parser("logs", help="print the build's bootstrap log")
-    _deployment_flags(logs)
+    _deployment_flags(logs, default=argparse.SUPPRESS)
     logs.add_argument("build_id", metavar="BUILD_ID")
     logs.add_argument("--follow", action="store_true", help="keep printing until it ends")
     logs.set_defaults(func=_logs)
@@ -111,17 +124,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Stop the build's execution and clean up what it had created "
         "(instance, volume, lock): stopping an execution skips its own cleanup.",
     )
-    _deployment_flags(cancel)
+    _deployment_flags(cancel, default=argparse.SUPPRESS)
     cancel.add_argument("build_id", metavar="BUILD_ID")
-    cancel.add_argument("--json", action="store_true", help="machine-readable output")
+    cancel.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
     cancel.set_defaults(func=_cancel)
 
     sharing_commands.register(commands)
 
 
-def _deployment_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--region", help="AWS region of the petal stack")
-    parser.add_argument("--stack-name", help="name of the petal stack (default: petal)")
+def _deployment_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """On the subcommands, default=SUPPRESS: argparse lets a subcommand's defaults
+    overwrite the parent's values, and `petal build --region X list` must keep X."""
+    parser.add_argument("--region", default=default, help="AWS region of the petal stack")
+    parser.add_argument(
+        "--stack-name", default=default, help="name of the petal stack (default: petal)"
+    )
 
 
 # --- the deployment and its clients -------------------------------------------------
@@ -198,7 +217,13 @@ def _start(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         seed = load_seed(args.seed)
+        # The seed as written, not with the seed's defaults filled in: a request's
+        # os/architecture then gets the defaults of its own variant (an arm64 builder
+        # for --arch arm64), as for a seed_uri request.
+        written = load_yaml_document(Path(args.seed).read_bytes()).data
         variants = _variants(seed, args.os, args.arch)
+        if args.name is not None:
+            check_build_id(args.name, "--name")
     except SeedError as failure:
         sys.stderr.write(str(failure) + "\n")
         return EXIT_INVALID
@@ -211,6 +236,7 @@ def _start(args: argparse.Namespace) -> int:
     say(f"🌸 Building software volume from {args.seed} ({fp[:19]}...)")
     started: list[str] = []
     reused: list[dict[str, str]] = []
+    requests: list[BuildRequest] = []
     now = datetime.now(UTC)
     for os_name, arch in variants:
         if not args.force:
@@ -227,7 +253,7 @@ def _start(args: argparse.Namespace) -> int:
         if len(variants) > 1:
             build_id += f"-{operating_system(os_name).registry_name}-{arch.replace('_', '-')}"
         request = BuildRequest(
-            seed=seed.to_document(),
+            seed=written,
             seed_uri=None,
             seed_version_id=None,
             force=args.force,
@@ -236,8 +262,17 @@ def _start(args: argparse.Namespace) -> int:
             architecture=arch,
             source=f"cli:{args.seed}",
         )
+        try:
+            # The checks Prepare makes, before any build starts: a variant the seed
+            # does not fit (x86_64 instance types for arm64) is bad input, not a
+            # build that fails later.
+            resolve_seed(parse_build_request(request.to_document()), _no_seed_reader)
+        except (SeedError, BuildRequestError) as failure:
+            sys.stderr.write(f"{failure}\n")
+            return EXIT_INVALID
+        requests.append(request)
+    for request in requests:
         document = request.to_document()
-        parse_build_request(document)  # the same contract the state machine checks
         if args.simulate_failure:
             local_mode.request_failure(str(request.build_id), args.simulate_failure)
         pipeline.client("stepfunctions").start_execution(
@@ -246,7 +281,7 @@ def _start(args: argparse.Namespace) -> int:
             input=_json(document),
         )
         started.append(str(request.build_id))
-        say(f"⏳ Started build {request.build_id} ({os_name}/{arch})")
+        say(f"⏳ Started build {request.build_id} ({request.os}/{request.architecture})")
     if args.json and (args.detach or not started):
         print_json({"fingerprint": fp, "started": started, "reused": reused})
     if not started:
@@ -260,6 +295,10 @@ def _start(args: argparse.Namespace) -> int:
 
 def _json(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"))
+
+
+def _no_seed_reader(bucket: str, key: str, version_id: str | None) -> bytes:
+    raise AssertionError("the CLI sends the seed inline")
 
 
 class _Speaker:
@@ -281,21 +320,26 @@ def _watch(
     seed_file: str | None,
     *,
     as_json: bool = False,
+    json_list: bool = True,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     table = pipeline.table
     records: dict[str, BuildRecord] = {}
+
+    def unrecorded(build_id: str) -> BuildRecord | None:
+        return _ended_without_record(pipeline, table, build_id)
+
     try:
         if is_terminal() and not as_json:
             with Live(console=Console(), refresh_per_second=2, transient=False) as live:
-                while not _all_finished(table, build_ids, records):
+                while not _all_finished(table, build_ids, records, unrecorded):
                     live.update(rich_view(list(records.values()), datetime.now(UTC)))
                     sleep(_poll_seconds())
                 live.update(rich_view(list(records.values()), datetime.now(UTC)))
         else:
             printed: dict[str, list[str]] = {b: [] for b in build_ids}
             while True:
-                done = _all_finished(table, build_ids, records)
+                done = _all_finished(table, build_ids, records, unrecorded)
                 if not as_json:
                     for build_id, record in records.items():
                         for line in new_lines(printed[build_id], record, len(build_ids) > 1):
@@ -309,7 +353,9 @@ def _watch(
             sys.stderr.write(f"  petal build status {build_id} --watch\n")
         return EXIT_INTERRUPTED
     if as_json:
-        print_json([records[b].to_json() for b in build_ids if b in records])
+        documents = [records[b].to_json() for b in build_ids if b in records]
+        # `petal build status ID --json` prints one record, watched or not.
+        print_json(documents if json_list or len(documents) != 1 else documents[0])
     else:
         for build_id in build_ids:
             if build_id in records:
@@ -324,13 +370,62 @@ def _poll_seconds() -> float:
 
 
 def _all_finished(
-    table: BuildTable, build_ids: Sequence[str], records: dict[str, BuildRecord]
+    table: BuildTable,
+    build_ids: Sequence[str],
+    records: dict[str, BuildRecord],
+    unrecorded: Callable[[str], BuildRecord | None],
 ) -> bool:
     for build_id in build_ids:
         record = table.get_build(build_id)
+        if record is None and build_id not in records:
+            record = unrecorded(build_id)
         if record is not None:
             records[build_id] = record
     return len(records) == len(build_ids) and all(r.status in FINISHED for r in records.values())
+
+
+def _ended_without_record(
+    pipeline: Pipeline, table: BuildTable, build_id: str
+) -> BuildRecord | None:
+    """A build whose execution ended before Prepare wrote its record (Prepare rejected
+    the request, or failed): no record will come, so the execution says what happened."""
+    execution = _build_execution(pipeline, build_id)
+    if execution is None or execution["status"] == "RUNNING":
+        return None
+    record = table.get_build(build_id)  # written just before the execution ended
+    if record is not None:
+        return record
+    request = json.loads(execution.get("input") or "{}")
+    status = execution["status"]
+    arn = execution["executionArn"]
+    return BuildRecord(
+        build_id=build_id,
+        status="CANCELLED" if status == "ABORTED" else "FAILED",
+        started_at=iso(execution["startDate"]),
+        finished_at=iso(execution.get("stopDate") or datetime.now(UTC)),
+        os=request.get("os"),
+        architecture=request.get("architecture"),
+        step="prepare",
+        execution_arn=arn,
+        error=BuildFailure(
+            step="prepare",
+            error=str(execution.get("error") or status),
+            cause=str(execution.get("cause") or f"the execution ended {status} before it began"),
+        ),
+    )
+
+
+def _build_execution(pipeline: Pipeline, build_id: str) -> dict[str, Any] | None:
+    """DescribeExecution of the build's execution (named by the build id), if any."""
+    machine = pipeline.deployment.state_machine_arn
+    arn = machine.replace(":stateMachine:", ":execution:", 1) + f":{build_id}"
+    try:
+        execution: dict[str, Any] = pipeline.client("stepfunctions").describe_execution(
+            executionArn=arn
+        )
+    except ClientError:
+        return None  # not started (yet)
+    return {**execution, "executionArn": arn}
 
 
 # --- status, list, logs, cancel ------------------------------------------------------------
@@ -346,16 +441,27 @@ def _find(pipeline: Pipeline, build_id: str) -> BuildRecord | None:
 @_guarded
 def _status(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
+    if (
+        args.watch
+        and pipeline.table.get_build(args.build_id) is None
+        and _build_execution(pipeline, args.build_id) is not None
+    ):
+        # Started moments ago (`petal build --detach`): Prepare writes the record soon.
+        return _watch(pipeline, [args.build_id], None, None, as_json=args.json, json_list=False)
     record = _find(pipeline, args.build_id)
     if record is None:
         return EXIT_FAILURE
     if args.watch and record.status not in FINISHED:
-        return _watch(pipeline, [args.build_id], None, None, as_json=args.json)
+        return _watch(pipeline, [args.build_id], None, None, as_json=args.json, json_list=False)
     if args.json:
         print_json(record.to_json())
     else:
         print(status_line(record, datetime.now(UTC)))
-        print("\n".join(step_lines(record)))
+        for line in step_lines(record):
+            print(line)
+        if record.status in ("FAILED", "CANCELLED"):
+            # Why, and what to do: what `--watch` prints when the build ends.
+            print("\n".join(summary_lines(record, None, "SEED")))
     return EXIT_OK if record.status != "FAILED" else EXIT_FAILURE
 
 
@@ -421,6 +527,8 @@ def _logs(args: argparse.Namespace) -> int:
     group = record.log_group or pipeline.deployment.build_log_group
     seen: set[str] = set()
     while True:
+        # Read before printing: lines written until the build finished are all printed.
+        latest = pipeline.table.get_build(args.build_id) if args.follow else None
         kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNamePrefix": record.command_id}
         for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
             for event in page.get("events", []):
@@ -428,10 +536,7 @@ def _logs(args: argparse.Namespace) -> int:
                     seen.add(event["eventId"])
                     sys.stdout.write(event["message"].rstrip("\n") + "\n")
         sys.stdout.flush()
-        if not args.follow:
-            return EXIT_OK
-        latest = pipeline.table.get_build(args.build_id)
-        if latest is None or latest.status in FINISHED:
+        if not args.follow or latest is None or latest.status in FINISHED:
             return EXIT_OK
         try:
             time.sleep(_poll_seconds())

@@ -8,7 +8,7 @@ from petal.deployment_contract import ROLE_VOLUME, TAG_MANAGED, TAG_ROLE
 from petal.local_aws import LocalAws
 
 
-def petal_instances(aws: LocalAws) -> list[dict[str, Any]]:
+def petal_instances(aws: LocalAws | Any) -> list[dict[str, Any]]:
     """Builder instances not terminated (shutting-down counts as gone)."""
     reservations = aws.client("ec2").describe_instances(
         Filters=[
