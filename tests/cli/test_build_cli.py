@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -384,14 +385,15 @@ def test_list_json_filters_by_status_and_seed(
     assert petal("--seed", SEED, "--force") == 1
     portable = tmp_path / "portable.yaml"
     portable.write_text(PORTABLE_SEED)
+    # started_at has whole seconds: builds started in one second tie in the order.
+    time.sleep(1.1)
     assert petal("--seed", str(portable)) == 0
     capsys.readouterr()
 
     assert petal("list", "--json") == 0
     listing = json.loads(capsys.readouterr().out)
     assert set(listing) == {"builds", "software_volumes"}
-    # Newest first; started_at has whole seconds, so builds of one second tie.
-    assert listing["builds"][0]["build_id"] == "portable-good"
+    assert listing["builds"][0]["build_id"] == "portable-good"  # newest first
     assert {(b["build_id"], b["status"]) for b in listing["builds"]} == {
         ("portable-good", "SUCCEEDED"),
         ("wb-bad", "FAILED"),
