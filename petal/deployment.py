@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from petal.deployment_contract import (
@@ -19,6 +20,7 @@ from petal.deployment_contract import (
     OUTPUT_STATE_MACHINE_ARN,
     OUTPUT_TABLE,
 )
+from petal.user_config import UserConfigError, load_user_config
 
 
 class DeploymentNotFound(RuntimeError):
@@ -80,10 +82,6 @@ def discover_deployment(cloudformation: Any, stack_name: str, region: str) -> De
 def demo_target() -> str:
     """The global flag `make demo` passes: `--local` unless AWS credentials are
     configured and reach a deployed petal stack, then nothing (build there)."""
-    import boto3
-
-    from petal.user_config import UserConfigError, load_user_config
-
     try:
         config = load_user_config()
         session = boto3.session.Session()

@@ -42,7 +42,15 @@ from petal.cli.build_progress import (
     step_lines,
     summary_lines,
 )
-from petal.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, error, is_terminal, print_json
+from petal.cli.output import (
+    EXIT_FAILURE,
+    EXIT_INVALID,
+    EXIT_OK,
+    add_json_flag,
+    error,
+    is_terminal,
+    print_json,
+)
 from petal.deployment import Deployment, DeploymentNotFound, discover_deployment
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS
 from petal.fingerprint import fingerprint
@@ -94,9 +102,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _deployment_flags(status, default=argparse.SUPPRESS)
     status.add_argument("build_id", metavar="BUILD_ID")
     status.add_argument("--watch", action="store_true", help="follow until the build ends")
-    status.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
-    )
+    add_json_flag(status)
     status.set_defaults(func=_status)
 
     listing = commands.add_parser("list", help="list builds and software volumes")
@@ -107,9 +113,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.add_argument(
         "--shared", action="store_true", help="show who each snapshot is shared with"
     )
-    listing.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
-    )
+    add_json_flag(listing)
     listing.set_defaults(func=_list)
 
     logs = commands.add_parser("logs", help="print the build's bootstrap log")
@@ -126,9 +130,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _deployment_flags(cancel, default=argparse.SUPPRESS)
     cancel.add_argument("build_id", metavar="BUILD_ID")
-    cancel.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
-    )
+    add_json_flag(cancel)
     cancel.set_defaults(func=_cancel)
 
     sharing_commands.register(commands)

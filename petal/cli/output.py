@@ -3,6 +3,7 @@ exit codes every command shares (listed in `petal --help` and README.md)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any, Final, TextIO
@@ -24,3 +25,11 @@ def error(message: str) -> None:
 
 def is_terminal(stream: TextIO | None = None) -> bool:
     return (stream or sys.stdout).isatty()
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """`--json` on a subcommand. SUPPRESS keeps argparse from letting the subcommand's
+    default overwrite a `--json` given to its parent (`petal build --json list`)."""
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )

@@ -56,20 +56,22 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
     return {"line": problem.line, "path": problem.path, "message": problem.message}
 
 
-def _load(file: str, as_json: bool) -> Seed | None:
-    """The seed, or None after reporting why it is invalid."""
+def _load(file: str, as_json: bool) -> Seed | SeedError:
+    """The seed, or the error; problems and warnings go to stderr unless `as_json`."""
     try:
         seed = load_seed(file)
     except SeedError as failure:
-        if as_json:
-            print_json({"file": file, "valid": False, **_problems_json(failure.problems)})
-        else:
+        if not as_json:
             sys.stderr.write(str(failure) + "\n")
-        return None
+        return failure
     if not as_json:
         for warning in seed.warnings:
             sys.stderr.write(warning.format(file) + "\n")
     return seed
+
+
+def _invalid_json(file: str, failure: SeedError) -> dict[str, Any]:
+    return {"file": file, "valid": False, **_problems_json(failure.problems)}
 
 
 def _problems_json(problems: list[Problem] | tuple[Problem, ...]) -> dict[str, Any]:
@@ -81,15 +83,10 @@ def _problems_json(problems: list[Problem] | tuple[Problem, ...]) -> dict[str, A
 
 def _validate(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
-    failed = False
     for file in args.files:
-        try:
-            seed = load_seed(file)
-        except SeedError as failure:
-            failed = True
-            results.append({"file": file, "valid": False, **_problems_json(failure.problems)})
-            if not args.json:
-                sys.stderr.write(str(failure) + "\n")
+        seed = _load(file, args.json)
+        if isinstance(seed, SeedError):
+            results.append(_invalid_json(file, seed))
             continue
         results.append(
             {
@@ -102,18 +99,18 @@ def _validate(args: argparse.Namespace) -> int:
             }
         )
         if not args.json:
-            for warning in seed.warnings:
-                sys.stderr.write(warning.format(file) + "\n")
             packages = len(seed.software.packages)
             print(f"{file}: valid ({seed.name}, {packages} packages, {fingerprint(seed)})")
     if args.json:
         print_json(results if len(results) > 1 else results[0])
-    return EXIT_INVALID if failed else EXIT_OK
+    return EXIT_OK if all(r["valid"] for r in results) else EXIT_INVALID
 
 
 def _fingerprint(args: argparse.Namespace) -> int:
     seed = _load(args.file, args.json)
-    if seed is None:
+    if isinstance(seed, SeedError):
+        if args.json:
+            print_json(_invalid_json(args.file, seed))
         return EXIT_INVALID
     if args.json:
         print_json(
@@ -130,7 +127,9 @@ def _fingerprint(args: argparse.Namespace) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     seed = _load(args.file, args.json)
-    if seed is None:
+    if isinstance(seed, SeedError):
+        if args.json:
+            print_json(_invalid_json(args.file, seed))
         return EXIT_INVALID
     text = render_spack_yaml(seed, fingerprint(seed))
     if args.json:

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from petal import aws_session, snapshot_sharing
-from petal.cli.output import EXIT_FAILURE, EXIT_OK, error, print_json
+from petal.cli.output import EXIT_FAILURE, EXIT_OK, add_json_flag, error, print_json
 from petal.fingerprint import fingerprint
 from petal.seed import Seed, SeedError, load_seed
 from petal.snapshot_sharing import (
@@ -111,7 +111,7 @@ def register(build_subcommands: argparse._SubParsersAction[argparse.ArgumentPars
         help="confirm --public: anyone can then read every file on the volume",
     )
     _region_flag(share)
-    _json_flag(share)
+    add_json_flag(share)
     share.set_defaults(func=_guard(_share))
 
     unshare_ = build_subcommands.add_parser(
@@ -126,7 +126,7 @@ def register(build_subcommands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     unshare_.add_argument("--public", action="store_true", help="make the snapshot private")
     _region_flag(unshare_)
-    _json_flag(unshare_)
+    add_json_flag(unshare_)
     unshare_.set_defaults(func=_guard(_unshare))
 
     copy = build_subcommands.add_parser(
@@ -174,7 +174,7 @@ def register(build_subcommands: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="N",
         help="give up waiting after N minutes (default 180; the copies go on)",
     )
-    _json_flag(copy)
+    add_json_flag(copy)
     copy.set_defaults(func=_guard(_copy))
 
     publish = build_subcommands.add_parser(
@@ -216,7 +216,7 @@ def register(build_subcommands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     publish.add_argument("--out", metavar="DIR", help="write <name>.json and index.json here")
     _region_flag(publish)
-    _json_flag(publish)
+    add_json_flag(publish)
     publish.set_defaults(func=_guard(_publish))
 
 
@@ -226,12 +226,6 @@ def _region_flag(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         metavar="REGION",
         help="region of snapshots given without REGION: (default: the configured AWS region)",
-    )
-
-
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable result"
     )
 
 
