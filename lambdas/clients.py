@@ -13,6 +13,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from petal.aws_session import new_session
+
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -25,7 +27,7 @@ def client(service: str) -> Any:
     with _lock:
         if service not in _clients:
             if not _session:
-                _session.append(boto3.session.Session())
+                _session.append(new_session())
             _clients[service] = _session[0].client(service, config=_CONFIG)  # type: ignore[call-overload]
         return _clients[service]
 

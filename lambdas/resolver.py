@@ -24,11 +24,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 
 from lambdas.observability import add_metric, lambda_handler, logger
 from petal.aws_errors import AwsRequestFailed, PetalStepError
+from petal.aws_session import new_session
 from petal.fingerprint import fingerprint as seed_fingerprint
 from petal.pcluster_config import (
     ConfigError,
@@ -65,7 +65,7 @@ def _ec2(region: str) -> EC2Client:
     # The target region may differ from the function's, so lambdas.clients (one client
     # per service, in the function's region) does not fit. A client per invocation
     # keeps following AWS_ENDPOINT_URL when local mode switches emulators.
-    client: EC2Client = boto3.session.Session().client("ec2", region_name=region, config=_CONFIG)
+    client: EC2Client = new_session().client("ec2", region_name=region, config=_CONFIG)
     return client
 
 

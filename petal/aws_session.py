@@ -1,4 +1,4 @@
-"""The one place the CLI creates boto3 clients.
+"""The one place petal creates boto3 sessions and the CLI's clients.
 
 boto3 already honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>, which is how
 local mode points petal at an emulator; going through these functions keeps it that
@@ -7,23 +7,54 @@ way for every command (and gives local mode one thing to patch if it needs more)
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="petal")
+_loader_lock = threading.Lock()
+_loaders: list[botocore.loaders.Loader] = []
+
+
+class _SearchPaths(list[str]):
+    """boto3 appends its data folder to the loader's search paths for every session;
+    with one loader for the process that list would grow without end."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+def _shared_loader() -> botocore.loaders.Loader:
+    with _loader_lock:
+        if not _loaders:
+            loader = botocore.loaders.create_loader()
+            loader._search_paths = _SearchPaths(loader.search_paths)  # type: ignore[attr-defined]
+            _loaders.append(loader)
+        return _loaders[0]
+
+
+def new_session() -> boto3.session.Session:
+    """A new boto3 session: it reads credentials, region and endpoints from the
+    environment now. Sessions share one model loader, so a service's model (the EC2
+    one takes a quarter of a second to parse) is read once per process, not per session."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _shared_loader())
+    return boto3.session.Session(botocore_session=core)
 
 
 def client(service: str, region: str | None = None) -> Any:
     """A boto3 client for `service` in `region` (default: the session's region)."""
     # A new session per call: sessions snapshot the environment, and local mode (or a
     # test) may change AWS_ENDPOINT_URL or credentials between calls.
-    session = boto3.session.Session()
-    return session.client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+    return new_session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def default_region() -> str | None:
     """The region boto3 would use: AWS_REGION, AWS_DEFAULT_REGION or the profile's."""
-    region: str | None = boto3.session.Session().region_name
+    region: str | None = new_session().region_name
     return region

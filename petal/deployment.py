@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+from petal.aws_session import new_session
 from petal.deployment_contract import (
     OUTPUT_BUILD_LOG_GROUP,
     OUTPUT_NODE_SETUP_URI,
@@ -84,7 +84,7 @@ def demo_target() -> str:
     configured and reach a deployed petal stack, then nothing (build there)."""
     try:
         config = load_user_config()
-        session = boto3.session.Session()
+        session = new_session()
         region = config.deployment.region or session.region_name
         if region is None or session.get_credentials() is None:
             return "--local"

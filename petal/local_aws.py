@@ -46,12 +46,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
-import boto3
 import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from petal.aws_session import new_session
 from petal.build_log_events import encode_subscription_event
 from petal.build_records import BuildRecord, BuildTable, table_definition
 from petal.deployment_contract import (
@@ -134,6 +135,13 @@ NOTHING_INSTALLED: Final = (
     "INSTALLED; these lines only imitate the real bootstrap's output"
 )
 _MISSING: Final = object()
+# moto keeps every backend in plain dicts and lists and takes no lock: a scan of a
+# DynamoDB table while another thread puts an item fails with "dictionary changed size
+# during iteration". AWS serves concurrent requests safely, so the emulator serves one
+# request at a time (in-process and in server mode), except Lambda's Invoke: the handler
+# it runs makes requests of its own, from this thread or (server mode) over HTTP.
+BACKEND_LOCK: Final = threading.RLock()
+_LAMBDA_INVOKE_PATH: Final = re.compile(r"^/[0-9-]+/functions/[^?]+/invocations/?(\?|$)")
 _BEGIN_STEP: Final = re.compile(r"^\s*begin_step\s+([a-z][a-z0-9_-]*)\s*$", re.MULTILINE)
 
 
@@ -576,27 +584,28 @@ class LocalAws:
         backend = ec2_backends[ACCOUNT_ID][self.region]
         created = datetime(2025, 1, 1, tzinfo=UTC)
         ids: dict[str, str] = {}
-        for version in self.pcluster_versions:
-            for os_name in OPERATING_SYSTEMS:
-                for arch in ARCHITECTURES:
-                    ami_id = random_ami_id()
-                    prefix = official_ami_name_pattern(version, os_name, arch).rstrip("*")
-                    backend.amis[ami_id] = Ami(
-                        backend,
-                        ami_id,
-                        name=f"{prefix} 2025-01-01T00-00-00.000Z",
-                        description=f"AWS ParallelCluster AMI {version} (petal local mode)",
-                        owner_id=AMAZON_AMI_OWNER,
-                        owner_alias="amazon",
-                        public=True,
-                        architecture=arch,
-                        virtualization_type="hvm",
-                        root_device_type="ebs",
-                        root_device_name="/dev/xvda",
-                        creation_date=created,
-                        region_name=f"{self.region}a",
-                    )
-                    ids[f"{version}/{os_name}/{arch}"] = ami_id
+        with BACKEND_LOCK:
+            for version in self.pcluster_versions:
+                for os_name in OPERATING_SYSTEMS:
+                    for arch in ARCHITECTURES:
+                        ami_id = random_ami_id()
+                        prefix = official_ami_name_pattern(version, os_name, arch).rstrip("*")
+                        backend.amis[ami_id] = Ami(
+                            backend,
+                            ami_id,
+                            name=f"{prefix} 2025-01-01T00-00-00.000Z",
+                            description=f"AWS ParallelCluster AMI {version} (petal local mode)",
+                            owner_id=AMAZON_AMI_OWNER,
+                            owner_alias="amazon",
+                            public=True,
+                            architecture=arch,
+                            virtualization_type="hvm",
+                            root_device_type="ebs",
+                            root_device_name="/dev/xvda",
+                            creation_date=created,
+                            region_name=f"{self.region}a",
+                        )
+                        ids[f"{version}/{os_name}/{arch}"] = ami_id
         return ids
 
     # --- builds -----------------------------------------------------------------------
@@ -857,9 +866,10 @@ class LocalAws:
     def _set_snapshot_state(self, snapshot_id: str, state: str) -> None:
         from moto.ec2.models import ec2_backends
 
-        snapshot = ec2_backends[ACCOUNT_ID][self.region].snapshots.get(snapshot_id)
-        if snapshot is not None:
-            snapshot.status = state
+        with BACKEND_LOCK:
+            snapshot = ec2_backends[ACCOUNT_ID][self.region].snapshots.get(snapshot_id)
+            if snapshot is not None:
+                snapshot.status = state
 
     # --- patches: what moto lacks ---------------------------------------------------
 
@@ -985,7 +995,43 @@ class LocalAws:
                 if execution.exec_worker is not None and execution.exec_worker.env is not None
             ]
 
+        from moto.core.botocore_stubber import BotocoreStubber
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+        original_process_request = BotocoreStubber.process_request
+        original_dispatch = DomainDispatcherApplication.__call__
+
+        def process_request(stubber: Any, request: Any) -> Any:
+            if _LAMBDA_INVOKE_PATH.match(urlsplit(request.url).path):
+                return original_process_request(stubber, request)
+            with BACKEND_LOCK:
+                return original_process_request(stubber, request)
+
+        def dispatch(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
+            if _LAMBDA_INVOKE_PATH.match(str(environ.get("PATH_INFO", ""))):
+                return original_dispatch(app, environ, start_response)
+            with BACKEND_LOCK:
+                return original_dispatch(app, environ, start_response)
+
+        from moto.stepfunctions.parser.backend.execution import Execution
+
+        original_stop = Execution.stop
+
+        def stop_execution(execution: Any, *args: Any, **kwargs: Any) -> None:
+            # moto 5.2.5 marks the execution stopped but leaves a task that waits for
+            # its token waiting until the heartbeat runs out, and reports RUNNING all
+            # that time; AWS aborts the execution at once.
+            original_stop(execution, *args, **kwargs)
+            worker = execution.exec_worker
+            if worker is not None and worker.env is not None:
+                pool = worker.env.callback_pool_manager._pool
+                for endpoint in list(pool.values()):
+                    endpoint.interrupt_all()
+
         patches: list[tuple[Any, str, Any]] = [
+            (BotocoreStubber, "process_request", process_request),
+            (DomainDispatcherApplication, "__call__", dispatch),
+            (Execution, "stop", stop_execution),
             (StepFunctionsParserBackend, "_get_executions", get_executions),
             (StepFunctionResponse, "send_task_failure", send_task_failure),
             (Environment, "set_error", set_error),
@@ -1258,15 +1304,16 @@ class LocalAws:
         from moto.ssm.models import ssm_backends
 
         backend = ssm_backends[ACCOUNT_ID][self.region]
-        for command in backend._commands:
-            if command.command_id == command_id:
-                command.status = status
-                for invocation in command.invocations:
-                    invocation.update(
-                        Status=status,
-                        StatusDetails=status,
-                        ResponseCode=0 if status == "Success" else 1,
-                    )
+        with BACKEND_LOCK:
+            for command in backend._commands:
+                if command.command_id == command_id:
+                    command.status = status
+                    for invocation in command.invocations:
+                        invocation.update(
+                            Status=status,
+                            StatusDetails=status,
+                            ResponseCode=0 if status == "Success" else 1,
+                        )
 
 
 _SESSION: list[Any] = []
@@ -1277,7 +1324,7 @@ def _shared_session() -> Any:
     """One boto3 session per process: its service models load once, not per LocalAws."""
     with _SESSION_LOCK:
         if not _SESSION:
-            _SESSION.append(boto3.session.Session())
+            _SESSION.append(new_session())
         return _SESSION[0]
 
 

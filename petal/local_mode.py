@@ -9,7 +9,6 @@ petal config are kept out of it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -23,10 +22,13 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from petal.local_aws import LocalAwsError, parse_failure
-from petal.local_server import STACK_NAME, failure_file
+from petal.local_server import STACK_NAME, failure_file, stopped_file
 
 START_TIMEOUT_SECONDS: Final = 120
+STOP_TIMEOUT_SECONDS: Final = 30
 ENV_LOCAL_DIR: Final = "PETAL_LOCAL_DIR"
+# Real seconds the simulated install spends per root spec (tests set 0).
+ENV_PACE_SECONDS: Final = "PETAL_LOCAL_PACE_SECONDS"
 NOTICE: Final = (
     "petal local mode: AWS is emulated on this machine ({endpoint}); builders are "
     "SIMULATED and install no software."
@@ -90,9 +92,12 @@ def start_server(directory: Path | None = None) -> LocalServer:
     log = directory / "server.log"
     # The emulator must not inherit an endpoint or credentials from this process.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PETAL_"))}
+    command = [sys.executable, "-m", "petal.local_server", "--state-dir", str(directory)]
+    if os.environ.get(ENV_PACE_SECONDS):
+        command += ["--pace-seconds", os.environ[ENV_PACE_SECONDS]]
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "petal.local_server", "--state-dir", str(directory)],
+            command,
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -117,13 +122,15 @@ def stop_server(directory: Path | None = None) -> bool:
     if server is None:
         return False
     os.kill(server.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
+    # The emulator says when it has stopped. Its process may linger as a zombie until
+    # whoever adopted it (it outlives the command that started it) reaps it.
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and not stopped_file(server.state_dir).exists():
+        try:
             os.kill(server.pid, 0)
-            time.sleep(0.2)
-            continue
-        return True
+        except OSError:
+            break
+        time.sleep(0.05)
     return True
 
 

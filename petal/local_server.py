@@ -25,6 +25,8 @@ from petal.local_aws import LocalAws, LocalFailure, SimulatedInstall, parse_fail
 
 STACK_NAME: Final = "petal-local"
 IDLE_EXIT_SECONDS: Final = 3600
+# So a person watching `petal --local build` sees the install progress spec by spec.
+DEFAULT_PACE_SECONDS: Final = 1.0
 NODE_SETUP_KEY: Final = "node-setup/petal-node-setup.sh"
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 
@@ -74,13 +76,19 @@ def publish_stack(aws: LocalAws) -> dict[str, str]:
     return outputs
 
 
-def serve(state_dir: Path) -> int:
+def stopped_file(state_dir: Path) -> Path:
+    """Written when the emulator has stopped: its port and threads are released."""
+    return state_dir / "stopped"
+
+
+def serve(state_dir: Path, pace_seconds: float = DEFAULT_PACE_SECONDS) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "failures").mkdir(exist_ok=True)
+    stopped_file(state_dir).unlink(missing_ok=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    install = SimulatedInstall(minutes=45, pace_seconds=1.0)
+    install = SimulatedInstall(minutes=45, pace_seconds=pace_seconds)
     with PersistentLocalAws(state_dir, server=True, install=install, log_level="ERROR") as aws:
         outputs = publish_stack(aws)
         info = {
@@ -103,6 +111,7 @@ def serve(state_dir: Path) -> int:
             if time.monotonic() > deadline:
                 break
         ready.unlink(missing_ok=True)
+    stopped_file(state_dir).touch()
     return 0
 
 
@@ -111,7 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO_ROOT))
     parser = argparse.ArgumentParser(prog="python -m petal.local_server")
     parser.add_argument("--state-dir", type=Path, required=True)
-    return serve(parser.parse_args(argv).state_dir)
+    parser.add_argument(
+        "--pace-seconds",
+        type=float,
+        default=DEFAULT_PACE_SECONDS,
+        help="real seconds the simulated install spends on each root spec",
+    )
+    args = parser.parse_args(argv)
+    return serve(args.state_dir, args.pace_seconds)
 
 
 if __name__ == "__main__":

@@ -33,11 +33,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-import boto3
 import jsonschema
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from petal.aws_errors import PetalStepError, error_code
+from petal.aws_session import new_session
 from petal.builder_ec2 import MANAGED, share_snapshot
 from petal.deployment_contract import (
     ROLE_VOLUME,
@@ -137,7 +137,7 @@ def parse_account_ids(values: Iterable[str], flag: str = "--accounts") -> tuple[
 def known_regions() -> frozenset[str]:
     """Every region botocore knows, all partitions. Read from botocore's bundled
     endpoint data: no network, so typos are caught before any call."""
-    session = boto3.session.Session()
+    session = new_session()
     regions: set[str] = set()
     for partition in session.get_available_partitions():
         regions.update(session.get_available_regions("ec2", partition_name=partition))

@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
@@ -293,7 +292,7 @@ def _default_region(args: argparse.Namespace, flag: str = "--region") -> str | N
         raise InvalidArgument(str(failure)) from None
     if configured:
         return validate_region(configured, "deployment.region of the petal config")
-    from_aws = boto3.session.Session().region_name
+    from_aws = aws_session.default_region()
     if from_aws is None:
         return None
     return validate_region(from_aws, "the configured AWS region (AWS_REGION or profile)")

@@ -7,10 +7,11 @@ of a stack (`publish_stack`), so these tests run `petal.cli.main.main` unchanged
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from petal.build_records import BuildRecord
+import lambdas.prepare
+from petal.build_records import BuildRecord, utc_now
 from petal.cli import build_commands
 from petal.cli.main import main
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS, TAG_SEED
@@ -381,12 +383,16 @@ def test_list_json_filters_by_status_and_seed(
 ) -> None:
     fixed_build_ids(monkeypatch, "wb-good", "wb-bad", "portable-good")
     aws.failures["wb-bad"] = LocalFailure("snapshot", "error")
+    # started_at has whole seconds, and builds started in one second tie in the order:
+    # each build starts a second after the one before.
+    starts = itertools.count()
+    monkeypatch.setattr(
+        lambdas.prepare, "utc_now", lambda: utc_now() + timedelta(seconds=next(starts))
+    )
     assert petal("--seed", SEED) == 0
     assert petal("--seed", SEED, "--force") == 1
     portable = tmp_path / "portable.yaml"
     portable.write_text(PORTABLE_SEED)
-    # started_at has whole seconds: builds started in one second tie in the order.
-    time.sleep(1.1)
     assert petal("--seed", str(portable)) == 0
     capsys.readouterr()
 

@@ -45,7 +45,6 @@ FP = fingerprint(load_seed(REPO / SEED))
 COMMAND_TIMEOUT = 120
 
 pytestmark = pytest.mark.filterwarnings("ignore:The 'default' argument to fields:Warning")
-DEMO_SECONDS = 60
 
 
 def petal_command() -> list[str]:
@@ -99,8 +98,15 @@ def _alive(pid: int) -> bool:
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PETAL_"))}
-    # What `make demo` exports; the user's AWS settings stay out of it.
-    env.update({"AWS_DEFAULT_REGION": "us-east-1", "PETAL_LOCAL_DIR": str(tmp_path / "local")})
+    # What `make demo` exports; the user's AWS settings stay out of it. The simulated
+    # install is not paced for a person watching (benchmarks/local_demo.py times that).
+    env.update(
+        {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PETAL_LOCAL_DIR": str(tmp_path / "local"),
+            "PETAL_LOCAL_PACE_SECONDS": "0",
+        }
+    )
     session = Demo(tmp_path / "local", env)
     try:
         yield session
@@ -154,22 +160,19 @@ def snapshots(demo: Demo) -> list[dict[str, Any]]:
     return found
 
 
-def test_the_local_demo_builds_a_snapshot_and_a_cluster_config_in_under_a_minute(
+def test_the_local_demo_builds_a_snapshot_and_a_cluster_config(
     demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "demo-config.yaml"
-    began = time.monotonic()
     build = demo.run("--local", "build", "--seed", SEED)
     create = demo.run(
         "--local", "create", "--seed", SEED, "--name", "demo", "--config-out", str(config)
     )
     listing = demo.run("--local", "build", "list", "--json")
-    elapsed = time.monotonic() - began
 
     assert build.returncode == 0, build.stdout + build.stderr
     assert create.returncode == 0, create.stdout + create.stderr
     assert listing.returncode == 0, listing.stdout + listing.stderr
-    assert elapsed < DEMO_SECONDS, f"the demo took {elapsed:.1f} s"
 
     # It says plainly that nothing was built for real.
     assert "builders are SIMULATED and install no software" in build.stderr

@@ -1,6 +1,6 @@
 """The offline checkers: cfn-lint, asl-validator and shellcheck, run as tests.
 
-A missing tool fails its test: these checks are part of `make test`, not optional.
+A missing tool fails its test: these checks are part of every test run, not optional.
 """
 
 from __future__ import annotations

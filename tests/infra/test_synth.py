@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from petal.deployment_contract import STEP_FUNCTIONS
 from tests.infra.conftest import REPO_ROOT, TEST_SUBNETS, TEST_VPC, Synth, npx, tool_env
 
@@ -19,6 +21,7 @@ def test_python_synth_writes_the_stack_template(synth: Synth) -> None:
     assert len(synth.function_ids()) == len(STEP_FUNCTIONS) + 5
 
 
+@pytest.mark.slow
 def test_cdk_cli_synth(tmp_path: Path) -> None:
     """The real CLI, reading cdk.json, as `cdk deploy` would run the app."""
     env = tool_env()

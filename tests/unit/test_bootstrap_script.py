@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -97,6 +98,20 @@ def last_line(text: str) -> str:
 @pytest.fixture
 def host(tmp_path: Path) -> Any:
     return harness.make_host(tmp_path)
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    host: Any
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
+    """One successful run on a blank volume, shared by the tests that only read what it
+    printed, called and left on the volume (each run costs seconds of fake commands)."""
+    host = harness.make_host(tmp_path_factory.mktemp("finished"))
+    return FinishedRun(host, host.run())
 
 
 # --- the script as a file ----------------------------------------------------------------
@@ -299,19 +314,28 @@ def test_device_is_found_by_volume_id_and_serial(host: Any) -> None:
     assert host.calls("lsblk") == [f"lsblk --nodeps -no SERIAL {host.device}"]
 
 
+def instant_sleep(host: Any, attach_after: int | None = None) -> None:
+    """The device wait's `sleep 1` returns at once (and is recorded); the volume
+    appears at call number `attach_after`."""
+    host.env["FAKE_INSTANT_SLEEP"] = "1"
+    if attach_after is not None:
+        host.env.update(
+            {
+                "FAKE_ATTACH_AFTER_SLEEPS": str(attach_after),
+                "FAKE_ATTACH_LINK": str(host.link),
+                "FAKE_ATTACH_DEVICE": str(host.device),
+            }
+        )
+
+
 def test_device_appearing_late_is_waited_for(tmp_path: Path) -> None:
     host = harness.make_host(tmp_path, attach=False)
-    process = subprocess.Popen(
-        ["bash", "-c", 'source "$1"; init_settings; step_device', "bash", str(SCRIPT)],
-        env=host.env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(1.5)
-    host.attach()
-    stdout, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, stdout
-    assert f"volume {harness.VOLUME_ID} is {host.device}" in stdout
+    instant_sleep(host, attach_after=2)
+    result = host.run_function("step_device")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert host.calls("sleep") == ["sleep 1", "sleep 1"]
+    assert f"volume {harness.VOLUME_ID} is {host.device}" in result.stdout
+    assert host.calls("lsblk") == [f"lsblk --nodeps -no SERIAL {host.device}"]
 
 
 def test_device_with_another_serial_is_refused(host: Any) -> None:
@@ -326,10 +350,10 @@ def test_device_with_another_serial_is_refused(host: Any) -> None:
 
 def test_missing_device_times_out(tmp_path: Path) -> None:
     host = harness.make_host(tmp_path, attach=False)
-    host.env["PETAL_DEVICE_WAIT_SECONDS"] = "1"
-    started = time.monotonic()
+    host.env["PETAL_DEVICE_WAIT_SECONDS"] = "3"
+    instant_sleep(host)
     result = host.run()
-    assert time.monotonic() - started < 20
+    assert host.calls("sleep") == ["sleep 1"] * 3
     assert result.returncode == 1
     assert last_line(result.stdout).startswith("PETAL-FAILED device: no device for vol-")
     assert host.calls("lsblk") == []
@@ -338,8 +362,8 @@ def test_missing_device_times_out(tmp_path: Path) -> None:
 # --- format and mount ------------------------------------------------------------------------
 
 
-def test_blank_volume_is_formatted_and_mounted(host: Any) -> None:
-    result = host.run()
+def test_blank_volume_is_formatted_and_mounted(finished: FinishedRun) -> None:
+    host, result = finished.host, finished.result
     assert result.returncode == 0, result.stdout + result.stderr
     assert host.calls("mkfs.ext4") == [f"mkfs.ext4 -q -L petal-software {host.device}"]
     assert host.calls("mount") == [f"mount -t ext4 {host.device} {host.shared}"]
@@ -411,8 +435,8 @@ def test_unknown_os_fails_clearly(tmp_path: Path) -> None:
 # --- the whole run -------------------------------------------------------------------------
 
 
-def test_full_run(host: Any) -> None:
-    result = host.run()
+def test_full_run(finished: FinishedRun) -> None:
+    host, result = finished.host, finished.result
     assert result.returncode == 0, result.stdout + result.stderr
     markers = harness.marker_lines(result.stdout)
     steps = [line.removeprefix("PETAL-STEP ") for line in markers if "-STEP " in line]
@@ -440,8 +464,8 @@ def test_full_run(host: Any) -> None:
     assert (host.shared / "petal" / "env" / "spack.lock").exists()
 
 
-def test_spack_is_driven_through_the_environment(host: Any) -> None:
-    result = host.run()
+def test_spack_is_driven_through_the_environment(finished: FinishedRun) -> None:
+    host, result = finished.host, finished.result
     assert result.returncode == 0, result.stdout + result.stderr
     env = str(host.shared / "petal" / "env")
     spack = [call for call in host.calls("spack") if not call.startswith("spack python")]
@@ -488,8 +512,8 @@ def test_bootstrap_builds_what_petal_renders(tmp_path: Path, modules: str) -> No
     assert manifest["compilers"] == compilers
 
 
-def test_manifest(host: Any) -> None:
-    result = host.run()
+def test_manifest(finished: FinishedRun) -> None:
+    host, result = finished.host, finished.result
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((host.shared / "petal" / "manifest.json").read_text())
     assert manifest["fingerprint"] == harness.FINGERPRINT
@@ -518,8 +542,9 @@ def source_profile(host: Any, shell: list[str]) -> subprocess.CompletedProcess[s
 
 
 @pytest.mark.parametrize("shell", [["sh", "-c"], ["sh", "-euc"], ["bash", "-euc"]])
-def test_lmod_profile_is_safe_to_source(host: Any, shell: list[str]) -> None:
-    assert host.run().returncode == 0
+def test_lmod_profile_is_safe_to_source(finished: FinishedRun, shell: list[str]) -> None:
+    host = finished.host
+    assert finished.result.returncode == 0, finished.result.stdout + finished.result.stderr
     profile = (host.shared / "petal" / "profile.sh").read_text()
     core = "/shared/spack/share/spack/lmod/linux-amzn2023-x86_64/Core"
     lmod_init = "/shared/spack/opt/spack/linux-fake/lmod-1.0/lmod/lmod/init"
@@ -536,9 +561,10 @@ def test_lmod_profile_is_safe_to_source(host: Any, shell: list[str]) -> None:
 
 
 @pytest.mark.parametrize("shell", ["sh", "bash"])
-def test_lmod_profile_sources_lmod(host: Any, shell: str) -> None:
+def test_lmod_profile_sources_lmod(finished: FinishedRun, shell: str) -> None:
     """With the node paths pointed into the fake tree, the Lmod branch runs."""
-    assert host.run().returncode == 0
+    host = finished.host
+    assert finished.result.returncode == 0, finished.result.stdout + finished.result.stderr
     profile = host.shared / "petal" / "profile.sh"
     local = host.tmp / "profile-local.sh"
     local.write_text(profile.read_text().replace("'/shared/", f"'{host.shared}/"))
@@ -672,8 +698,8 @@ def test_heartbeats_while_running_and_none_after_the_end(host: Any) -> None:
 def test_a_long_heartbeat_interval_does_not_delay_the_end(host: Any) -> None:
     """The sleeping heartbeat must not hold stdout open (SSM would wait for it)."""
     host.env["PETAL_HEARTBEAT_SECONDS"] = "600"
-    started = time.monotonic()
-    result = host.run(timeout=300)
+    # Were the heartbeat's sleep holding stdout, reading it would wait 600 s: the run
+    # would time out (TimeoutExpired) instead of returning.
+    result = host.run(timeout=120)
     assert result.returncode == 0
-    assert time.monotonic() - started < 120
     assert len([line for line in result.stdout.splitlines() if "HEARTBEAT" in line]) == 1
