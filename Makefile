@@ -41,7 +41,7 @@ setup-dev: $(VENV)/.dev-installed node_modules/.installed
 # (`.venv/bin/petal local stop` ends it).
 demo: setup
 	mkdir -p build
-	@mode="$$($(BIN)/python -m petal.deployment)"; set -x; \
+	@mode="$$($(BIN)/python -m petal.aws.deployment)"; set -x; \
 	$(BIN)/petal $$mode build --seed seeds/testing/workload-basic.yaml && \
 	$(BIN)/petal $$mode create --seed seeds/testing/workload-basic.yaml --name demo \
 		--config-out build/demo-config.yaml && \

@@ -7,10 +7,11 @@ from typing import Any
 
 from lambdas.clients import client
 from lambdas.observability import correlate, lambda_handler, logger
-from petal.build_callbacks import handle_event
-from petal.build_config import BuildConfig
-from petal.build_log_events import tail_command_output
-from petal.build_records import BuildTable, utc_now
+from petal.build.callbacks import handle_event
+from petal.build.config import BuildConfig
+from petal.build.log_events import tail_command_output
+from petal.build.records import utc_now
+from petal.build.table import BuildTable
 
 
 @lambda_handler

@@ -9,16 +9,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.clients import client
 from lambdas.observability import add_metric, correlate, lambda_handler, logger
-from petal import build_steps
-from petal.build_config import BuildConfig
-from petal.build_records import BuildTable, utc_now
+from petal.build.config import BuildConfig
+from petal.build.records import utc_now
+from petal.build.steps.cleanup import cleanup
+from petal.build.steps.event import build_id_hint
+from petal.build.table import BuildTable
 
 
 @lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    correlate(build_steps.build_id_hint(event))
+    correlate(build_id_hint(event))
     config = BuildConfig.from_environ()
-    outcome = build_steps.cleanup(
+    outcome = cleanup(
         event,
         ec2=client("ec2"),
         table=BuildTable(client("dynamodb"), config.table_name),

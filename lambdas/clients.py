@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from petal.aws_session import new_session
+from petal.aws.session import new_session
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 _lock = threading.Lock()

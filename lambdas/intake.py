@@ -6,10 +6,11 @@ from typing import Any
 
 from lambdas.clients import client
 from lambdas.observability import add_metric, correlate, lambda_handler, logger
-from petal.build_config import BuildConfig
-from petal.build_intake import on_seed_uploaded
-from petal.build_records import BuildTable, utc_now
-from petal.seed_objects import s3_seed_reader
+from petal.build.config import BuildConfig
+from petal.build.intake import on_seed_uploaded
+from petal.build.records import utc_now
+from petal.build.seed_reader import s3_seed_reader
+from petal.build.table import BuildTable
 
 
 @lambda_handler

@@ -11,10 +11,11 @@ from typing import Any
 
 from lambdas.clients import client
 from lambdas.observability import add_metric, lambda_handler, logger
-from petal.aws_errors import InvalidBuildRequest
-from petal.build_config import BuildConfig
-from petal.build_janitor import MARGIN, sweep
-from petal.build_records import BuildTable, utc_now
+from petal.aws.errors import InvalidBuildRequest
+from petal.build.config import BuildConfig
+from petal.build.janitor import MARGIN, sweep
+from petal.build.records import utc_now
+from petal.build.table import BuildTable
 
 
 @lambda_handler

@@ -6,16 +6,17 @@ from typing import Any
 
 from lambdas.clients import client
 from lambdas.observability import correlate, lambda_handler, logger
-from petal import build_steps
-from petal.build_config import BuildConfig
-from petal.build_records import BuildTable
+from petal.build.config import BuildConfig
+from petal.build.steps.event import build_id_hint
+from petal.build.steps.launch import launch
+from petal.build.table import BuildTable
 
 
 @lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    correlate(build_steps.build_id_hint(event))
+    correlate(build_id_hint(event))
     config = BuildConfig.from_environ()
-    result = build_steps.launch(
+    result = launch(
         event,
         ec2=client("ec2"),
         table=BuildTable(client("dynamodb"), config.table_name),

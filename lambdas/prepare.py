@@ -7,17 +7,19 @@ from typing import Any
 
 from lambdas.clients import client
 from lambdas.observability import add_metric, correlate, lambda_handler, logger
-from petal import build_steps
-from petal.build_config import BuildConfig
-from petal.build_records import BuildTable, utc_now
-from petal.seed_objects import s3_seed_reader
+from petal.build.config import BuildConfig
+from petal.build.records import utc_now
+from petal.build.seed_reader import s3_seed_reader
+from petal.build.steps.event import build_id_hint
+from petal.build.steps.prepare import prepare
+from petal.build.table import BuildTable
 
 
 @lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    correlate(build_steps.build_id_hint(event))
+    correlate(build_id_hint(event))
     config = BuildConfig.from_environ()
-    result = build_steps.prepare(
+    result = prepare(
         event,
         ec2=client("ec2"),
         read_seed=s3_seed_reader(client("s3")),

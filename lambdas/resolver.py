@@ -27,25 +27,21 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 
 from lambdas.observability import add_metric, lambda_handler, logger
-from petal.aws_errors import AwsRequestFailed, PetalStepError
-from petal.aws_session import new_session
-from petal.fingerprint import fingerprint as seed_fingerprint
-from petal.pcluster_config import (
-    ConfigError,
-    check_cluster_name,
-    cluster_settings,
-    config_for_snapshot,
-    overrides_from_mapping,
-)
-from petal.registry import RegistryClient
-from petal.resolution import (
+from petal.aws.errors import AwsRequestFailed, PetalStepError
+from petal.aws.session import new_session
+from petal.cluster.config import config_for_snapshot
+from petal.cluster.overrides import overrides_from_mapping
+from petal.cluster.resolution import (
     InvalidRequest,
     ResolutionError,
     SnapshotNotFound,
     make_request,
     resolve,
 )
-from petal.seed import Seed, SeedError, parse_seed, parse_seed_mapping
+from petal.cluster.settings import ConfigError, check_cluster_name, cluster_settings
+from petal.registry.client import RegistryClient
+from petal.seed.fingerprint import fingerprint as seed_fingerprint
+from petal.seed.model import Seed, SeedError, parse_seed, parse_seed_mapping
 from petal.user_config import SnapshotSource, UserConfig, UserConfigError, config_from_environment
 
 if TYPE_CHECKING:

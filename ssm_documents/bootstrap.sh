@@ -17,7 +17,7 @@
 # absolute path the script writes, so a test can run it against a directory tree.
 # Commands (lsblk, blkid, mount, dnf, git, spack, ...) are found on PATH.
 #
-# Output contract, parsed by petal/build_log.py (stdout, one marker at the start of a line):
+# Output contract, parsed by petal/build/log_markers.py (stdout, one marker at the start of a line):
 #   PETAL-STEP <name>              device format mount prerequisites spack mirrors compilers
 #                                  environment concretize install modules profile manifest
 #                                  unmount, and finally "done"

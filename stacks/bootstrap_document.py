@@ -1,6 +1,6 @@
 """The SSM Command document the bootstrap step runs on the builder: the document in
 ssm_documents/bootstrap.yaml with ssm_documents/bootstrap.sh injected, rendered by
-petal.ssm_document so local mode and the stack deploy the same content."""
+petal.build.bootstrap_document so local mode and the stack deploy the same content."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from petal.ssm_document import render_bootstrap_document
+from petal.build.bootstrap_document import render_bootstrap_document
 from stacks.paths import REPO_ROOT
 
 

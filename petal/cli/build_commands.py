@@ -21,11 +21,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.live import Live
 
-from petal import aws_session, local_mode
-from petal.aws_errors import AwsRequestFailed
-from petal.build_cancel import cancel_build
-from petal.build_records import FINISHED, BuildFailure, BuildRecord, BuildTable, iso
-from petal.build_request import (
+from petal.aws import session as aws_session
+from petal.aws.deployment import Deployment, DeploymentNotFound, discover_deployment
+from petal.aws.ec2_builder import find_snapshots
+from petal.aws.errors import AwsRequestFailed
+from petal.build.cancel import cancel_build
+from petal.build.records import FINISHED, BuildFailure, BuildRecord, iso
+from petal.build.request import (
     BuildRequest,
     BuildRequestError,
     check_build_id,
@@ -33,7 +35,7 @@ from petal.build_request import (
     parse_build_request,
     resolve_seed,
 )
-from petal.builder_ec2 import find_snapshots
+from petal.build.table import BuildTable
 from petal.cli import sharing_commands
 from petal.cli.build_progress import (
     new_lines,
@@ -51,12 +53,13 @@ from petal.cli.output import (
     is_terminal,
     print_json,
 )
-from petal.deployment import Deployment, DeploymentNotFound, discover_deployment
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS
-from petal.fingerprint import fingerprint
+from petal.local import mode as local_mode
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
-from petal.seed import Seed, SeedError, load_seed
-from petal.snapshot_sharing import SharingError, describe_sharing
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import Seed, SeedError, load_seed
+from petal.sharing.errors import SharingError
+from petal.sharing.snapshots import describe_sharing
 from petal.user_config import UserConfigError, load_user_config
 from petal.yaml_source import load_yaml_document
 

@@ -16,8 +16,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from petal.build_records import FINISHED, BuildRecord, parse_iso
-from petal.seed import Seed
+from petal.build.records import FINISHED, BuildRecord, parse_iso
+from petal.seed.model import Seed
 
 # The state machine's steps as the build record names them: what a person reads while
 # the step runs, and once it is done (filled in from the record).

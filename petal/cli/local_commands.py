@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from petal.cli.output import EXIT_OK
-from petal.local_mode import running_server, state_dir, stop_server
+from petal.local.mode import running_server, state_dir, stop_server
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

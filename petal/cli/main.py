@@ -14,7 +14,7 @@ from petal.cli import (
     seed_commands,
 )
 from petal.cli.output import error
-from petal.local_mode import LocalModeError, activate
+from petal.local.mode import LocalModeError, activate
 
 DESCRIPTION = """\
 Build a Spack software stack once onto an EBS snapshot, then create AWS ParallelCluster

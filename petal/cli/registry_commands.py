@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from petal.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, error, is_terminal, print_json
-from petal.fingerprint import fingerprint
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
-from petal.registry import IndexEntry, RegistryClient, RegistryError, SnapshotVariant, StackMetadata
-from petal.seed import SeedError, load_seed
+from petal.registry.client import RegistryClient
+from petal.registry.documents import IndexEntry, RegistryError, SnapshotVariant, StackMetadata
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import SeedError, load_seed
 from petal.user_config import UserConfig, UserConfigError, load_user_config
 
 

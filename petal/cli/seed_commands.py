@@ -7,9 +7,9 @@ import sys
 from typing import Any
 
 from petal.cli.output import EXIT_INVALID, EXIT_OK, print_json
-from petal.fingerprint import canonical_form, fingerprint
-from petal.seed import Problem, Seed, SeedError, load_seed
-from petal.spack_environment import render_spack_yaml
+from petal.seed.fingerprint import canonical_form, fingerprint
+from petal.seed.model import Problem, Seed, SeedError, load_seed
+from petal.seed.spack_environment import render_spack_yaml
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

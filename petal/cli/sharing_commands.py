@@ -22,41 +22,47 @@ from typing import TYPE_CHECKING, Any, Final
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
-from petal import aws_session, snapshot_sharing
+from petal.aws import session as aws_session
 from petal.cli.output import EXIT_FAILURE, EXIT_OK, add_json_flag, error, print_json
-from petal.fingerprint import fingerprint
-from petal.seed import Seed, SeedError, load_seed
-from petal.snapshot_sharing import (
-    PUBLIC_EXPLANATION,
-    BlockPublicAccessState,
+from petal.registry.publish import (
+    build_publication,
+    check_publishable,
+    read_existing_metadata,
+    write_publication,
+)
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import Seed, SeedError, load_seed
+from petal.sharing import public
+from petal.sharing.copy import (
     CopyFailed,
     CopyStarted,
-    InvalidArgument,
-    KmsKeyLookup,
-    Refused,
-    SharingError,
-    SharingInfo,
-    SnapshotRecord,
-    SnapshotRef,
-    build_publication,
     check_copy_source,
-    check_publishable,
-    describe_sharing,
-    get_snapshot,
-    get_snapshots,
-    make_public,
+    start_copies,
+    wait_for_copies,
+)
+from petal.sharing.errors import InvalidArgument, Refused, SharingError
+from petal.sharing.inputs import (
+    SnapshotRef,
     parse_account_ids,
     parse_regions,
     parse_snapshot_ref,
-    read_existing_metadata,
-    share_with_accounts,
-    start_copies,
-    unshare,
     validate_kms_key,
     validate_region,
     validate_registry_name,
-    wait_for_copies,
-    write_publication,
+)
+from petal.sharing.kms import KmsKeyLookup
+from petal.sharing.public import (
+    PUBLIC_EXPLANATION,
+    BlockPublicAccessState,
+    make_public,
+)
+from petal.sharing.share import share_with_accounts, unshare
+from petal.sharing.snapshots import (
+    SharingInfo,
+    SnapshotRecord,
+    describe_sharing,
+    get_snapshot,
+    get_snapshots,
 )
 from petal.user_config import DEFAULT_REGISTRY_URL, UserConfigError, load_user_config
 
@@ -367,7 +373,7 @@ def _share_public(args: argparse.Namespace, ref: SnapshotRef) -> int:
 def _block_public_access(ec2: EC2Client) -> BlockPublicAccessState:
     # Looked up through the module at call time so tests can replace the adapter:
     # moto 5.2.5 does not implement GetSnapshotBlockPublicAccessState.
-    return snapshot_sharing.get_block_public_access_state(ec2)
+    return public.get_block_public_access_state(ec2)
 
 
 def _unshare(args: argparse.Namespace) -> int:

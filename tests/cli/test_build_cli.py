@@ -20,14 +20,14 @@ import pytest
 from moto import mock_aws
 
 import lambdas.prepare
-from petal.build_records import BuildRecord, utc_now
+from petal.build.records import BuildRecord, utc_now
 from petal.cli import build_commands
 from petal.cli.main import main
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS, TAG_SEED
-from petal.fingerprint import fingerprint
-from petal.local_aws import NOTHING_INSTALLED, LocalAws, LocalFailure, bootstrap_step_names
-from petal.local_server import STACK_NAME, publish_stack
-from petal.seed import load_seed
+from petal.local.emulator import NOTHING_INSTALLED, LocalAws, LocalFailure, bootstrap_step_names
+from petal.local.server import STACK_NAME, publish_stack
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import load_seed
 from tests.workflow.helpers import locks, petal_instances, petal_snapshots, petal_volumes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -497,7 +497,7 @@ def test_cancel_of_a_build_that_just_finished_leaves_it_as_it_is(
     aws: LocalAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The build ends between the CLI reading it (RUNNING) and stopping it.
-    from petal.build_cancel import cancel_build
+    from petal.build.cancel import cancel_build
 
     build_id = detached(aws, capsys)
     stale = aws.wait_for_record(build_id, lambda r: r.status == "RUNNING")

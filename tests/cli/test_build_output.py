@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
 
-from petal.build_records import BuildFailure, BuildRecord, Progress
+from petal.build.records import BuildFailure, BuildRecord, Progress
 from petal.cli import build_commands
 from petal.cli.build_progress import (
     new_lines,
@@ -29,7 +29,7 @@ from petal.cli.build_progress import (
     step_lines,
     summary_lines,
 )
-from petal.seed import load_seed
+from petal.seed.model import load_seed
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_FILE = "seeds/testing/workload-basic.yaml"

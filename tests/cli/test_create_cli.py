@@ -14,11 +14,11 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from petal import aws_session
+from petal.aws import session as aws_session
 from petal.cli import create_command
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_OS, TAG_SEED
-from petal.fingerprint import fingerprint
-from petal.seed import load_seed
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import load_seed
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = str(REPO / "seeds/bioinformatics.yaml")

@@ -35,8 +35,8 @@ from petal.deployment_contract import (
     TAG_SEED,
     TAG_SPACK_VERSION,
 )
-from petal.fingerprint import fingerprint
-from petal.seed import load_seed
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import load_seed
 from tests.workflow.helpers import petal_instances
 
 REPO = Path(__file__).resolve().parents[2]

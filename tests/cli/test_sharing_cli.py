@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import pytest
 
-from petal import snapshot_sharing
 from petal.cli import sharing_commands
-from petal.fingerprint import fingerprint
-from petal.seed import load_seed
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import load_seed
+from petal.sharing import public
 from petal.snapshot_description import format_description
 from tests.unit.test_snapshot_sharing import (
     FINGERPRINT,
@@ -67,9 +67,7 @@ def block_state(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     moto 5.2.5 does not implement GetSnapshotBlockPublicAccessState, so the adapter
     (tested against botocore's Stubber in the unit tests) is replaced here."""
     state = {"value": "unblocked"}
-    monkeypatch.setattr(
-        snapshot_sharing, "get_block_public_access_state", lambda ec2: state["value"]
-    )
+    monkeypatch.setattr(public, "get_block_public_access_state", lambda ec2: state["value"])
     return state
 
 
@@ -557,7 +555,7 @@ def test_what_publish_writes_is_read_back_by_the_registry_client(
     import http.server
     import threading
 
-    from petal.registry import RegistryClient
+    from petal.registry.client import RegistryClient
 
     east, fp = seed_snapshot(ec2)
     checkout = tmp_path / "registry"

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 import yaml
 
-from petal.build_request import (
+from petal.build.request import (
     BuildRequest,
     build_request_schema,
     parse_build_request,
@@ -28,8 +28,8 @@ from petal.build_request import (
 from petal.cli import build_commands
 from petal.cli.main import main
 from petal.deployment_contract import OUTPUT_SEED_BUCKET, OUTPUT_STATE_MACHINE_ARN
-from petal.local_aws import LocalAws
-from petal.local_server import STACK_NAME, publish_stack
+from petal.local.emulator import LocalAws
+from petal.local.server import STACK_NAME, publish_stack
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = "seeds/testing/workload-basic.yaml"

@@ -203,7 +203,7 @@ def _resolve_attribute(info: ModuleInfo, node: ast.Attribute) -> tuple[str, str]
     if attr is not None:
         return None
     parts = list(reversed(chain))
-    # `petal.builder_ec2.run_builder` via `import petal`: walk down submodules.
+    # `petal.aws.ec2_builder.run_builder` via `import petal`: walk down submodules.
     while len(parts) > 1 and module_path(f"{module}.{parts[0]}"):
         module = f"{module}.{parts.pop(0)}"
     return module, parts[0]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from petal.build.bootstrap_document import render_bootstrap_document
 from petal.deployment_contract import (
     CALLBACK_FUNCTION,
     ENV_BUILD_LOG_GROUP,
@@ -43,7 +44,6 @@ from petal.deployment_contract import (
     TABLE_SORT_KEY,
     TABLE_TTL_ATTRIBUTE,
 )
-from petal.ssm_document import render_bootstrap_document
 from stacks.build_state_machine import placeholders
 from stacks.functions import FUNCTION_SPECS
 from stacks.node_setup import NODE_SETUP_KEY, NODE_SETUP_PREFIX

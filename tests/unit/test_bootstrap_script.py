@@ -23,8 +23,7 @@ import pytest
 import yaml
 
 from petal import deployment_contract as contract
-from petal.build_log import parse_log
-from petal.ssm_document import (
+from petal.build.bootstrap_document import (
     DOCUMENT_SIZE_LIMIT,
     HEREDOC_DELIMITER,
     SCRIPT_PLACEHOLDER,
@@ -33,6 +32,7 @@ from petal.ssm_document import (
     parameter_budget,
     render_bootstrap_document,
 )
+from petal.build.log_markers import parse_log
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "bootstrap"
@@ -491,9 +491,9 @@ def test_spack_is_driven_through_the_environment(finished: FinishedRun) -> None:
 
 @pytest.mark.parametrize("modules", ["tcl", "lmod"])
 def test_bootstrap_builds_what_petal_renders(tmp_path: Path, modules: str) -> None:
-    """The renderer's spack.yaml (petal.spack_environment) drives the whole fake run."""
-    from petal.seed import parse_seed_mapping
-    from petal.spack_environment import render_spack_yaml
+    """The renderer's spack.yaml (petal.seed.spack_environment) drives the whole fake run."""
+    from petal.seed.model import parse_seed_mapping
+    from petal.seed.spack_environment import render_spack_yaml
 
     data = yaml.safe_load((REPO / "seeds" / "testing" / "workload-basic.yaml").read_text())
     data["software"]["modules"] = modules

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from petal.deployment_contract import STATE_MACHINE_FILE, STEP_FUNCTIONS
-from petal.state_machine_definition import (
+from petal.build.definition import (
     NUMERIC_PLACEHOLDERS,
     StateMachineSettings,
     definition_substitutions,
     placeholders,
     render_definition,
 )
+from petal.deployment_contract import STATE_MACHINE_FILE, STEP_FUNCTIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEXT = (REPO_ROOT / STATE_MACHINE_FILE).read_text()
@@ -30,7 +30,7 @@ LAMBDA_ERRORS = {
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 }
-# Exception class names the handlers raise (petal.aws_errors), which Retry matches.
+# Exception class names the handlers raise (petal.aws.errors), which Retry matches.
 HANDLER_ERRORS = {"RetryableAwsError", "CleanupPending"}
 
 

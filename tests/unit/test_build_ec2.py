@@ -1,4 +1,4 @@
-"""The EC2 adapter (petal.builder_ec2): exact requests, checked with botocore's Stubber."""
+"""The EC2 adapter (petal.aws.ec2_builder): exact requests, checked with botocore's Stubber."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from petal.aws_errors import (
-    AwsRequestFailed,
-    NoBuilderCapacity,
-    OfficialAmiNotFound,
-    RetryableAwsError,
-)
-from petal.builder_ec2 import (
+from petal.aws.ec2_builder import (
     OfficialImage,
     find_official_image,
     find_snapshots,
     packages_tag_value,
     run_builder,
+)
+from petal.aws.errors import (
+    AwsRequestFailed,
+    NoBuilderCapacity,
+    OfficialAmiNotFound,
+    RetryableAwsError,
 )
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""petal.build_log: parsing the bootstrap's marker lines, including a real (fake-host) run."""
+"""petal.build.log_markers: parsing the bootstrap's marker lines, including a real (fake-host) run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from petal.build_log import STEP_DONE, STEP_PARAMETERS, LogEvent, parse_log, parse_log_line
+from petal.build.log_markers import STEP_DONE, STEP_PARAMETERS, LogEvent, parse_log, parse_log_line
 from petal.deployment_contract import (
     FAILURE_MARKER,
     HEARTBEAT_MARKER,

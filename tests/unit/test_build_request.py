@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from petal.build_request import (
+from petal.build.request import (
     BuildRequestError,
     check_build_id,
     new_build_id,
     parse_build_request,
     resolve_seed,
 )
-from petal.seed import SeedError, load_seed
+from petal.seed.model import SeedError, load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED_FILE = REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml"

@@ -1,4 +1,4 @@
-"""Core logic of the build steps (petal.build_steps, petal.build_intake) without the
+"""Core logic of the build steps (petal.build.steps, petal.build.intake) without the
 state machine: the handlers' functions called with moto's clients."""
 
 from __future__ import annotations
@@ -14,18 +14,15 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from petal.aws_errors import CleanupPending, InvalidBuildRequest
-from petal.build_intake import NotASeedUpload, SeedUpload, intake_build_id, seed_upload
-from petal.build_records import BuildRecord, BuildTable, iso, table_definition
-from petal.build_steps import (
-    cleanup,
-    describe_failure,
-    failure_message,
-    prepare,
-    public_error_name,
-    snapshot_tags,
-)
-from petal.seed import load_seed
+from petal.aws.errors import CleanupPending, InvalidBuildRequest
+from petal.build.intake import NotASeedUpload, SeedUpload, intake_build_id, seed_upload
+from petal.build.records import BuildRecord, iso
+from petal.build.steps.cleanup import cleanup
+from petal.build.steps.failure import describe_failure, failure_message, public_error_name
+from petal.build.steps.prepare import prepare
+from petal.build.steps.snapshot import snapshot_tags
+from petal.build.table import BuildTable, table_definition
+from petal.seed.model import load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = load_seed(REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml")

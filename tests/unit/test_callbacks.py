@@ -1,4 +1,4 @@
-"""Completing the parked task from events (petal.build_callbacks), with moto's
+"""Completing the parked task from events (petal.build.callbacks), with moto's
 DynamoDB and a recording Step Functions stand-in."""
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from petal.build_callbacks import (
-    bootstrap_failure_cause,
-    handle_event,
-    on_log_batch,
-)
-from petal.build_log_events import (
+from petal.build.callbacks import bootstrap_failure_cause, handle_event, on_log_batch
+from petal.build.log_events import (
     BadLogDelivery,
     decode_subscription_event,
     encode_subscription_event,
 )
-from petal.build_records import BuildRecord, BuildTable, iso, table_definition
+from petal.build.records import BuildRecord, iso
+from petal.build.table import BuildTable, table_definition
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 DOCUMENT = "petal-bootstrap"
@@ -272,7 +269,7 @@ def test_causes_without_a_failure_line() -> None:
 
 
 def test_an_unreadable_log_still_fails_the_task(aws: tuple[BuildTable, Any]) -> None:
-    from petal.aws_errors import AwsRequestFailed
+    from petal.aws.errors import AwsRequestFailed
 
     table, ec2 = aws
     sfn = FakeStepFunctions()

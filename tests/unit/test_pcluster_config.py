@@ -9,21 +9,18 @@ from typing import Any
 import pytest
 import yaml
 
-from petal.deployment_contract import MOUNT_DIR
-from petal.pcluster_config import (
+from petal.cluster.config import config_header, generate_config, render_config
+from petal.cluster.overrides import overrides_from_mapping, parse_queue
+from petal.cluster.settings import (
     ClusterOverrides,
     ClusterSettings,
     ConfigError,
     check_cluster_name,
     cluster_settings,
-    config_header,
-    generate_config,
-    overrides_from_mapping,
-    parse_queue,
-    render_config,
 )
+from petal.deployment_contract import MOUNT_DIR
 from petal.platforms import ARCHITECTURES, OPERATING_SYSTEMS
-from petal.seed import Queue, Seed, load_seed
+from petal.seed.model import Queue, Seed, load_seed
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = sorted(REPO.glob("seeds/**/*.yaml"))

@@ -1,4 +1,4 @@
-"""The builds table adapter (petal.build_records) on moto's DynamoDB."""
+"""The builds table adapter (petal.build.records) on moto's DynamoDB."""
 
 from __future__ import annotations
 
@@ -9,17 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from petal.build_records import (
-    BuildFailure,
-    BuildIdTaken,
-    BuildRecord,
-    BuildTable,
-    Progress,
-    get_build,
-    iso,
-    list_builds,
-    table_definition,
-)
+from petal.build.records import BuildFailure, BuildRecord, Progress, iso
+from petal.build.table import BuildIdTaken, BuildTable, get_build, list_builds, table_definition
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 FP = "sha256:" + "a" * 64

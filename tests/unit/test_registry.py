@@ -10,16 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from petal.fingerprint import fingerprint
 from petal.platforms import OPERATING_SYSTEMS
-from petal.registry import (
-    MAX_DOCUMENT_BYTES,
-    RegistryClient,
-    RegistryError,
-    StackNotFound,
-    default_cache_dir,
-)
-from petal.seed import parse_seed
+from petal.registry.client import RegistryClient, default_cache_dir
+from petal.registry.documents import MAX_DOCUMENT_BYTES, RegistryError, StackNotFound
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import parse_seed
 from tests.data.registry.registry_server import BAD, RegistryServer, good_files
 
 BIO_FP = "sha256:b0d9ba9061a5149075694a63883706883fadb32066c103b67735e2a627046562"
@@ -215,7 +210,7 @@ def test_fixture_fingerprints_match_their_seed() -> None:
     seed = parse_seed(files["seeds/bioinformatics-v1.yaml"])
     index = json.loads(files["snapshots/index.json"])
     assert index["snapshots"][0]["fingerprint"] == fingerprint(seed) == BIO_FP, (
-        "petal.fingerprint changed: regenerate the fixture registry's fingerprints"
+        "petal.seed.fingerprint changed: regenerate the fixture registry's fingerprints"
     )
 
 

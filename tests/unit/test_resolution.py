@@ -20,9 +20,7 @@ import pytest
 from moto import mock_aws
 from moto.ec2.models import ec2_backends
 
-from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS, TAG_SEED
-from petal.registry import RegistryClient
-from petal.resolution import (
+from petal.cluster.resolution import (
     LAZY_LOADING_WARNING,
     InvalidRequest,
     ResolutionError,
@@ -31,6 +29,8 @@ from petal.resolution import (
     make_request,
     resolve,
 )
+from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS, TAG_SEED
+from petal.registry.client import RegistryClient
 from petal.snapshot_description import format_description
 from petal.user_config import (
     DeploymentSettings,

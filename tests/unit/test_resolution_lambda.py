@@ -12,8 +12,8 @@ import yaml
 from moto import mock_aws
 
 from lambdas import resolver
-from petal.fingerprint import fingerprint
-from petal.seed import load_seed
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import load_seed
 from petal.user_config import config_from_environment
 from tests.data.registry.moto_sharing import install
 from tests.data.registry.registry_server import RegistryServer

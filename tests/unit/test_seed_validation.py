@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from petal.seed import SeedError, load_seed, parse_seed, parse_seed_mapping
+from petal.seed.model import SeedError, load_seed, parse_seed, parse_seed_mapping
 from petal.yaml_source import MAX_BYTES
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Sharing, unsharing, making public and copying snapshots: petal.snapshot_sharing
+"""Sharing, unsharing, making public and copying snapshots: petal.sharing
 against moto's EC2 and KMS, with small fakes only where moto cannot represent AWS:
 
 - moto 5.2.5 creates the `aws/ebs` key as a customer key (KeyManager "CUSTOMER") and
@@ -29,35 +29,28 @@ from petal.deployment_contract import (
     TAG_ROLE,
     TAG_SEED,
 )
-from petal.snapshot_description import format_description
-from petal.snapshot_sharing import (
-    AwsFailure,
+from petal.sharing.copy import (
     CopyStarted,
-    InvalidArgument,
-    KeyInfo,
-    KmsKeyLookup,
-    NotFound,
-    Refused,
-    SnapshotRecord,
     check_copy_source,
     copy_tags,
-    describe_sharing,
-    get_block_public_access_state,
-    get_snapshot,
-    key_policy_statement,
-    make_public,
+    start_copies,
+    wait_for_copies,
+)
+from petal.sharing.errors import AwsFailure, InvalidArgument, NotFound, Refused
+from petal.sharing.inputs import (
     parse_account_ids,
     parse_regions,
     parse_snapshot_ref,
-    share_with_accounts,
-    start_copies,
-    unshare,
     validate_kms_key,
     validate_region,
     validate_registry_name,
     validate_snapshot_id,
-    wait_for_copies,
 )
+from petal.sharing.kms import KeyInfo, KmsKeyLookup, key_policy_statement
+from petal.sharing.public import get_block_public_access_state, make_public
+from petal.sharing.share import share_with_accounts, unshare
+from petal.sharing.snapshots import SnapshotRecord, describe_sharing, get_snapshot
+from petal.snapshot_description import format_description
 
 REGION = "us-east-1"
 FINGERPRINT = "sha256:" + "ab" * 32

@@ -13,17 +13,15 @@ import jsonschema
 import pytest
 
 from petal.deployment_contract import TAG_FINGERPRINT
-from petal.snapshot_sharing import (
-    InvalidArgument,
-    KeyInfo,
-    Refused,
-    SharingInfo,
-    SnapshotRecord,
+from petal.registry.publish import (
     build_publication,
     check_publishable,
     read_existing_metadata,
     write_publication,
 )
+from petal.sharing.errors import InvalidArgument, Refused
+from petal.sharing.kms import KeyInfo
+from petal.sharing.snapshots import SharingInfo, SnapshotRecord
 from tests.unit.test_snapshot_sharing import (
     FINGERPRINT,
     OTHER_FINGERPRINT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from petal.spack_spec import SpecError, parse_spec
+from petal.seed.spack_spec import SpecError, parse_spec
 
 VALID = {
     "samtools@1.17": "samtools@1.17",

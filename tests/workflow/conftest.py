@@ -1,4 +1,4 @@
-"""The real state machine file on moto, with the real handlers (petal.local_aws)."""
+"""The real state machine file on moto, with the real handlers (petal.local.emulator)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from petal.local_aws import LocalAws, SimulatedInstall
-from petal.seed import load_seed
-from petal.state_machine_definition import StateMachineSettings
+from petal.build.definition import StateMachineSettings
+from petal.local.emulator import LocalAws, SimulatedInstall
+from petal.seed.model import load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED_FILE = REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml"

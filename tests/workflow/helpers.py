@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from petal.deployment_contract import ROLE_VOLUME, TAG_MANAGED, TAG_ROLE
-from petal.local_aws import LocalAws
+from petal.local.emulator import LocalAws
 
 
 def petal_instances(aws: LocalAws | Any) -> list[dict[str, Any]]:

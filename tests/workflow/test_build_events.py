@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from petal.deployment_contract import CALLBACK_FUNCTION, TAG_BUILD_ID
-from petal.local_aws import LocalAws, LocalFailure, SimulatedInstall, command_status_event
+from petal.local.emulator import LocalAws, LocalFailure, SimulatedInstall, command_status_event
 from tests.workflow.conftest import seed_document
 from tests.workflow.helpers import assert_nothing_left, locks, petal_instances, petal_snapshots
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from petal.local_aws import LocalAws, LocalFailure
-from petal.state_machine_definition import StateMachineSettings
+from petal.build.definition import StateMachineSettings
+from petal.local.emulator import LocalAws, LocalFailure
 from tests.workflow.conftest import REPO_ROOT, seed_document
 from tests.workflow.helpers import assert_nothing_left, petal_snapshots
 

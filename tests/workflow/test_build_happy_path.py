@@ -12,9 +12,9 @@ from petal.deployment_contract import (
     TAG_SEED,
     TAG_SPACK_VERSION,
 )
-from petal.fingerprint import fingerprint
-from petal.local_aws import LocalAws
-from petal.seed import parse_seed_mapping
+from petal.local.emulator import LocalAws
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import parse_seed_mapping
 from petal.snapshot_description import parse_description
 from tests.workflow.conftest import seed_document
 from tests.workflow.helpers import locks, petal_instances, petal_snapshots, petal_volumes
@@ -92,7 +92,7 @@ def test_force_builds_again(aws: LocalAws) -> None:
 
 
 def test_a_completed_snapshot_is_shared_with_the_trusted_accounts() -> None:
-    from petal.local_aws import LocalAws as Local
+    from petal.local.emulator import LocalAws as Local
     from tests.workflow.conftest import REPO_ROOT
 
     with Local(REPO_ROOT, trusted_accounts=("111111111111",)) as aws:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from petal.deployment_contract import TAG_ARCH, TAG_OS
-from petal.local_aws import LocalAws
+from petal.local.emulator import LocalAws
 from tests.workflow.conftest import seed_document
 from tests.workflow.helpers import assert_nothing_left, petal_snapshots
 

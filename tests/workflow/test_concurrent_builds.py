@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-from petal.local_aws import ACCOUNT_ID, LocalAws, LocalFailure
+from petal.local.emulator import ACCOUNT_ID, LocalAws, LocalFailure
 from tests.workflow.conftest import seed_document
 from tests.workflow.helpers import assert_nothing_left
 

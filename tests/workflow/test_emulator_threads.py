@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from petal.local_aws import LocalAws
+from petal.local.emulator import LocalAws
 
 
 @pytest.fixture

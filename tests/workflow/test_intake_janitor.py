@@ -12,7 +12,7 @@ from petal.deployment_contract import (
     TAG_MANAGED,
     TAG_ROLE,
 )
-from petal.local_aws import LocalAws, LocalFailure
+from petal.local.emulator import LocalAws, LocalFailure
 from tests.workflow.conftest import SEED_FILE, seed_document
 from tests.workflow.helpers import assert_nothing_left, petal_instances, software_volumes
 

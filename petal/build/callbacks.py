@@ -1,0 +1,252 @@
+"""Completing the parked bootstrap task, from events: the callback and log_heartbeat
+functions' logic.
+
+- SSM "EC2 Command Invocation Status-change Notification": Success -> SendTaskSuccess;
+  Failed / TimedOut / Cancelled (and the other terminal statuses) -> SendTaskFailure
+  with the failing step and the last lines of the build log.
+- EC2 "EC2 Instance State-change Notification" (stopping, shutting-down, terminated,
+  stopped) of a running build's builder -> SendTaskFailure at once, instead of waiting
+  for the heartbeat to time out.
+- Build log marker lines (PETAL-STEP / PROGRESS / HEARTBEAT / FAILED) -> SendTaskHeartbeat
+  and progress on the build record.
+
+Events arrive at least once and in any order. The token is claimed once, for one
+outcome (petal.build.table.BuildTable.claim_token): a duplicate of the same outcome
+may retry the send, any other outcome after it is ignored, and a stale token
+(TaskTimedOut, InvalidToken) is logged, not raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from petal.aws import ec2_builder, step_functions
+from petal.aws.errors import PetalStepError
+from petal.build.log_events import LogBatch, clip, failure_line
+from petal.build.records import Progress, iso
+from petal.build.table import BuildTable
+from petal.deployment_contract import ROLE_BUILDER, TAG_BUILD_ID, TAG_MANAGED, TAG_ROLE
+
+SSM_DETAIL_TYPE: Final = "EC2 Command Invocation Status-change Notification"
+EC2_DETAIL_TYPE: Final = "EC2 Instance State-change Notification"
+SUCCESS: Final = "Success"
+# Terminal command statuses other than Success, and the error each fails the task with.
+FAILURE_ERRORS: Final[dict[str, str]] = {
+    "Failed": "BootstrapFailed",
+    "TimedOut": "BootstrapTimedOut",
+    "Cancelled": "BootstrapCancelled",
+    "Undeliverable": "BootstrapFailed",
+    "Terminated": "BootstrapCancelled",
+    "DeliveryTimedOut": "BootstrapFailed",
+    "Delivery Timed Out": "BootstrapFailed",
+    "ExecutionTimedOut": "BootstrapTimedOut",
+    "Execution Timed Out": "BootstrapTimedOut",
+}
+GONE_STATES: Final = frozenset({"stopping", "shutting-down", "terminated", "stopped"})
+
+TailReader = Callable[[str, str], list[str]]  # (command id, instance id) -> last lines
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    action: str  # succeeded, failed, ignored, stale
+    reason: str
+    build_id: str | None = None
+    command_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def handle_event(
+    event: Mapping[str, Any],
+    *,
+    table: BuildTable,
+    sfn: Any,
+    ec2: Any,
+    read_tail: TailReader,
+    document_name: str,
+    now: datetime,
+) -> CallbackResult:
+    detail_type = event.get("detail-type")
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        return CallbackResult("ignored", "the event has no detail")
+    if detail_type == SSM_DETAIL_TYPE:
+        return on_command_status(
+            detail,
+            table=table,
+            sfn=sfn,
+            read_tail=read_tail,
+            document_name=document_name,
+            now=now,
+        )
+    if detail_type == EC2_DETAIL_TYPE:
+        return on_instance_state(detail, table=table, sfn=sfn, ec2=ec2, now=now)
+    return CallbackResult("ignored", f"not an event petal handles: {detail_type!r}")
+
+
+def on_command_status(
+    detail: Mapping[str, Any],
+    *,
+    table: BuildTable,
+    sfn: Any,
+    read_tail: TailReader,
+    document_name: str,
+    now: datetime,
+) -> CallbackResult:
+    command_id = str(detail.get("command-id") or "")
+    instance_id = str(detail.get("instance-id") or "")
+    status = str(detail.get("status") or "")
+    document = str(detail.get("document-name") or "")
+    if document and document_name and document != document_name:
+        return CallbackResult("ignored", f"command of another document ({document})")
+    if status != SUCCESS and status not in FAILURE_ERRORS:
+        return CallbackResult("ignored", f"status {status!r} is not final", command_id=command_id)
+    token = table.claim_token(command_id, f"command:{status}", now)
+    if token is None:
+        existing = table.get_token(command_id)
+        if existing is None:
+            return CallbackResult(
+                "ignored", "no build waits for this command", command_id=command_id
+            )
+        return CallbackResult(
+            "ignored",
+            f"the build already received {existing.outcome}; {status} is a late duplicate",
+            build_id=existing.build_id,
+            command_id=command_id,
+        )
+    if status == SUCCESS:
+        sent = step_functions.send_success(
+            sfn,
+            token.task_token,
+            {"command_id": command_id, "instance_id": instance_id, "status": status},
+        )
+        action = "succeeded"
+    else:
+        try:
+            lines = read_tail(command_id, instance_id or token.instance_id)
+        except PetalStepError as problem:
+            # The failure must reach the build even when its log cannot be read.
+            lines = [f"(the build log could not be read: {problem})"]
+        error = FAILURE_ERRORS[status]
+        cause = bootstrap_failure_cause(status, command_id, lines)
+        sent = step_functions.send_failure(sfn, token.task_token, error, cause)
+        action = "failed"
+    table.mark_token_sent(command_id, now)
+    if not sent:
+        return CallbackResult(
+            "stale", "the task had already ended", build_id=token.build_id, command_id=command_id
+        )
+    return CallbackResult(
+        action, f"command {status}", build_id=token.build_id, command_id=command_id
+    )
+
+
+def bootstrap_failure_cause(status: str, command_id: str, lines: list[str]) -> str:
+    marker = failure_line(lines)
+    if marker is not None:
+        # "PETAL-FAILED <step>: <reason>"
+        _, _, rest = marker.partition(" ")
+        step, _, reason = rest.partition(":")
+        summary = f"the bootstrap failed in its '{step.strip()}' step: {reason.strip()}"
+    elif status in ("TimedOut", "ExecutionTimedOut", "Execution Timed Out"):
+        summary = "the bootstrap ran out of time (SSM stopped it at its execution timeout)"
+    elif status in ("Cancelled", "Terminated"):
+        summary = f"the bootstrap command was {status.lower()}"
+    else:
+        summary = f"the bootstrap command ended with status {status}"
+    tail = "\n".join(lines) if lines else "(no output reached the build log)"
+    return clip(f"{summary} (command {command_id}). Last lines of the build log:\n{tail}")
+
+
+def on_instance_state(
+    detail: Mapping[str, Any],
+    *,
+    table: BuildTable,
+    sfn: Any,
+    ec2: Any,
+    now: datetime,
+) -> CallbackResult:
+    instance_id = str(detail.get("instance-id") or "")
+    state = str(detail.get("state") or "")
+    if state not in GONE_STATES:
+        return CallbackResult("ignored", f"state {state!r} does not end a build")
+    instance = ec2_builder.describe_instance(ec2, instance_id)
+    tags = instance.tags if instance else {}
+    if tags.get(TAG_MANAGED) != ec2_builder.MANAGED or tags.get(TAG_ROLE) != ROLE_BUILDER:
+        return CallbackResult("ignored", f"{instance_id} is not a petal builder")
+    build_id = tags.get(TAG_BUILD_ID, "")
+    record = table.get_build(build_id)
+    if record is None or record.status != "RUNNING" or not record.command_id:
+        # Before the bootstrap, the ready check sees the instance gone; after it, the
+        # build is cleaning up (its own cleanup terminates the builder).
+        return CallbackResult("ignored", "no bootstrap is waiting on this instance", build_id)
+    if record.instance_id and record.instance_id != instance_id:
+        return CallbackResult("ignored", f"{instance_id} is not this build's builder", build_id)
+    token = table.claim_token(record.command_id, f"instance:{state}", now)
+    if token is None:
+        return CallbackResult("ignored", "the bootstrap already ended", build_id, record.command_id)
+    reason = instance.state_reason if instance and instance.state_reason else "no reason given"
+    cause = (
+        f"the builder instance {instance_id} is {state} ({reason}) while the bootstrap was "
+        f"running (command {record.command_id}); the install cannot finish"
+    )
+    sent = step_functions.send_failure(sfn, token.task_token, "BuilderStopped", cause)
+    table.mark_token_sent(record.command_id, now)
+    if not sent:
+        return CallbackResult("stale", "the task had already ended", build_id, record.command_id)
+    return CallbackResult("failed", f"builder {state}", build_id, record.command_id)
+
+
+# --- the build log subscription ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    command_id: str
+    build_id: str | None
+    heartbeat_sent: bool
+    events: int
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def on_log_batch(batch: LogBatch, *, table: BuildTable, sfn: Any, now: datetime) -> HeartbeatResult:
+    """Any marker line proves the bootstrap is alive: one heartbeat per delivery, and
+    the newest step / progress / failure onto the build record for `petal build status`."""
+    command_id = batch.command_id
+    events = batch.events()
+    token = table.get_token(command_id)
+    if token is None:
+        return HeartbeatResult(command_id, None, False, len(events), "no build waits for it")
+    if token.outcome is not None:
+        return HeartbeatResult(
+            command_id, token.build_id, False, len(events), f"already {token.outcome}"
+        )
+    sent = step_functions.send_heartbeat(sfn, token.task_token)
+    values: dict[str, Any] = {}
+    if batch.last_timestamp_ms is not None:
+        seen = datetime.fromtimestamp(batch.last_timestamp_ms / 1000, tz=UTC)
+        values["last_heartbeat_at"] = iso(seen)
+    for event in events:
+        if event.kind == "step" and event.step:
+            values["bootstrap_step"] = event.step
+        elif event.kind == "progress" and event.done is not None and event.total is not None:
+            values["progress"] = Progress(event.done, event.total, event.spec or "").__dict__
+        elif event.kind == "failed":
+            values["failure_line"] = f"{event.step}: {event.message}"
+    if values:
+        table.update_build(
+            token.build_id,
+            values,
+            execution_arn=token.execution_arn or None,
+            only_if_running=True,
+        )
+    reason = "heartbeat sent" if sent else "the task had already ended"
+    return HeartbeatResult(command_id, token.build_id, sent, len(events), reason)

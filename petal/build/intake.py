@@ -1,0 +1,147 @@
+"""Starting a build when a seed is uploaded to the seed bucket (the intake function).
+
+S3 delivers "Object Created" through EventBridge at least once, so the same object
+version may arrive twice, even at the same time. The build id (and execution name) is
+derived from bucket, key and version, and an intake marker in the builds table
+records the start: the second delivery finds the marker or the execution, and starts
+nothing. A seed that does not validate is recorded as a FAILED build with the
+validation message; nothing is launched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from petal.aws import step_functions
+from petal.aws.errors import PetalStepError
+from petal.build.records import BuildFailure, BuildRecord, iso
+from petal.build.request import BuildRequestError, SeedReader
+from petal.build.table import BuildTable
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import SeedError, parse_seed
+
+# Duplicate deliveries come within hours; a week of markers is plenty.
+MARKER_LIFETIME: Final = timedelta(days=7)
+_UNSAFE: Final = re.compile(r"[^a-z0-9-]+")
+
+
+class NotASeedUpload(PetalStepError, ValueError):
+    """The event is not an S3 Object Created event (the rule should not send it)."""
+
+
+@dataclass(frozen=True)
+class SeedUpload:
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+
+    @property
+    def version(self) -> str:
+        """What tells two uploads of one key apart (the ETag in unversioned buckets)."""
+        if self.version_id and self.version_id != "null":
+            return self.version_id
+        return f"etag-{self.etag or 'none'}"
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    build_id: str
+    started: bool
+    reason: str
+    execution_arn: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def seed_upload(event: Mapping[str, Any]) -> SeedUpload:
+    detail = event.get("detail")
+    if event.get("detail-type") != "Object Created" or not isinstance(detail, Mapping):
+        raise NotASeedUpload(f"not an S3 Object Created event: {event.get('detail-type')!r}")
+    try:
+        bucket = str(detail["bucket"]["name"])
+        obj = detail["object"]
+        key = str(obj["key"])
+    except (KeyError, TypeError):
+        raise NotASeedUpload("the event has no detail.bucket.name / detail.object.key") from None
+    return SeedUpload(bucket, key, obj.get("version-id"), obj.get("etag"))
+
+
+def intake_build_id(upload: SeedUpload) -> str:
+    """The same object version always gets the same id: <key stem>-<hash of bucket/key/version>."""
+    digest = hashlib.sha256(f"{upload.bucket}/{upload.key}#{upload.version}".encode()).hexdigest()
+    stem = upload.key.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
+    stem = _UNSAFE.sub("-", stem).strip("-")[:40] or "seed"
+    return f"{stem}-{digest[:16]}"
+
+
+def on_seed_uploaded(
+    event: Mapping[str, Any],
+    *,
+    read_seed: SeedReader,
+    table: BuildTable,
+    sfn: Any,
+    state_machine_arn: str,
+    now: datetime,
+) -> IntakeResult:
+    upload = seed_upload(event)
+    build_id = intake_build_id(upload)
+    source = upload.uri + (f"?versionId={upload.version_id}" if upload.version_id else "")
+    try:
+        raw = read_seed(upload.bucket, upload.key, upload.version_id)
+        seed = parse_seed(raw, source)
+    except (SeedError, BuildRequestError) as error:
+        message = f"the uploaded seed is invalid:\n{error}\nFix it and upload it again."
+        # Written whole and keyed by the upload, so a duplicate delivery rewrites it.
+        table.put_build(
+            BuildRecord(
+                build_id=build_id,
+                status="FAILED",
+                started_at=iso(now),
+                finished_at=iso(now),
+                seed_source=source,
+                step="intake",
+                error=BuildFailure(step="intake", error="InvalidSeed", cause=message),
+            )
+        )
+        return IntakeResult(
+            build_id, False, "invalid seed; recorded as a failed build", error=message
+        )
+
+    marker = table.claim_intake(
+        upload.bucket,
+        upload.key,
+        upload.version,
+        build_id=build_id,
+        now=now,
+        expires_at=now + MARKER_LIFETIME,
+    )
+    if not marker.created and marker.execution_arn:
+        return IntakeResult(
+            marker.build_id, False, "duplicate delivery: already started", marker.execution_arn
+        )
+    request: dict[str, Any] = {
+        "seed_uri": upload.uri,
+        "build_id": marker.build_id,
+        "source": f"intake {source}",
+    }
+    if upload.version_id and upload.version_id != "null":
+        request["seed_version_id"] = upload.version_id
+    # The name is the build id: a second StartExecution with it starts nothing.
+    arn, started = step_functions.start_execution(sfn, state_machine_arn, marker.build_id, request)
+    table.mark_intake_started(upload.bucket, upload.key, upload.version, arn)
+    reason = f"started a build of {seed.name} ({fingerprint(seed)})"
+    if not started:
+        reason = "duplicate delivery: the execution exists already"
+    return IntakeResult(marker.build_id, started, reason, arn)

@@ -1,0 +1,136 @@
+"""The build log: what the bootstrap prints, streamed by SSM to CloudWatch Logs.
+
+SSM names each stream `<command id>/<instance id>/<step>/stdout` (and `.../stderr`);
+the log group's subscription delivers marker lines to the log_heartbeat function as
+base64-encoded gzip JSON. This module decodes those deliveries and reads the tail of a
+command's output (for the cause of a failed build).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from petal.aws.errors import PetalStepError, error_code, translate
+from petal.build.log_markers import LogEvent, parse_log
+from petal.deployment_contract import FAILURE_MARKER
+
+TAIL_LINES: Final = 20
+TAIL_CHARACTERS: Final = 3000
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    log_group: str
+    log_stream: str
+    messages: tuple[tuple[int, str], ...]  # (timestamp ms, message)
+
+    @property
+    def command_id(self) -> str:
+        return command_id_of_stream(self.log_stream)
+
+    def events(self) -> list[LogEvent]:
+        return list(parse_log(message for _, message in self.messages))
+
+    @property
+    def last_timestamp_ms(self) -> int | None:
+        return max((t for t, _ in self.messages), default=None)
+
+
+class BadLogDelivery(PetalStepError, ValueError):
+    """The event is not a CloudWatch Logs subscription delivery."""
+
+
+def command_id_of_stream(log_stream: str) -> str:
+    return log_stream.split("/", 1)[0]
+
+
+def stream_prefix(command_id: str, instance_id: str | None = None) -> str:
+    return f"{command_id}/{instance_id}/" if instance_id else f"{command_id}/"
+
+
+def decode_subscription_event(event: Mapping[str, Any]) -> LogBatch | None:
+    """The batch of a subscription delivery; None for CloudWatch's CONTROL_MESSAGE."""
+    try:
+        raw = base64.b64decode(event["awslogs"]["data"])
+        payload = json.loads(gzip.decompress(raw))
+    except (KeyError, TypeError, ValueError, OSError) as error:
+        raise BadLogDelivery(f"not a CloudWatch Logs subscription event: {error}") from None
+    if payload.get("messageType") != "DATA_MESSAGE":
+        return None
+    return LogBatch(
+        log_group=str(payload.get("logGroup", "")),
+        log_stream=str(payload.get("logStream", "")),
+        messages=tuple(
+            (int(e.get("timestamp", 0)), str(e.get("message", "")))
+            for e in payload.get("logEvents", [])
+        ),
+    )
+
+
+def encode_subscription_event(
+    *,
+    log_group: str,
+    log_stream: str,
+    messages: list[tuple[int, str]],
+    owner: str,
+    filter_name: str = "petal-markers",
+) -> dict[str, Any]:
+    """A subscription delivery in CloudWatch's shape (local mode and tests send these)."""
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "owner": owner,
+        "logGroup": log_group,
+        "logStream": log_stream,
+        "subscriptionFilters": [filter_name],
+        "logEvents": [
+            {"id": str(index), "timestamp": timestamp, "message": message}
+            for index, (timestamp, message) in enumerate(messages)
+        ],
+    }
+    data = base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode("ascii")
+    return {"awslogs": {"data": data}}
+
+
+def tail_command_output(
+    logs: Any, log_group: str, command_id: str, instance_id: str, lines: int = TAIL_LINES
+) -> list[str]:
+    """The last `lines` lines the command wrote (stdout, then stderr), oldest first.
+    Empty when the log group or streams do not exist (the command never started)."""
+    prefix = stream_prefix(command_id, instance_id)
+    collected: list[str] = []
+    try:
+        streams = logs.describe_log_streams(logGroupName=log_group, logStreamNamePrefix=prefix)
+        names = sorted(
+            (str(s["logStreamName"]) for s in streams.get("logStreams", [])),
+            key=lambda name: (not name.endswith("stdout"), name),
+        )
+        for name in names:
+            response = logs.get_log_events(
+                logGroupName=log_group, logStreamName=name, startFromHead=False, limit=lines
+            )
+            for event in response.get("events", []):
+                collected.extend(str(event.get("message", "")).splitlines())
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return collected
+        raise translate("CloudWatch Logs read of the build log", error) from error
+    return collected[-lines:]
+
+
+def failure_line(lines: list[str]) -> str | None:
+    """The PETAL-FAILED line, if the bootstrap printed one (it is its last word)."""
+    for line in reversed(lines):
+        if line.strip().startswith(FAILURE_MARKER):
+            return line.strip()
+    return None
+
+
+def clip(text: str, limit: int = TAIL_CHARACTERS) -> str:
+    return text if len(text) <= limit else "..." + text[-(limit - 3) :]

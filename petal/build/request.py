@@ -1,0 +1,218 @@
+"""The input of one build: which seed, for which variant, with which options.
+
+`parse_build_request` checks an execution's input against
+petal/schemas/build_request.schema.json and says, for every problem, which field and
+how to fix it. `resolve_seed` then turns the request into a validated `Seed` (inline,
+or read from S3), with the request's os/architecture overrides applied before the
+seed's own validation runs, so an override that does not fit the seed (an x86_64
+instance type built for arm64) is reported like any other seed problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any, Final, Protocol
+
+import jsonschema
+
+from petal.platforms import OPERATING_SYSTEMS, UnknownOperatingSystem
+from petal.platforms import operating_system as lookup_operating_system
+from petal.seed.model import Seed, SeedError, parse_seed, parse_seed_mapping
+from petal.yaml_source import load_yaml_document
+
+BUILD_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+_S3_URI: Final = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
+# Seeds are a few kilobytes; anything near this is not a seed.
+MAX_SEED_BYTES: Final = 256 * 1024
+
+
+class BuildRequestError(ValueError):
+    """The request cannot be built; the message names each field and its fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid build request: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    seed: Mapping[str, Any] | None
+    seed_uri: str | None
+    seed_version_id: str | None
+    force: bool
+    build_id: str | None
+    os: str | None
+    architecture: str | None
+    source: str | None
+
+    @property
+    def seed_source(self) -> str:
+        """How the seed is named in messages and in the build record."""
+        if self.seed_uri is None:
+            return "seed"
+        suffix = f"?versionId={self.seed_version_id}" if self.seed_version_id else ""
+        return self.seed_uri + suffix
+
+    def to_document(self) -> dict[str, Any]:
+        """The request as execution input (what `parse_build_request` reads)."""
+        document: dict[str, Any] = {
+            "seed": dict(self.seed) if self.seed is not None else None,
+            "seed_uri": self.seed_uri,
+            "seed_version_id": self.seed_version_id,
+            "force": self.force or None,
+            "build_id": self.build_id,
+            "os": self.os,
+            "architecture": self.architecture,
+            "source": self.source,
+        }
+        return {k: v for k, v in document.items() if v is not None}
+
+
+@cache
+def build_request_schema() -> dict[str, Any]:
+    text = resources.files("petal").joinpath("schemas/build_request.schema.json").read_text()
+    return dict(json.loads(text))
+
+
+def parse_build_request(data: Any) -> BuildRequest:
+    if not isinstance(data, Mapping):
+        raise BuildRequestError(
+            [
+                "the input must be a JSON object such as "
+                '{"seed_uri": "s3://bucket/seeds/name.yaml"} or {"seed": {...}}'
+            ]
+        )
+    problems: list[str] = []
+    has_seed, has_uri = "seed" in data, "seed_uri" in data
+    if has_seed == has_uri:
+        problems.append(
+            "give exactly one of 'seed' (the seed as a mapping) or 'seed_uri' "
+            "(s3://BUCKET/KEY of a seed file)"
+            + ("; both were given" if has_seed else "; neither was given")
+        )
+    validator = jsonschema.Draft202012Validator(build_request_schema())
+    properties = build_request_schema()["properties"]
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
+        if error.validator == "oneOf":
+            continue  # reported above, in words
+        field = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "additionalProperties":
+            unknown = sorted(set(data) - set(properties))
+            problems.append(
+                f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(properties))}"
+            )
+            continue
+        description = properties.get(field, {}).get("description", "")
+        problems.append(f"{field}: {_describe_value(error.instance)} is not valid: {description}")
+    if problems:
+        raise BuildRequestError(problems)
+
+    os_name = data.get("os")
+    if os_name is not None:
+        try:
+            os_name = lookup_operating_system(os_name).name
+        except UnknownOperatingSystem:
+            raise BuildRequestError(
+                [f"os: {os_name!r} is not known; use one of {', '.join(OPERATING_SYSTEMS)}"]
+            ) from None
+    return BuildRequest(
+        seed=data.get("seed"),
+        seed_uri=data.get("seed_uri"),
+        seed_version_id=data.get("seed_version_id"),
+        force=bool(data.get("force", False)),
+        build_id=data.get("build_id"),
+        os=os_name,
+        architecture=data.get("architecture"),
+        source=data.get("source"),
+    )
+
+
+def _describe_value(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    match = _S3_URI.match(uri)
+    if match is None:
+        raise BuildRequestError([f"seed_uri: {uri!r} is not an s3://BUCKET/KEY URI"])
+    return match["bucket"], match["key"]
+
+
+class SeedReader(Protocol):
+    """Reads the bytes of an S3 object (petal.builder_s3 adapts a boto3 client)."""
+
+    def __call__(self, bucket: str, key: str, version_id: str | None) -> bytes: ...
+
+
+def resolve_seed(request: BuildRequest, read_object: SeedReader) -> Seed:
+    """The seed the request builds, overrides applied; raises SeedError or BuildRequestError."""
+    source = request.seed_source
+    if request.seed is not None:
+        document: Any = dict(request.seed)
+    else:
+        assert request.seed_uri is not None  # parse_build_request guarantees one of both
+        bucket, key = split_s3_uri(request.seed_uri)
+        raw = read_object(bucket, key, request.seed_version_id)
+        if len(raw) > MAX_SEED_BYTES:
+            raise BuildRequestError(
+                [f"seed_uri: {source} is {len(raw)} bytes; a seed is at most {MAX_SEED_BYTES}"]
+            )
+        # Validated as written first, so problems carry the file's line numbers.
+        seed = parse_seed(raw, source)
+        if request.os is None and request.architecture is None:
+            return seed
+        document = load_yaml_document(raw).data
+    overrides = {}
+    if request.os is not None:
+        overrides["os"] = request.os
+    if request.architecture is not None:
+        overrides["architecture"] = request.architecture
+    if overrides and isinstance(document, dict):
+        described = ", ".join(f"{k}={v}" for k, v in overrides.items())
+        source = f"{source} (with {described} from the build request)"
+        # Applied to the seed as written: defaults that follow the architecture (the
+        # builder's instance type) are then chosen for the overriding one.
+        document = {**document, **overrides}
+    return parse_seed_mapping(document, source)
+
+
+def new_build_id(seed_name: str, now: datetime, token: str | None = None) -> str:
+    """A build id for a new build: <seed>-<UTC time>-<random>, at most 64 characters.
+
+    The CLI passes it as the execution name too, so the execution, the build record
+    and every tag carry the same id.
+    """
+    stamp = now.strftime("%Y%m%d%H%M%S")
+    suffix = token or secrets.token_hex(3)
+    head = seed_name[: 64 - len(stamp) - len(suffix) - 2].rstrip("-")
+    return f"{head}-{stamp}-{suffix}"
+
+
+def check_build_id(build_id: str, field: str = "build_id") -> str:
+    if not BUILD_ID_PATTERN.match(build_id):
+        raise BuildRequestError(
+            [
+                f"{field}: {build_id!r} cannot be a build id: use letters, digits and '-', "
+                "starting with a letter or digit, at most 64 characters"
+            ]
+        )
+    return build_id
+
+
+__all__ = [
+    "BuildRequest",
+    "BuildRequestError",
+    "SeedError",
+    "check_build_id",
+    "new_build_id",
+    "parse_build_request",
+    "resolve_seed",
+]

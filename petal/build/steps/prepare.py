@@ -1,0 +1,210 @@
+"""Build step Prepare: validate the request and seed, fingerprint, find the official
+AMI; reuse a completed snapshot of the stack, or record the build and take its lock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from petal.aws import ec2_builder
+from petal.aws.errors import (
+    BuildAlreadyRunning,
+    InvalidBuildRequest,
+)
+from petal.build.records import BuildRecord, iso
+from petal.build.request import (
+    BuildRequestError,
+    SeedReader,
+    check_build_id,
+    parse_build_request,
+    resolve_seed,
+)
+from petal.build.table import BuildIdTaken, BuildTable
+from petal.deployment_contract import (
+    TAG_ARCH,
+    TAG_FINGERPRINT,
+    TAG_MANAGED,
+    TAG_OS,
+)
+from petal.seed.fingerprint import fingerprint
+from petal.seed.model import SeedError
+from petal.seed.spack_environment import render_spack_yaml
+
+# SSM stops the bootstrap this long before the task's own timeout, so a timed-out
+# install ends as a TimedOut command (with its log tail in the cause) rather than as an
+# anonymous States.Timeout.
+COMMAND_TIMEOUT_MARGIN_SECONDS: Final = 300
+
+
+SSM_MAX_EXECUTION_TIMEOUT: Final = 172800
+
+
+# A lock whose build vanished without cleanup (StopExecution) expires after the
+# longest build could have run, plus this; the janitor usually releases it sooner.
+LOCK_GRACE: Final = timedelta(hours=6)
+
+
+# The bootstrap's heartbeat interval is this fraction of the task's HeartbeatSeconds:
+# two heartbeats may be lost before the task times out.
+HEARTBEATS_PER_WINDOW: Final = 3
+
+
+MAX_SCRIPT_HEARTBEAT_SECONDS: Final = 9999
+
+
+def managed_snapshot_tags(fingerprint_: str, os_name: str, architecture: str) -> dict[str, str]:
+    """The tags that identify a completed build of one stack variant."""
+    return {
+        TAG_MANAGED: ec2_builder.MANAGED,
+        TAG_FINGERPRINT: fingerprint_,
+        TAG_OS: os_name,
+        TAG_ARCH: architecture,
+    }
+
+
+def prepare(
+    event: Mapping[str, Any],
+    *,
+    ec2: Any,
+    read_seed: SeedReader,
+    table: BuildTable,
+    now: datetime,
+) -> dict[str, Any]:
+    execution = event["execution"]
+    settings = event["settings"]
+    try:
+        request = parse_build_request(event.get("request"))
+        seed = resolve_seed(request, read_seed)
+        if request.build_id:
+            build_id = request.build_id
+        else:
+            build_id = check_build_id(str(execution["name"]), field="execution name")
+    except BuildRequestError as error:
+        raise InvalidBuildRequest(
+            f"{error}. Nothing was created: fix the input and start the build again."
+        ) from None
+    except SeedError as error:
+        raise InvalidBuildRequest(
+            f"the seed is invalid:\n{error}\nNothing was created: fix the seed and start "
+            "the build again (`petal seed validate` checks a seed file)."
+        ) from None
+
+    fp = fingerprint(seed)
+    heartbeat = int(settings["bootstrap_heartbeat_seconds"])
+    task_timeout = seed.build.timeout_minutes * 60
+    if heartbeat >= task_timeout:
+        raise InvalidBuildRequest(
+            f"build.timeout_minutes ({seed.build.timeout_minutes}) must be longer than the "
+            f"deployment's bootstrap heartbeat window ({heartbeat} s): raise it"
+        )
+    command_timeout = min(
+        SSM_MAX_EXECUTION_TIMEOUT,
+        max(task_timeout - COMMAND_TIMEOUT_MARGIN_SECONDS, task_timeout * 9 // 10),
+    )
+    variant = {"seed_name": seed.name, "fingerprint": fp, "os": seed.os}
+    variant["architecture"] = seed.architecture
+    started_at = iso(now)
+    execution_arn = str(execution["arn"])
+    base_record = BuildRecord(
+        build_id=build_id,
+        status="RUNNING",
+        started_at=started_at,
+        seed_name=seed.name,
+        seed_source=request.seed_source if request.seed_uri else (request.source or "inline seed"),
+        fingerprint=fp,
+        os=seed.os,
+        architecture=seed.architecture,
+        spack_version=seed.software.spack_version,
+        step="prepare",
+        execution_arn=execution_arn,
+    )
+
+    if not request.force:
+        existing = ec2_builder.find_snapshots(
+            ec2, managed_snapshot_tags(fp, seed.os, seed.architecture)
+        )
+        if existing:
+            snapshot_id = existing[0].snapshot_id
+            reused = BuildRecord(
+                **{
+                    **base_record.__dict__,
+                    "status": "REUSED",
+                    "step": "done",
+                    "snapshot_id": snapshot_id,
+                    "finished_at": started_at,
+                    "duration_seconds": 0,
+                }
+            )
+            _create_record(table, reused)
+            return {
+                "build_id": build_id,
+                "reused": True,
+                "status": "REUSED",
+                "snapshot_id": snapshot_id,
+                **variant,
+            }
+
+    # Everything that can fail on bad input has run: only now is anything written.
+    image = ec2_builder.find_official_image(
+        ec2, seed.build.parallelcluster_version, seed.os, seed.architecture, now
+    )
+    _create_record(table, base_record)
+    holder = table.acquire_lock(
+        fp,
+        seed.os,
+        seed.architecture,
+        build_id=build_id,
+        execution_arn=execution_arn,
+        now=now,
+        expires_at=now + timedelta(seconds=task_timeout) + LOCK_GRACE,
+    )
+    if holder is not None:
+        raise BuildAlreadyRunning(
+            f"build {holder.build_id} (started {holder.acquired_at}) is already building "
+            f"this stack ({seed.name}, {fp}) for {seed.os}/{seed.architecture}: wait for it "
+            f"(`petal build status {holder.build_id}`); once it has finished, its snapshot "
+            "is reused. To build anyway, stop that build first."
+        )
+    return {
+        "build_id": build_id,
+        "reused": False,
+        "status": "RUNNING",
+        **variant,
+        "spack_version": seed.software.spack_version,
+        "packages": [*seed.software.compilers, *seed.software.packages],
+        "spack_yaml": render_spack_yaml(seed, fp),
+        "image_id": image.image_id,
+        "image_name": image.name,
+        "root_device_name": image.root_device_name,
+        "root_volume_gb": image.root_volume_gb,
+        "instance_type": seed.build.instance_type,
+        "volume": {
+            "size_gb": seed.volume.size_gb,
+            "iops": seed.volume.iops,
+            "throughput": seed.volume.throughput,
+            "encrypted": seed.volume.encrypted,
+            "kms_key_id": seed.volume.kms_key_id,
+        },
+        "task_timeout_seconds": task_timeout,
+        "command_timeout_seconds": command_timeout,
+        "script_heartbeat_seconds": max(
+            1, min(MAX_SCRIPT_HEARTBEAT_SECONDS, heartbeat // HEARTBEATS_PER_WINDOW)
+        ),
+        "started_at": started_at,
+        "execution_arn": execution_arn,
+    }
+
+
+def _create_record(table: BuildTable, record: BuildRecord) -> None:
+    try:
+        table.create_build(record)
+    except BuildIdTaken:
+        existing = table.get_build(record.build_id)
+        if existing is not None and existing.execution_arn == record.execution_arn:
+            return  # this step is being retried
+        raise InvalidBuildRequest(
+            f"build_id: {record.build_id!r} is already the id of another build: leave "
+            "build_id out (the execution's name is used) or choose a new one. Nothing "
+            "was created."
+        ) from None

@@ -1,0 +1,474 @@
+"""The builds table: build records, per-variant locks, parked task tokens and intake
+markers, written conditionally so concurrent steps never overwrite one another."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from botocore.exceptions import ClientError
+
+from petal.aws.errors import aws_call, is_conditional_check_failure, translate
+from petal.build.records import (
+    FP_PK,
+    PK,
+    RECENCY_PARTITION,
+    RECENT_PK,
+    SK,
+    STATUSES,
+    TTL,
+    BuildRecord,
+    IntakeMarker,
+    LockHolder,
+    ParkedToken,
+    build_key,
+    from_dynamo,
+    intake_key,
+    iso,
+    lock_key,
+    plain,
+    to_dynamo,
+    token_key,
+)
+from petal.deployment_contract import (
+    INDEX_BY_FINGERPRINT,
+    INDEX_BY_RECENCY,
+    INDEX_KEYS,
+)
+
+
+def _conditional_write(action: str, call: Callable[[], Any]) -> Any | None:
+    """Run a conditional write: its response, or None when the condition failed."""
+    try:
+        return call()
+    except ClientError as error:
+        if is_conditional_check_failure(error):
+            return None
+        raise translate(action, error) from error
+
+
+class BuildIdTaken(Exception):
+    """A build record with this id exists already."""
+
+
+class BuildTable:
+    """Every read and write petal makes to the builds table."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self.table_name = table_name
+
+    # --- builds --------------------------------------------------------------------
+
+    def create_build(self, record: BuildRecord) -> None:
+        written = _conditional_write(
+            "DynamoDB PutItem (build record)",
+            lambda: self._client.put_item(
+                TableName=self.table_name,
+                Item=to_dynamo(record.to_item()),
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            ),
+        )
+        if written is None:
+            raise BuildIdTaken(record.build_id)
+
+    def put_build(self, record: BuildRecord) -> None:
+        """Write a record unconditionally (intake's record of a rejected seed)."""
+        with aws_call("DynamoDB PutItem (build record)"):
+            self._client.put_item(TableName=self.table_name, Item=to_dynamo(record.to_item()))
+
+    def get_build(self, build_id: str) -> BuildRecord | None:
+        with aws_call("DynamoDB GetItem (build record)"):
+            response = self._client.get_item(
+                TableName=self.table_name, Key=to_dynamo(build_key(build_id)), ConsistentRead=True
+            )
+        item = response.get("Item")
+        return BuildRecord.from_item(from_dynamo(item)) if item else None
+
+    def update_build(
+        self,
+        build_id: str,
+        values: Mapping[str, Any],
+        *,
+        execution_arn: str | None = None,
+        only_if_running: bool = False,
+        append_note: str | None = None,
+    ) -> bool:
+        """Set `values` on an existing record; False if it is missing or not this
+        execution's (or, with only_if_running, no longer RUNNING)."""
+        names: dict[str, str] = {"#pk": PK}
+        attr_values: dict[str, Any] = {}
+        assignments = []
+        for index, (name, value) in enumerate(sorted(values.items())):
+            if value is None:
+                continue
+            names[f"#f{index}"] = name
+            attr_values[f":v{index}"] = plain(value)
+            assignments.append(f"#f{index} = :v{index}")
+        if append_note is not None:
+            names["#notes"] = "notes"
+            attr_values[":note"] = [append_note]
+            attr_values[":empty"] = []
+            assignments.append("#notes = list_append(if_not_exists(#notes, :empty), :note)")
+        if not assignments:
+            return True
+        conditions = ["attribute_exists(#pk)"]
+        if execution_arn is not None:
+            names["#arn"] = "execution_arn"
+            attr_values[":arn"] = execution_arn
+            conditions.append("#arn = :arn")
+        if only_if_running:
+            names["#status"] = "status"
+            attr_values[":running"] = "RUNNING"
+            conditions.append("#status = :running")
+        written = _conditional_write(
+            "DynamoDB UpdateItem (build record)",
+            lambda: self._client.update_item(
+                TableName=self.table_name,
+                Key=to_dynamo(build_key(build_id)),
+                UpdateExpression="SET " + ", ".join(assignments),
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_dynamo(attr_values),
+            ),
+        )
+        return written is not None
+
+    def list_builds(
+        self, limit: int = 20, status: str | None = None, seed: str | None = None
+    ) -> list[BuildRecord]:
+        """The newest builds first, optionally only those of one status and/or seed."""
+        return self._query_index(
+            INDEX_BY_RECENCY, RECENT_PK, RECENCY_PARTITION, limit, status=status, seed=seed
+        )
+
+    def builds_for_fingerprint(
+        self, fingerprint: str, limit: int = 20, status: str | None = None
+    ) -> list[BuildRecord]:
+        return self._query_index(
+            INDEX_BY_FINGERPRINT, FP_PK, f"FP#{fingerprint}", limit, status=status
+        )
+
+    def running_builds(self, limit: int = 1000) -> list[BuildRecord]:
+        return self.list_builds(limit=limit, status="RUNNING")
+
+    def _query_index(
+        self,
+        index: str,
+        key_name: str,
+        key_value: str,
+        limit: int,
+        *,
+        status: str | None = None,
+        seed: str | None = None,
+    ) -> list[BuildRecord]:
+        filters: list[str] = []
+        names: dict[str, str] = {"#k": key_name}
+        values: dict[str, Any] = {":k": key_value}
+        if status is not None:
+            filters.append("#status = :status")
+            names["#status"] = "status"
+            values[":status"] = status
+        if seed is not None:
+            filters.append("#seed = :seed")
+            names["#seed"] = "seed_name"
+            values[":seed"] = seed
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :k",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_dynamo(values),
+            "ScanIndexForward": False,
+        }
+        if filters:
+            request["FilterExpression"] = " AND ".join(filters)
+        records: list[BuildRecord] = []
+        # A filter applies after the page limit: keep paging until enough match.
+        with aws_call(f"DynamoDB Query ({index})"):
+            for page in self._client.get_paginator("query").paginate(**request):
+                for item in page.get("Items", []):
+                    records.append(BuildRecord.from_item(from_dynamo(item)))
+                    if len(records) >= limit:
+                        return records
+        return records
+
+    # --- locks ---------------------------------------------------------------------
+
+    def acquire_lock(
+        self,
+        fingerprint: str,
+        os_name: str,
+        architecture: str,
+        *,
+        build_id: str,
+        execution_arn: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> LockHolder | None:
+        """Take the lock of a stack variant. None when taken (or already ours); else
+        who holds it. An expired lock (its ttl passed, TTL deletion lags) is taken over."""
+        item = {
+            **lock_key(fingerprint, os_name, architecture),
+            "build_id": build_id,
+            "execution_arn": execution_arn,
+            "acquired_at": iso(now),
+            TTL: int(expires_at.timestamp()),
+        }
+        written = _conditional_write(
+            "DynamoDB PutItem (build lock)",
+            lambda: self._client.put_item(
+                TableName=self.table_name,
+                Item=to_dynamo(item),
+                ConditionExpression="attribute_not_exists(#pk) OR #ttl < :now OR #arn = :arn",
+                ExpressionAttributeNames={"#pk": PK, "#ttl": TTL, "#arn": "execution_arn"},
+                ExpressionAttributeValues=to_dynamo(
+                    {":now": int(now.timestamp()), ":arn": execution_arn}
+                ),
+            ),
+        )
+        if written is None:
+            holder = self.get_lock(fingerprint, os_name, architecture)
+            # Released between the two calls: report it rather than loop.
+            return holder or LockHolder("(a build that has just finished)", "", "")
+        return None
+
+    def get_lock(self, fingerprint: str, os_name: str, architecture: str) -> LockHolder | None:
+        with aws_call("DynamoDB GetItem (build lock)"):
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key=to_dynamo(lock_key(fingerprint, os_name, architecture)),
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        if not item:
+            return None
+        data = from_dynamo(item)
+        return LockHolder(data["build_id"], data.get("execution_arn", ""), data["acquired_at"])
+
+    def release_lock(
+        self, fingerprint: str, os_name: str, architecture: str, *, execution_arn: str
+    ) -> bool:
+        """Delete the lock if this execution holds it; False if it did not."""
+        return self.delete_lock_item(
+            lock_key(fingerprint, os_name, architecture), execution_arn=execution_arn
+        )
+
+    def locks(self) -> Iterator[tuple[dict[str, str], LockHolder]]:
+        """Every lock (key, holder): for the janitor, which runs rarely."""
+        request = {
+            "TableName": self.table_name,
+            "FilterExpression": "begins_with(#pk, :lock)",
+            "ExpressionAttributeNames": {"#pk": PK},
+            "ExpressionAttributeValues": to_dynamo({":lock": "LOCK#"}),
+        }
+        with aws_call("DynamoDB Scan (build locks)"):
+            for page in self._client.get_paginator("scan").paginate(**request):
+                for raw in page.get("Items", []):
+                    data = from_dynamo(raw)
+                    key = {PK: data[PK], SK: data[SK]}
+                    yield (
+                        key,
+                        LockHolder(
+                            data["build_id"], data.get("execution_arn", ""), data["acquired_at"]
+                        ),
+                    )
+
+    def delete_lock_item(self, key: Mapping[str, str], *, execution_arn: str) -> bool:
+        """Delete a lock if `execution_arn` still holds it."""
+        written = _conditional_write(
+            "DynamoDB DeleteItem (build lock)",
+            lambda: self._client.delete_item(
+                TableName=self.table_name,
+                Key=to_dynamo(key),
+                ConditionExpression="#arn = :arn",
+                ExpressionAttributeNames={"#arn": "execution_arn"},
+                ExpressionAttributeValues=to_dynamo({":arn": execution_arn}),
+            ),
+        )
+        return written is not None
+
+    # --- task tokens ---------------------------------------------------------------
+
+    def park_token(
+        self,
+        command_id: str,
+        *,
+        task_token: str,
+        build_id: str,
+        instance_id: str,
+        execution_arn: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        item = {
+            **token_key(command_id),
+            "task_token": task_token,
+            "build_id": build_id,
+            "instance_id": instance_id,
+            "execution_arn": execution_arn,
+            "parked_at": iso(now),
+            TTL: int(expires_at.timestamp()),
+        }
+        with aws_call("DynamoDB PutItem (task token)"):
+            self._client.put_item(TableName=self.table_name, Item=to_dynamo(item))
+
+    def get_token(self, command_id: str) -> ParkedToken | None:
+        with aws_call("DynamoDB GetItem (task token)"):
+            response = self._client.get_item(
+                TableName=self.table_name, Key=to_dynamo(token_key(command_id)), ConsistentRead=True
+            )
+        item = response.get("Item")
+        return _token(command_id, from_dynamo(item)) if item else None
+
+    def claim_token(self, command_id: str, outcome: str, now: datetime) -> ParkedToken | None:
+        """Mark the token used for `outcome`, once: None if there is no token, it was
+        claimed for another outcome, or its outcome was already sent. The same outcome
+        may claim again until `mark_token_sent`, so a retried delivery of the event
+        finishes what a failed attempt began (a SendTask* call that was throttled)."""
+        response = _conditional_write(
+            "DynamoDB UpdateItem (task token)",
+            lambda: self._client.update_item(
+                TableName=self.table_name,
+                Key=to_dynamo(token_key(command_id)),
+                UpdateExpression="SET #outcome = :outcome, #claimed = :now",
+                ConditionExpression=(
+                    "attribute_exists(#pk) AND (attribute_not_exists(#outcome) OR "
+                    "(#outcome = :outcome AND attribute_not_exists(#sent)))"
+                ),
+                ExpressionAttributeNames={
+                    "#pk": PK,
+                    "#outcome": "outcome",
+                    "#claimed": "claimed_at",
+                    "#sent": "sent_at",
+                },
+                ExpressionAttributeValues=to_dynamo({":outcome": outcome, ":now": iso(now)}),
+                ReturnValues="ALL_NEW",
+            ),
+        )
+        if response is None:
+            return None
+        return _token(command_id, from_dynamo(response["Attributes"]))
+
+    def mark_token_sent(self, command_id: str, now: datetime) -> None:
+        with aws_call("DynamoDB UpdateItem (task token)"):
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=to_dynamo(token_key(command_id)),
+                UpdateExpression="SET #sent = :now",
+                ExpressionAttributeNames={"#sent": "sent_at"},
+                ExpressionAttributeValues=to_dynamo({":now": iso(now)}),
+            )
+
+    # --- intake de-duplication -----------------------------------------------------
+
+    def claim_intake(
+        self,
+        bucket: str,
+        key: str,
+        version: str,
+        *,
+        build_id: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> IntakeMarker:
+        item = {
+            **intake_key(bucket, key, version),
+            "build_id": build_id,
+            "received_at": iso(now),
+            TTL: int(expires_at.timestamp()),
+        }
+        written = _conditional_write(
+            "DynamoDB PutItem (intake marker)",
+            lambda: self._client.put_item(
+                TableName=self.table_name,
+                Item=to_dynamo(item),
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            ),
+        )
+        if written is None:
+            with aws_call("DynamoDB GetItem (intake marker)"):
+                response = self._client.get_item(
+                    TableName=self.table_name,
+                    Key=to_dynamo(intake_key(bucket, key, version)),
+                    ConsistentRead=True,
+                )
+            data = from_dynamo(response["Item"])
+            return IntakeMarker(
+                data["build_id"], data["received_at"], data.get("execution_arn"), created=False
+            )
+        return IntakeMarker(build_id, iso(now), None, created=True)
+
+    def mark_intake_started(self, bucket: str, key: str, version: str, execution_arn: str) -> None:
+        with aws_call("DynamoDB UpdateItem (intake marker)"):
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=to_dynamo(intake_key(bucket, key, version)),
+                UpdateExpression="SET #arn = :arn",
+                ExpressionAttributeNames={"#arn": "execution_arn"},
+                ExpressionAttributeValues=to_dynamo({":arn": execution_arn}),
+            )
+
+
+def _token(command_id: str, data: Mapping[str, Any]) -> ParkedToken:
+    return ParkedToken(
+        command_id=command_id,
+        task_token=str(data["task_token"]),
+        build_id=str(data["build_id"]),
+        instance_id=str(data.get("instance_id", "")),
+        execution_arn=str(data.get("execution_arn", "")),
+        outcome=cast(str | None, data.get("outcome")),
+    )
+
+
+def get_build(client: Any, table_name: str, build_id: str) -> BuildRecord | None:
+    return BuildTable(client, table_name).get_build(build_id)
+
+
+def list_builds(
+    client: Any,
+    table_name: str,
+    limit: int = 20,
+    status: str | None = None,
+    seed: str | None = None,
+) -> list[BuildRecord]:
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    return BuildTable(client, table_name).list_builds(limit=limit, status=status, seed=seed)
+
+
+def builds_for_fingerprint(
+    client: Any, table_name: str, fingerprint: str, limit: int = 20
+) -> list[BuildRecord]:
+    return BuildTable(client, table_name).builds_for_fingerprint(fingerprint, limit=limit)
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """CreateTable arguments for the builds table: what local mode and tests create,
+    matching stacks/builds_table.py (keys, the two GSIs, on-demand)."""
+    attributes = {PK, SK} | {name for pair in INDEX_KEYS.values() for name in pair}
+    return {
+        "TableName": table_name,
+        "KeySchema": [
+            {"AttributeName": PK, "KeyType": "HASH"},
+            {"AttributeName": SK, "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": "S"} for name in sorted(attributes)
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": pk, "KeyType": "HASH"},
+                    {"AttributeName": sk, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, (pk, sk) in INDEX_KEYS.items()
+        ],
+    }

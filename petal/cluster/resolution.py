@@ -1,0 +1,496 @@
+"""Find the software snapshot for a fingerprint: the one resolve function that the
+resolver Lambda and `petal create` share.
+
+Sources are tried in the user's order (petal.user_config); the first source with a
+usable snapshot wins, and within it the newest. The trust rules:
+
+- own account: DescribeSnapshots(OwnerIds=["self"]) filtered by the petal tags.
+- organization: DescribeSnapshots(OwnerIds=<trusted accounts>), matched by parsing the
+  Description, because tags are invisible to other accounts.
+- registries (official, community): a registry entry is only a claim. It is used after
+  DescribeSnapshots(OwnerIds=[its owner], SnapshotIds=[id]) in the target region shows
+  that the owner is trusted, the snapshot is completed and its size is the one the
+  registry states. Anything else is skipped, with the reason reported.
+
+Size: a snapshot at least as large as the requested size is preferred (its filesystem
+already has the space); failing that the newest smaller one is used with a warning,
+since the volume can be larger than the snapshot but the filesystem then has to be
+grown by hand. The cluster's volume is max(requested, snapshot size): ParallelCluster
+rejects a Size below the snapshot's (docs/REGISTRY.md, "Sizes").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_OS, TAG_SEED
+from petal.platforms import ARCHITECTURES, Architecture, UnknownOperatingSystem, operating_system
+from petal.registry.client import RegistryClient
+from petal.registry.documents import RegistryError, StackMetadata
+from petal.snapshot_description import description_filter, parse_description
+from petal.user_config import REGION_PATTERN, SnapshotSource, UserConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import SnapshotTypeDef
+
+_FINGERPRINT: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
+MAX_VOLUME_GB: Final = 16384  # gp3
+LAZY_LOADING_WARNING: Final = (
+    "volumes created from a snapshot load lazily from S3: the first read of each block "
+    "is slow (the first `module load` or compile may take longer); ParallelCluster "
+    "cannot enable Fast Snapshot Restore for you"
+)
+_NOT_FOUND_CODES: Final = frozenset(
+    {"InvalidSnapshot.NotFound", "InvalidSnapshotID.Malformed", "InvalidSnapshot.Unavailable"}
+)
+
+RegistryFactory = Callable[[SnapshotSource], RegistryClient]
+
+
+class InvalidRequest(ValueError):
+    """A resolution request with a bad field; the message names it and the fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class ResolutionError(RuntimeError):
+    """AWS could not be asked (no credentials, no permission, network)."""
+
+
+@dataclass(frozen=True)
+class ResolutionRequest:
+    fingerprint: str
+    region: str
+    os: str  # ParallelCluster name
+    architecture: Architecture
+    size_gb: int  # the volume size asked for (the Lambda's min_size_gb)
+    seed_name: str | None = None
+
+
+def make_request(
+    fingerprint: Any,
+    region: Any,
+    os: Any,
+    architecture: Any,
+    size_gb: Any,
+    seed_name: str | None = None,
+) -> ResolutionRequest:
+    """A checked, normalised request (either OS spelling is accepted)."""
+    if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
+        raise InvalidRequest(
+            "fingerprint", f"{fingerprint!r} is not sha256: followed by 64 hex digits"
+        )
+    if not isinstance(region, str) or not REGION_PATTERN.match(region):
+        raise InvalidRequest("region", f"{region!r} is not an AWS region, e.g. us-east-1")
+    if not isinstance(os, str):
+        raise InvalidRequest("os", f"{os!r} is not an operating system name")
+    try:
+        os_name = operating_system(os).name
+    except UnknownOperatingSystem as error:
+        raise InvalidRequest("os", str(error)) from None
+    if architecture not in ARCHITECTURES:
+        raise InvalidRequest(
+            "architecture", f"{architecture!r} is not one of {', '.join(ARCHITECTURES)}"
+        )
+    if (
+        isinstance(size_gb, bool)
+        or not isinstance(size_gb, int)
+        or not 1 <= size_gb <= MAX_VOLUME_GB
+    ):
+        raise InvalidRequest("size_gb", f"{size_gb!r} is not a size from 1 to {MAX_VOLUME_GB} GiB")
+    arch: Architecture = "arm64" if architecture == "arm64" else "x86_64"
+    return ResolutionRequest(fingerprint, region, os_name, arch, size_gb, seed_name)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A candidate (or a whole source) that was not used, and why."""
+
+    source: str
+    reason: str
+    snapshot_id: str | None = None
+    owner: str | None = None
+
+    def format(self) -> str:
+        what = self.snapshot_id or self.source
+        owner = f" (owner {self.owner})" if self.owner else ""
+        prefix = f"{self.source}: " if self.snapshot_id else ""
+        return f"{prefix}{what}{owner}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    snapshot_id: str
+    region: str
+    os: str
+    architecture: Architecture
+    snapshot_size_gb: int
+    volume_size_gb: int  # what the cluster's EbsSettings.Size must be
+    owner: str | None  # None: own account, id not looked up
+    source: str  # local | organization | official | community
+    source_label: str
+    reason: str
+    start_time: str | None = None
+    encrypted: bool = False
+    kms_key_id: str | None = None
+    seed_name: str | None = None
+    registry_url: str | None = None
+    stack_name: str | None = None
+    warnings: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["warnings"] = list(self.warnings)
+        data["skipped"] = [asdict(s) for s in self.skipped]
+        return data
+
+
+class SnapshotNotFound(LookupError):
+    def __init__(
+        self, request: ResolutionRequest, sources: tuple[str, ...], skipped: tuple[Skipped, ...]
+    ) -> None:
+        self.request = request
+        self.sources = sources
+        self.skipped = skipped
+        checked = ", ".join(sources) or "no enabled source"
+        super().__init__(
+            f"no usable snapshot for {request.fingerprint} ({request.os}, "
+            f"{request.architecture}) in {request.region}; checked: {checked}"
+        )
+
+
+@dataclass
+class _Candidate:
+    snapshot_id: str
+    owner: str | None
+    size_gb: int
+    start_time: datetime | None
+    encrypted: bool
+    kms_key_id: str | None
+    seed_name: str | None
+    stack: StackMetadata | None = None
+    extra_warnings: list[str] = field(default_factory=list)
+
+
+def resolve(
+    request: ResolutionRequest,
+    *,
+    ec2: EC2Client,
+    config: UserConfig,
+    registry_for: RegistryFactory | None = None,
+) -> Resolution:
+    """The snapshot to create the cluster's software volume from.
+
+    `ec2` must be a client for `request.region`: every lookup and every confirmation
+    happens in the region the cluster is created in. Raises SnapshotNotFound (with
+    every skipped candidate) or ResolutionError (AWS could not be asked).
+    """
+    factory = registry_for or default_registry_factory(config)
+    skipped: list[Skipped] = []
+    checked: list[str] = []
+    for source in config.enabled_sources():
+        checked.append(source.label)
+        stack: StackMetadata | None = None
+        warnings: list[str] = []
+        if source.type == "local":
+            candidates = _own_account(ec2, request, skipped)
+        elif source.type == "organization":
+            owners = config.owners_for(source)
+            if not owners:
+                skipped.append(Skipped(source.label, "no trusted_accounts configured"))
+                continue
+            candidates = _organization(ec2, request, owners, source.label, skipped)
+        else:
+            try:
+                client = factory(source)
+                stack = client.find(request.fingerprint)
+            except RegistryError as error:
+                skipped.append(Skipped(source.label, f"registry unusable: {error}"))
+                continue
+            warnings += client.warnings
+            if stack is None:
+                skipped.append(
+                    Skipped(source.label, f"the registry {client.base_url} has no such stack")
+                )
+                continue
+            owners = config.owners_for(source)
+            candidates = _registry(ec2, request, stack, owners, source.label, skipped)
+            if source.url and source.url.startswith("http://"):
+                warnings.append(f"registry {source.url} is read over plain http")
+        if candidates:
+            return _choose(request, source, candidates, stack, warnings, skipped)
+    raise SnapshotNotFound(request, tuple(checked), tuple(skipped))
+
+
+def default_registry_factory(config: UserConfig) -> RegistryFactory:
+    def factory(source: SnapshotSource) -> RegistryClient:
+        return RegistryClient(
+            source.url or config.registry.url,
+            ttl_seconds=config.registry.cache_ttl_seconds,
+            timeout=config.registry.timeout_seconds,
+        )
+
+    return factory
+
+
+# --- the sources ---------------------------------------------------------------------
+
+
+def _describe(ec2: EC2Client, **kwargs: Any) -> list[SnapshotTypeDef]:
+    snapshots: list[SnapshotTypeDef] = []
+    try:
+        for page in ec2.get_paginator("describe_snapshots").paginate(**kwargs):
+            snapshots.extend(page.get("Snapshots", []))
+    except ClientError as error:
+        info = error.response.get("Error", {})
+        raise ResolutionError(
+            f"DescribeSnapshots failed: {info.get('Code')}: {info.get('Message')}"
+        ) from None
+    except BotoCoreError as error:
+        raise ResolutionError(f"DescribeSnapshots failed: {error}") from None
+    return snapshots
+
+
+def _tags(snapshot: SnapshotTypeDef) -> dict[str, str]:
+    return {t.get("Key", ""): t.get("Value", "") for t in snapshot.get("Tags", [])}
+
+
+def _not_completed(snapshot: SnapshotTypeDef) -> str | None:
+    state = snapshot.get("State")
+    if state == "completed":
+        return None
+    progress = snapshot.get("Progress")
+    return f"state is {state}" + (f" ({progress})" if progress else "") + ", not completed"
+
+
+def _candidate(snapshot: SnapshotTypeDef, seed_name: str | None) -> _Candidate:
+    return _Candidate(
+        snapshot_id=snapshot.get("SnapshotId", ""),
+        owner=snapshot.get("OwnerId"),
+        size_gb=int(snapshot.get("VolumeSize", 0)),
+        start_time=snapshot.get("StartTime"),
+        encrypted=bool(snapshot.get("Encrypted", False)),
+        kms_key_id=snapshot.get("KmsKeyId"),
+        seed_name=seed_name,
+    )
+
+
+def _own_account(
+    ec2: EC2Client, request: ResolutionRequest, skipped: list[Skipped]
+) -> list[_Candidate]:
+    filters = [
+        {"Name": f"tag:{TAG_FINGERPRINT}", "Values": [request.fingerprint]},
+        {"Name": f"tag:{TAG_OS}", "Values": [request.os]},
+        {"Name": f"tag:{TAG_ARCH}", "Values": [request.architecture]},
+    ]
+    found = []
+    # No status filter: a pending snapshot is reported as skipped rather than ignored.
+    for snapshot in _describe(ec2, OwnerIds=["self"], Filters=filters):
+        problem = _not_completed(snapshot)
+        if problem:
+            skipped.append(
+                Skipped("own account", problem, snapshot.get("SnapshotId"), snapshot.get("OwnerId"))
+            )
+            continue
+        found.append(_candidate(snapshot, _tags(snapshot).get(TAG_SEED)))
+    return found
+
+
+def _organization(
+    ec2: EC2Client,
+    request: ResolutionRequest,
+    owners: Iterable[str],
+    label: str,
+    skipped: list[Skipped],
+) -> list[_Candidate]:
+    trusted = set(owners)
+    pattern = description_filter(request.fingerprint, request.os, request.architecture)
+    found = []
+    snapshots = _describe(
+        ec2, OwnerIds=sorted(trusted), Filters=[{"Name": "description", "Values": [pattern]}]
+    )
+    for snapshot in snapshots:
+        snapshot_id, owner = snapshot.get("SnapshotId"), snapshot.get("OwnerId")
+        if owner not in trusted:  # DescribeSnapshots honours OwnerIds; belt and braces
+            skipped.append(Skipped(label, "owner is not a trusted account", snapshot_id, owner))
+            continue
+        described = parse_description(snapshot.get("Description"))
+        if described is None or (
+            described.fingerprint,
+            described.os,
+            described.architecture,
+        ) != (request.fingerprint, request.os, request.architecture):
+            skipped.append(
+                Skipped(
+                    label, "its Description is not this fingerprint/os/arch", snapshot_id, owner
+                )
+            )
+            continue
+        problem = _not_completed(snapshot)
+        if problem:
+            skipped.append(Skipped(label, problem, snapshot_id, owner))
+            continue
+        found.append(_candidate(snapshot, described.seed))
+    return found
+
+
+def _registry(
+    ec2: EC2Client,
+    request: ResolutionRequest,
+    stack: StackMetadata,
+    owners: Iterable[str],
+    label: str,
+    skipped: list[Skipped],
+) -> list[_Candidate]:
+    trusted = set(owners)
+    variants = [
+        v
+        for v in stack.variants
+        if (v.region, v.os, v.architecture) == (request.region, request.os, request.architecture)
+    ]
+    if not variants:
+        offered = sorted({f"{v.region}/{v.os}/{v.architecture}" for v in stack.variants})
+        skipped.append(
+            Skipped(
+                label,
+                f"{stack.name} has no {request.region}/{request.os}/{request.architecture} "
+                f"snapshot; it offers: {', '.join(offered)}",
+            )
+        )
+        return []
+    found = []
+    for variant in variants:
+        owner, snapshot_id = variant.aws_account, variant.snapshot_id
+        if owner not in trusted:
+            skipped.append(
+                Skipped(
+                    label,
+                    "its owner is not a trusted account; add it to registry.trusted_accounts "
+                    "in ~/.petal/config.yaml if you trust it",
+                    snapshot_id,
+                    owner,
+                )
+            )
+            continue
+        reason, snapshot = _confirm(ec2, snapshot_id, owner, variant.size_gb, request)
+        if snapshot is None:
+            skipped.append(Skipped(label, reason, snapshot_id, owner))
+            continue
+        candidate = _candidate(snapshot, stack.name)
+        candidate.stack = stack
+        found.append(candidate)
+    return found
+
+
+def _confirm(
+    ec2: EC2Client, snapshot_id: str, owner: str, claimed_size: int, request: ResolutionRequest
+) -> tuple[str, SnapshotTypeDef | None]:
+    """Ask EC2 whether a registry's claim holds, in the target region."""
+    try:
+        response = ec2.describe_snapshots(OwnerIds=[owner], SnapshotIds=[snapshot_id])
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in _NOT_FOUND_CODES:
+            return (
+                f"not found in {request.region} for owner {owner}: it does not exist there "
+                "or is not shared with this account",
+                None,
+            )
+        raise ResolutionError(f"DescribeSnapshots {snapshot_id} failed: {code}") from None
+    except BotoCoreError as error:
+        raise ResolutionError(f"DescribeSnapshots {snapshot_id} failed: {error}") from None
+    matches = [s for s in response.get("Snapshots", []) if s.get("SnapshotId") == snapshot_id]
+    if not matches or matches[0].get("OwnerId") != owner:
+        actual = matches[0].get("OwnerId") if matches else "another account"
+        return f"EC2 says it is owned by {actual}, not {owner} as the registry claims", None
+    snapshot = matches[0]
+    problem = _not_completed(snapshot)
+    if problem:
+        return problem, None
+    size = int(snapshot.get("VolumeSize", 0))
+    if size != claimed_size:
+        return f"the registry says {claimed_size} GiB but the snapshot is {size} GiB", None
+    described = parse_description(snapshot.get("Description"))
+    if described is not None and described.fingerprint != request.fingerprint:
+        return f"its Description names another fingerprint ({described.fingerprint})", None
+    return "", snapshot
+
+
+# --- the choice ----------------------------------------------------------------------
+
+
+def _choose(
+    request: ResolutionRequest,
+    source: SnapshotSource,
+    candidates: list[_Candidate],
+    stack: StackMetadata | None,
+    warnings: list[str],
+    skipped: list[Skipped],
+) -> Resolution:
+    fitting = [c for c in candidates if c.size_gb >= request.size_gb]
+    pool = fitting or candidates
+
+    def age_key(c: _Candidate) -> tuple[float, str]:
+        return (c.start_time.timestamp() if c.start_time else 0.0, c.snapshot_id)
+
+    chosen = max(pool, key=age_key)
+    volume_size = max(request.size_gb, chosen.size_gb)
+    size_note = (
+        f"{chosen.size_gb} GiB >= the {request.size_gb} GiB asked for"
+        if fitting
+        else f"{chosen.size_gb} GiB, the largest size available"
+    )
+    reason = (
+        f"newest of {len(pool)} usable snapshot(s) from {source.label} matching "
+        f"{request.fingerprint[:19]}..., {request.os}, {request.architecture} in "
+        f"{request.region}; {size_note}"
+    )
+    notes = [*warnings, LAZY_LOADING_WARNING]
+    if not fitting:
+        notes.append(
+            f"the snapshot is {chosen.size_gb} GiB: the volume is created with "
+            f"{volume_size} GiB but its filesystem stays {chosen.size_gb} GiB until grown "
+            "on the head node (sudo resize2fs on the volume's device)"
+        )
+    elif chosen.size_gb > request.size_gb:
+        notes.append(
+            f"the volume will be {chosen.size_gb} GiB, the snapshot's size, not the "
+            f"{request.size_gb} GiB asked for (ParallelCluster cannot shrink a snapshot)"
+        )
+    if chosen.encrypted and chosen.kms_key_id and source.type != "local":
+        notes.append(
+            f"the snapshot is encrypted with {chosen.kms_key_id}: that key's policy must let "
+            "this account use it (kms:Decrypt, kms:CreateGrant, kms:DescribeKey, "
+            "kms:GenerateDataKeyWithoutPlaintext, kms:ReEncrypt*)"
+        )
+    notes += chosen.extra_warnings
+    return Resolution(
+        snapshot_id=chosen.snapshot_id,
+        region=request.region,
+        os=request.os,
+        architecture=request.architecture,
+        snapshot_size_gb=chosen.size_gb,
+        volume_size_gb=volume_size,
+        owner=chosen.owner,
+        source=source.type,
+        source_label=source.label,
+        reason=reason,
+        start_time=chosen.start_time.isoformat() if chosen.start_time else None,
+        encrypted=chosen.encrypted,
+        kms_key_id=chosen.kms_key_id,
+        seed_name=chosen.seed_name,
+        registry_url=source.url if stack is not None else None,
+        stack_name=stack.name if stack is not None else None,
+        warnings=tuple(notes),
+        skipped=tuple(skipped),
+    )

@@ -1,0 +1,332 @@
+"""Publishing a snapshot to a registry: the documents `petal build publish` writes."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import jsonschema
+
+from petal.deployment_contract import (
+    TAG_FINGERPRINT,
+)
+from petal.platforms import operating_system
+from petal.snapshot_description import SnapshotDescription
+
+if TYPE_CHECKING:
+    pass
+from petal.sharing.errors import InvalidArgument, Refused, SharingError
+from petal.sharing.kms import KeyLookup, aws_managed_refusal
+from petal.sharing.public import BlockPublicAccessState
+from petal.sharing.snapshots import SharingInfo, SnapshotRecord
+
+INDEX_FILE: Final = "index.json"
+
+
+INDEX_VERSION: Final = "1.0"
+
+
+@functools.cache
+def registry_schema(kind: Literal["index", "stack"]) -> dict[str, Any]:
+    text = resources.files("petal").joinpath(f"schemas/registry_{kind}.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def schema_problems(document: Any, kind: Literal["index", "stack"]) -> list[str]:
+    """What is wrong with a registry document, one line per problem (empty: valid)."""
+    validator = jsonschema.Draft202012Validator(registry_schema(kind))
+    problems = []
+    for problem in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
+        where = "/".join(str(p) for p in problem.absolute_path) or "(top level)"
+        problems.append(f"{where}: {problem.message}")
+    return problems
+
+
+@dataclass(frozen=True)
+class Publication:
+    metadata: dict[str, Any]  # snapshots/<name>.json
+    index_entry: dict[str, Any]  # one element of snapshots/index.json "snapshots"
+    warnings: tuple[str, ...] = ()
+
+
+def _variant_description(snapshot: SnapshotRecord, described: SnapshotDescription) -> str:
+    os_ = operating_system(described.os)
+    arch, size = described.architecture, snapshot.size_gb
+    return f"{described.seed} stack - {os_.registry_name}, {arch}, {size} GiB"
+
+
+def check_publishable(
+    snapshots: Sequence[SnapshotRecord],
+    sharing: Mapping[str, SharingInfo],
+    *,
+    public: bool,
+    keys: Callable[[str], KeyLookup] | None = None,
+    block_public_access: Mapping[str, BlockPublicAccessState] | None = None,
+) -> tuple[str, list[str]]:
+    """The one fingerprint the snapshots share, and warnings; refuses snapshots that are
+    not petal's, not finished, of different stacks, or whose encryption and sharing do
+    not match what the registry entry will say (`public`). `keys(region)` looks up KMS
+    keys for private entries: snapshots under the AWS managed key cannot be shared."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    fingerprints: dict[str, list[str]] = {}
+    for snapshot in snapshots:
+        name = str(snapshot.ref)
+        described = snapshot.petal
+        tag = snapshot.tags.get(TAG_FINGERPRINT)
+        if described is None:
+            problems.append(
+                f"{name} has no petal Description ('petal sha256:... os=... arch=... "
+                "seed=...'): only snapshots built by petal can be published"
+            )
+            continue
+        if tag is None:
+            problems.append(
+                f"{name} has no {TAG_FINGERPRINT} tag: only snapshots built by petal can be "
+                "published (a copy made outside petal loses its tags)"
+            )
+            continue
+        if tag != described.fingerprint:
+            problems.append(
+                f"{name}: its {TAG_FINGERPRINT} tag ({tag}) and its Description "
+                f"({described.fingerprint}) disagree; it was changed after the build"
+            )
+            continue
+        if snapshot.state != "completed":
+            problems.append(f"{name} is {snapshot.state}: publish it once it is completed")
+        fingerprints.setdefault(described.fingerprint, []).append(name)
+        info = sharing[snapshot.snapshot_id]
+        if public:
+            if snapshot.encrypted:
+                problems.append(
+                    f"{name} is encrypted, so it can never be public. Publish unencrypted "
+                    "snapshots, or pass --private for an organization registry whose readers "
+                    "the snapshot is shared with"
+                )
+            elif not info.public:
+                problems.append(
+                    f"{name} is not public, so registry users could not use it. Make it "
+                    f"public first (petal build share {name} --public --yes-make-public) or "
+                    "pass --private to publish it as shared with accounts only"
+                )
+            elif (block_public_access or {}).get(snapshot.region) == "block-all-sharing":
+                problems.append(
+                    f"{name} is marked public but block-all-sharing in {snapshot.region} "
+                    "hides it from every other account"
+                )
+        else:
+            if info.public:
+                problems.append(
+                    f"{name} is public but --private says it is not: leave out --private, "
+                    f"or make it private first (petal build unshare {name} --public)"
+                )
+            if snapshot.encrypted and keys is not None and snapshot.kms_key_id is not None:
+                key = keys(snapshot.region).describe_key(snapshot.kms_key_id)
+                if key.aws_managed:
+                    problems.append(str(aws_managed_refusal(snapshot, key, "sharing")))
+            if not info.account_ids:
+                warnings.append(f"{name} is not shared with any account yet")
+    if len(fingerprints) > 1:
+        listing = "; ".join(f"{fp}: {', '.join(names)}" for fp, names in fingerprints.items())
+        problems.append(
+            "the snapshots are of different stacks (fingerprints differ); publish each "
+            f"stack under its own --name: {listing}"
+        )
+    if problems:
+        raise Refused("cannot publish:\n  " + "\n  ".join(problems))
+    owners = {s.owner_id for s in snapshots}
+    if len(owners) > 1:
+        raise Refused(f"cannot publish: the snapshots belong to different accounts ({owners})")
+    return next(iter(fingerprints)), warnings
+
+
+def build_publication(
+    snapshots: Sequence[SnapshotRecord],
+    *,
+    name: str,
+    fingerprint: str,
+    public: bool,
+    description: str = "",
+    packages: Sequence[str] = (),
+    seed_url: str | None = None,
+    today: date | None = None,
+    existing: Mapping[str, Any] | None = None,
+) -> Publication:
+    """The registry documents for checked snapshots (see `check_publishable`). With
+    `existing` (the current <name>.json) the entry is updated: other variants are kept,
+    `created` is kept, `updated` is today."""
+    day = (today or datetime.now(UTC).date()).isoformat()
+    variants: list[dict[str, Any]] = []
+    for snapshot in snapshots:
+        described = snapshot.petal
+        assert described is not None  # check_publishable refused the others
+        variants.append(
+            {
+                "region": snapshot.region,
+                "snapshot_id": snapshot.snapshot_id,
+                "os": operating_system(described.os).registry_name,
+                "size_gb": snapshot.size_gb,
+                "description": _variant_description(snapshot, described),
+                "architecture": described.architecture,
+            }
+        )
+    created = day
+    warnings: list[str] = []
+    if existing is not None:
+        if existing.get("fingerprint") != fingerprint:
+            raise Refused(
+                f"the registry already has {name} with fingerprint "
+                f"{existing.get('fingerprint')}, another stack: publish this one under a new "
+                "--name (e.g. with a -v2 suffix)"
+            )
+        if bool(existing.get("public", True)) != public:
+            raise Refused(
+                f"the registry's {name} says public={existing.get('public')}, these snapshots "
+                f"are public={public}: one entry cannot mix public and private snapshots"
+            )
+        created = str(existing.get("created", day))
+        new_keys = {(v["region"], v["snapshot_id"]) for v in variants}
+        kept = [
+            v
+            for v in existing.get("snapshots", [])
+            if (v.get("region"), v.get("snapshot_id")) not in new_keys
+        ]
+        variants = kept + variants
+        description = description or str(existing.get("description", ""))
+        packages = list(packages) or list(existing.get("packages", []))
+        seed_url = seed_url or existing.get("seed_url")
+    metadata: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "fingerprint": fingerprint,
+    }
+    if seed_url:
+        metadata["seed_url"] = seed_url
+    metadata.update(
+        {
+            "snapshots": variants,
+            "packages": list(packages),
+            "aws_account": snapshots[0].owner_id,
+            "public": public,
+            "verified": False,  # only the registry's maintainers set it, after review
+            "created": created,
+            "updated": day,
+        }
+    )
+    if not packages:
+        warnings.append("no package list: pass --seed FILE to record the seed's packages")
+    index_entry: dict[str, Any] = {
+        "name": name,
+        "fingerprint": fingerprint,
+        "metadata_url": f"{name}.json",  # relative to index.json, as the registry resolves it
+    }
+    # what `petal registry snapshots list` shows and `search` searches, without the
+    # stack document
+    if description:
+        index_entry["description"] = description
+    if packages:
+        index_entry["packages"] = list(packages)
+    problems = schema_problems(metadata, "stack") + schema_problems(
+        _index_with([index_entry]), "index"
+    )
+    if problems:
+        raise SharingError(
+            "the generated registry documents are invalid (a petal bug, please report it): "
+            + "; ".join(problems)
+        )
+    return Publication(metadata, index_entry, tuple(warnings))
+
+
+def _index_with(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"version": INDEX_VERSION, "snapshots": entries}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as failure:
+        raise InvalidArgument(f"--out: {path} cannot be read as JSON: {failure}") from None
+
+
+def read_existing_metadata(out_dir: Path, name: str) -> dict[str, Any] | None:
+    path = out_dir / f"{name}.json"
+    if not path.exists():
+        return None
+    document = _read_json(path)
+    problems = schema_problems(document, "stack")
+    if problems:
+        raise InvalidArgument(
+            f"--out: {path} exists but is not valid registry metadata ({'; '.join(problems)}); "
+            "fix or remove it"
+        )
+    result: dict[str, Any] = document
+    return result
+
+
+def updated_index(out_dir: Path, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """index.json with `entry` added, or replacing the entry of the same name."""
+    path = out_dir / INDEX_FILE
+    index: dict[str, Any] = _index_with([]) if not path.exists() else _read_json(path)
+    problems = schema_problems(index, "index")
+    if problems:
+        raise InvalidArgument(
+            f"--out: {path} is not a valid registry index ({'; '.join(problems)}); fix it first"
+        )
+    entries: list[dict[str, Any]] = []
+    replaced = False
+    for current in index["snapshots"]:
+        if current.get("name") == entry["name"]:
+            if current.get("fingerprint") != entry["fingerprint"]:
+                raise Refused(
+                    f"{path} lists {entry['name']} with fingerprint {current.get('fingerprint')}, "
+                    "another stack: publish this one under a new --name"
+                )
+            entries.append({**current, **entry})
+            replaced = True
+            continue
+        if current.get("fingerprint") == entry["fingerprint"]:
+            # petal.registry refuses an index with two stacks of one fingerprint
+            raise Refused(
+                f"{path} already lists this stack as {current.get('name')} (same "
+                f"fingerprint): publish under --name {current.get('name')} to add snapshots "
+                "to it, or remove that entry first"
+            )
+        entries.append(current)
+    if not replaced:
+        entries.append(dict(entry))
+    index["snapshots"] = entries
+    return index
+
+
+def _write_json(path: Path, document: Any) -> None:
+    """Write through a temporary file so an interrupted publish never leaves half a
+    registry file behind."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def write_publication(out_dir: Path, publication: Publication) -> list[Path]:
+    """Write <name>.json and the updated index.json into `out_dir` (a checkout's
+    snapshots/ directory); returns the files written. Nothing is written when the index
+    refuses the entry."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as failure:
+        raise InvalidArgument(f"--out: cannot create {out_dir}: {failure.strerror}") from None
+    index = updated_index(out_dir, publication.index_entry)
+    metadata_path = out_dir / f"{publication.metadata['name']}.json"
+    index_path = out_dir / INDEX_FILE
+    try:
+        _write_json(metadata_path, publication.metadata)
+        _write_json(index_path, index)
+    except OSError as failure:
+        raise SharingError(f"--out: cannot write into {out_dir}: {failure.strerror}") from None
+    return [metadata_path, index_path]
