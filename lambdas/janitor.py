@@ -11,11 +11,11 @@ from typing import Any
 
 from lambdas.clients import client
 from lambdas.observability import add_metric, lambda_handler, logger
-from petal.aws.errors import InvalidBuildRequest
 from petal.build.config import BuildConfig
 from petal.build.janitor import MARGIN, sweep
 from petal.build.records import utc_now
 from petal.build.table import BuildTable
+from petal.errors import InvalidBuildRequest
 
 
 @lambda_handler

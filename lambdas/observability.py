@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar, cast
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from petal.aws.errors import PetalStepError
+from petal.errors import PetalStepError
 
 SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME", "petal")
 NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Petal")

@@ -18,7 +18,6 @@ PETAL_SNAPSHOT_SOURCES, PETAL_NODE_SETUP_URI.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 
 from lambdas.observability import add_metric, lambda_handler, logger
-from petal.aws.errors import AwsRequestFailed, PetalStepError
+from petal.aws.errors import AwsRequestFailed
 from petal.aws.session import new_session
 from petal.cluster.config import config_for_snapshot
 from petal.cluster.overrides import overrides_from_mapping
@@ -39,6 +38,8 @@ from petal.cluster.resolution import (
     resolve,
 )
 from petal.cluster.settings import ConfigError, check_cluster_name, cluster_settings
+from petal.errors import PetalStepError
+from petal.identifiers import FINGERPRINT
 from petal.registry.client import RegistryClient
 from petal.seed.fingerprint import fingerprint as seed_fingerprint
 from petal.seed.model import Seed, SeedError, parse_seed, parse_seed_mapping
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 # Lambda's home is read-only; /tmp survives between warm invocations.
 CACHE_DIR = Path("/tmp/petal-cache")  # noqa: S108 - the Lambda's only writable place
-_FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 
 
@@ -227,7 +227,7 @@ def _fingerprint(value: Any, seed: Seed | None) -> str:
         raise ResolverInputError("seed or fingerprint is required")
     if not isinstance(value, str):
         raise ResolverInputError(f"fingerprint: must be text, not {value!r}")
-    if not _FINGERPRINT.match(value):
+    if not FINGERPRINT.match(value):
         raise ResolverInputError(
             f"fingerprint: {value!r} is not sha256: followed by 64 hex digits "
             "(`petal seed fingerprint FILE` prints it)"

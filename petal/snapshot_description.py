@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from petal.identifiers import FINGERPRINT
 from petal.platforms import ARCHITECTURES, Architecture, UnknownOperatingSystem, operating_system
 
 # EC2 limits a snapshot's Description to 255 characters; the longest seed name (63)
 # keeps the whole line well under it.
 MAX_LENGTH: Final = 255
-_FINGERPRINT: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SEED_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DESCRIPTION: Final = re.compile(
     r"^petal (?P<fingerprint>sha256:[0-9a-f]{64}) os=(?P<os>[a-z0-9]+) "
@@ -42,7 +42,7 @@ class SnapshotDescription:
 def format_description(fingerprint: str, os_name: str, architecture: str, seed_name: str) -> str:
     """The Description for a petal snapshot. `os_name` may be either OS spelling; the
     ParallelCluster name is written, so every reader compares like with like."""
-    if not _FINGERPRINT.match(fingerprint):
+    if not FINGERPRINT.match(fingerprint):
         raise DescriptionError(
             f"fingerprint {fingerprint!r} is not valid: use sha256: followed by 64 hex digits"
         )

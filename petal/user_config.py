@@ -39,6 +39,7 @@ from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
 from petal.deployment_contract import ENV_NODE_SETUP_URI, ENV_REGISTRY_URL, ENV_TRUSTED_ACCOUNTS
+from petal.identifiers import ACCOUNT_ID, REGION
 from petal.yaml_source import YamlDocument, YamlSourceError, join_path, load_yaml_document
 
 DEFAULT_REGISTRY_URL: Final = "https://raw.githubusercontent.com/scttfrdmn/petal-snapshots/main"
@@ -55,8 +56,6 @@ ENV_REGION: Final = "PETAL_REGION"
 SourceType = Literal["local", "organization", "official", "community"]
 SOURCE_TYPES: Final[tuple[SourceType, ...]] = ("local", "organization", "official", "community")
 
-ACCOUNT_PATTERN: Final = re.compile(r"^[0-9]{12}$")
-REGION_PATTERN: Final = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 _STACK_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
@@ -262,11 +261,11 @@ class _Reader:
         # would lose it: accept the number only when it is still 12 digits.
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-            if not ACCOUNT_PATTERN.match(value):
+            if not ACCOUNT_ID.match(value):
                 raise self.fail(
                     field, "must be a 12-digit AWS account id in quotes, e.g. '012345678901'"
                 )
-        if not isinstance(value, str) or not ACCOUNT_PATTERN.match(value):
+        if not isinstance(value, str) or not ACCOUNT_ID.match(value):
             raise self.fail(field, f"{value!r} is not a 12-digit AWS account id")
         return value
 
@@ -385,7 +384,7 @@ def _parse_deployment(read: _Reader, value: Any) -> DeploymentSettings:
         name = read.string(raw["stack_name"], "deployment.stack_name", _STACK_NAME, "petal")
         settings = replace(settings, stack_name=name)
     if "region" in raw:
-        region = read.string(raw["region"], "deployment.region", REGION_PATTERN, "us-east-1")
+        region = read.string(raw["region"], "deployment.region", REGION, "us-east-1")
         settings = replace(settings, region=region)
     if "node_setup_uri" in raw:
         uri = raw["node_setup_uri"]
@@ -411,7 +410,7 @@ def _apply_environment(config: UserConfig, env: Mapping[str, str]) -> UserConfig
     if ENV_TRUSTED_ACCOUNTS in env:
         accounts = tuple(a.strip() for a in env[ENV_TRUSTED_ACCOUNTS].split(",") if a.strip())
         for account in accounts:
-            if not ACCOUNT_PATTERN.match(account):
+            if not ACCOUNT_ID.match(account):
                 raise UserConfigError(
                     "environment",
                     ENV_TRUSTED_ACCOUNTS,
@@ -432,7 +431,7 @@ def _apply_environment(config: UserConfig, env: Mapping[str, str]) -> UserConfig
             )
         deployment = replace(deployment, stack_name=env[ENV_STACK_NAME])
     if env.get(ENV_REGION):
-        if not REGION_PATTERN.match(env[ENV_REGION]):
+        if not REGION.match(env[ENV_REGION]):
             raise UserConfigError(
                 "environment", ENV_REGION, f"{env[ENV_REGION]!r} is not an AWS region"
             )

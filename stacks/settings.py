@@ -15,6 +15,8 @@ from typing import Any, Final
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
+from petal.identifiers import ACCOUNT_ID, REGION, SUBNET_ID
+
 PREFIX: Final = "petal:"
 
 # Defaults when a key is neither in cdk.json nor given with -c. `vpcId` and
@@ -74,11 +76,8 @@ DEFAULTS: Final[dict[str, Any]] = {
 NULLABLE: Final = frozenset({"callbackConcurrency", "intakeConcurrency"})
 
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
 # The retention values CloudWatch Logs accepts, in days.
 RETENTION: Final[dict[int, logs.RetentionDays]] = {
     1: logs.RetentionDays.ONE_DAY,
@@ -190,7 +189,7 @@ class PetalSettings:
                 f"{PREFIX}stackName {stack_name!r}: letters, digits and '-', at most 64"
             )
         region = str(v["region"])
-        if not _REGION.match(region):
+        if not REGION.match(region):
             raise SettingsError(f"{PREFIX}region {region!r} is not a region name")
         vpc_id = str(v["vpcId"] or "")
         subnet_ids = tuple(_list("subnetIds", v["subnetIds"]))
@@ -201,11 +200,11 @@ class PetalSettings:
             )
         if not _VPC_ID.match(vpc_id):
             raise SettingsError(f"{PREFIX}vpcId {vpc_id!r} is not a VPC id")
-        bad = [s for s in subnet_ids if not _SUBNET_ID.match(s)]
+        bad = [s for s in subnet_ids if not SUBNET_ID.match(s)]
         if bad:
             raise SettingsError(f"{PREFIX}subnetIds {bad} are not subnet ids")
         accounts = tuple(_list("trustedAccounts", v["trustedAccounts"]))
-        bad = [a for a in accounts if not _ACCOUNT_ID.match(a)]
+        bad = [a for a in accounts if not ACCOUNT_ID.match(a)]
         if bad:
             raise SettingsError(f"{PREFIX}trustedAccounts {bad} are not 12-digit account ids")
         keys = tuple(_list("volumeKmsKeyArns", v["volumeKmsKeyArns"]))

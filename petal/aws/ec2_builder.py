@@ -13,14 +13,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from petal.aws.errors import (
-    AwsRequestFailed,
-    NoBuilderCapacity,
-    OfficialAmiNotFound,
-    aws_call,
-    error_code,
-    translate,
-)
+from petal.aws.errors import AwsRequestFailed, aws_call, error_code, translate
 from petal.deployment_contract import (
     ROLE_BUILDER,
     ROLE_VOLUME,
@@ -28,6 +21,7 @@ from petal.deployment_contract import (
     TAG_MANAGED,
     TAG_ROLE,
 )
+from petal.errors import NoBuilderCapacity, OfficialAmiNotFound
 from petal.platforms import Architecture, official_ami_name_pattern
 
 MANAGED: Final = "true"

@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from petal.aws import ec2_builder, step_functions
-from petal.aws.errors import PetalStepError
 from petal.build.log_events import LogBatch, clip, failure_line
 from petal.build.records import Progress, iso
 from petal.build.table import BuildTable
 from petal.deployment_contract import ROLE_BUILDER, TAG_BUILD_ID, TAG_MANAGED, TAG_ROLE
+from petal.errors import PetalStepError
 
 SSM_DETAIL_TYPE: Final = "EC2 Command Invocation Status-change Notification"
 EC2_DETAIL_TYPE: Final = "EC2 Instance State-change Notification"

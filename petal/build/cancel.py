@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from petal.aws import step_functions
-from petal.aws.errors import CleanupPending
 from petal.build.records import FINISHED, BuildRecord, iso
 from petal.build.steps.cleanup import cleanup
 from petal.build.table import BuildTable
+from petal.errors import CleanupPending
 
 CANCELLED_ERROR: Final = "BuildCancelled"
 # Detaching a volume takes seconds; the cleanup is retried this often before the

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from petal.aws.errors import ConfigurationError
 from petal.deployment_contract import (
     ENV_BUILD_LOG_GROUP,
     ENV_BUILD_TIMEOUT_MINUTES,
@@ -21,6 +20,7 @@ from petal.deployment_contract import (
     ENV_TABLE,
     ENV_TRUSTED_ACCOUNTS,
 )
+from petal.errors import ConfigurationError
 
 DEFAULT_BUILD_TIMEOUT_MINUTES: Final = 360
 

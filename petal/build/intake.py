@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from petal.aws import step_functions
-from petal.aws.errors import PetalStepError
 from petal.build.records import BuildFailure, BuildRecord, iso
 from petal.build.request import BuildRequestError, SeedReader
 from petal.build.table import BuildTable
+from petal.errors import PetalStepError
 from petal.seed.fingerprint import fingerprint
 from petal.seed.model import SeedError, parse_seed
 

@@ -17,9 +17,10 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from petal.aws.errors import PetalStepError, error_code, translate
+from petal.aws.errors import error_code, translate
 from petal.build.log_markers import LogEvent, parse_log
 from petal.deployment_contract import FAILURE_MARKER
+from petal.errors import PetalStepError
 
 TAIL_LINES: Final = 20
 TAIL_CHARACTERS: Final = 3000

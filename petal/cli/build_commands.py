@@ -44,16 +44,9 @@ from petal.cli.build_progress import (
     step_lines,
     summary_lines,
 )
-from petal.cli.output import (
-    EXIT_FAILURE,
-    EXIT_INVALID,
-    EXIT_OK,
-    add_json_flag,
-    error,
-    is_terminal,
-    print_json,
-)
+from petal.cli.output import add_json_flag, error, is_terminal, print_json
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS
+from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from petal.local import mode as local_mode
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
 from petal.seed.fingerprint import fingerprint

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from petal.aws import session as aws_session
 from petal.aws.deployment import DeploymentNotFound, discover_deployment
-from petal.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, error, is_terminal, print_json
+from petal.cli.output import error, is_terminal, print_json
 from petal.cluster.config import config_for_snapshot
 from petal.cluster.overrides import parse_queue
 from petal.cluster.resolution import (
@@ -37,6 +37,7 @@ from petal.cluster.settings import (
     check_cluster_name,
     cluster_settings,
 )
+from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from petal.local import mode as local_mode
 from petal.platforms import ARCHITECTURES
 from petal.seed.fingerprint import fingerprint

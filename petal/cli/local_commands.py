@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from petal.cli.output import EXIT_OK
+from petal.errors import EXIT_OK
 from petal.local.mode import running_server, state_dir, stop_server
 
 

@@ -14,6 +14,7 @@ from petal.cli import (
     seed_commands,
 )
 from petal.cli.output import error
+from petal.errors import EXIT_INTERRUPTED
 from petal.local.mode import LocalModeError, activate
 
 DESCRIPTION = """\
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         error("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `petal ... | head` closing the pipe early is not an error worth a traceback.
         sys.stderr.close()

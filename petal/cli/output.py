@@ -1,16 +1,12 @@
 """How commands speak: JSON for scripts, plain lines or rich text for people, and the
-exit codes every command shares (listed in `petal --help` and README.md)."""
+exit codes are petal.errors' (listed in `petal --help` and README.md)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any, Final, TextIO
-
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1  # not found, or an operation failed
-EXIT_INVALID: Final = 2  # bad input: a seed, a flag, a config file
+from typing import Any, TextIO
 
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from petal.cli.output import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, error, is_terminal, print_json
+from petal.cli.output import error, is_terminal, print_json
+from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
 from petal.registry.client import RegistryClient
 from petal.registry.documents import IndexEntry, RegistryError, SnapshotVariant, StackMetadata

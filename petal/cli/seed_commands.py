@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from petal.cli.output import EXIT_INVALID, EXIT_OK, print_json
+from petal.cli.output import print_json
+from petal.errors import EXIT_INVALID, EXIT_OK
 from petal.seed.fingerprint import canonical_form, fingerprint
 from petal.seed.model import Problem, Seed, SeedError, load_seed
 from petal.seed.spack_environment import render_spack_yaml

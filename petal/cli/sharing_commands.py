@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from petal.aws import session as aws_session
-from petal.cli.output import EXIT_FAILURE, EXIT_OK, add_json_flag, error, print_json
+from petal.cli.output import add_json_flag, error, print_json
+from petal.errors import EXIT_FAILURE, EXIT_OK
 from petal.registry.publish import (
     build_publication,
     check_publishable,

@@ -26,15 +26,13 @@ import yaml
 
 from petal.cluster.resolution import Resolution
 from petal.cluster.settings import (
-    GP3_IOPS_PER_GIB,
-    MAX_VOLUME_GB,
-    SNAPSHOT,
     ClusterSettings,
     ConfigError,
-    os,
+    pcluster_os,
     volume_size,
 )
 from petal.deployment_contract import MOUNT_DIR
+from petal.identifiers import GP3_IOPS_PER_GIB, MAX_VOLUME_GB, SNAPSHOT_ID
 
 SHARED_STORAGE_NAME: Final = "software"
 
@@ -60,14 +58,14 @@ def generate_config(
 
     `size_gb` is the exact volume size to write; by default max(requested, snapshot).
     """
-    os_name = os(settings.os)
+    os_name = pcluster_os(settings.os)
     if settings.mount_dir != build_mount_dir:
         raise ConfigError(
             "mount_dir",
             f"{settings.mount_dir} differs from {build_mount_dir}, where the software was "
             "built: Spack's paths are absolute, so the volume must be mounted there",
         )
-    if not SNAPSHOT.match(snapshot_id):
+    if not SNAPSHOT_ID.match(snapshot_id):
         raise ConfigError("snapshot_id", f"{snapshot_id!r} is not a snapshot id")
     size = (
         size_gb if size_gb is not None else volume_size(settings.volume.size_gb, snapshot_size_gb)

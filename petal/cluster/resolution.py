@@ -21,7 +21,6 @@ rejects a Size below the snapshot's (docs/REGISTRY.md, "Sizes").
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -30,18 +29,17 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_OS, TAG_SEED
+from petal.identifiers import FINGERPRINT, MAX_VOLUME_GB, REGION
 from petal.platforms import ARCHITECTURES, Architecture, UnknownOperatingSystem, operating_system
 from petal.registry.client import RegistryClient
 from petal.registry.documents import RegistryError, StackMetadata
 from petal.snapshot_description import description_filter, parse_description
-from petal.user_config import REGION_PATTERN, SnapshotSource, UserConfig
+from petal.user_config import SnapshotSource, UserConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import SnapshotTypeDef
 
-_FINGERPRINT: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
-MAX_VOLUME_GB: Final = 16384  # gp3
 LAZY_LOADING_WARNING: Final = (
     "volumes created from a snapshot load lazily from S3: the first read of each block "
     "is slow (the first `module load` or compile may take longer); ParallelCluster "
@@ -85,11 +83,11 @@ def make_request(
     seed_name: str | None = None,
 ) -> ResolutionRequest:
     """A checked, normalised request (either OS spelling is accepted)."""
-    if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
+    if not isinstance(fingerprint, str) or not FINGERPRINT.match(fingerprint):
         raise InvalidRequest(
             "fingerprint", f"{fingerprint!r} is not sha256: followed by 64 hex digits"
         )
-    if not isinstance(region, str) or not REGION_PATTERN.match(region):
+    if not isinstance(region, str) or not REGION.match(region):
         raise InvalidRequest("region", f"{region!r} is not an AWS region, e.g. us-east-1")
     if not isinstance(os, str):
         raise InvalidRequest("os", f"{os!r} is not an operating system name")

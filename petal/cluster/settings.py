@@ -10,6 +10,7 @@ from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from petal.deployment_contract import MOUNT_DIR
+from petal.identifiers import MAX_VOLUME_GB, REGION, SUBNET_ID
 from petal.platforms import (
     ARCHITECTURES,
     DEFAULT_INSTANCE_TYPES,
@@ -26,19 +27,10 @@ DeletionPolicy = Literal["Delete", "Retain", "Snapshot"]
 DELETION_POLICIES: Final[tuple[DeletionPolicy, ...]] = ("Delete", "Retain", "Snapshot")
 
 
-_SUBNET: Final = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
-
-
-SNAPSHOT: Final = re.compile(r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$")
-
-
 _KEY_NAME: Final = re.compile(r"^[A-Za-z0-9 ._:/=+@-]{1,255}$")
 
 
 _INSTANCE_TYPE: Final = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-
-
-_REGION: Final = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 
 
 # ParallelCluster's own rules (pcluster.validators.cluster_validators, constants).
@@ -49,12 +41,6 @@ _CLUSTER_NAME: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,59}$")
 
 
 _BUCKET: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-GP3_IOPS_PER_GIB: Final = 500
-
-
-MAX_VOLUME_GB: Final = 16384
 
 
 class ConfigError(ValueError):
@@ -120,7 +106,7 @@ def cluster_settings(
 ) -> ClusterSettings:
     """Seed (or defaults) + overrides, checked; ConfigError names what is missing."""
     warnings: list[str] = []
-    os_name = os(overrides.os or (seed.os if seed else "alinux2023"))
+    os_name = pcluster_os(overrides.os or (seed.os if seed else "alinux2023"))
     seed_arch: Architecture = seed.architecture if seed else "x86_64"
     arch = _architecture(overrides.architecture) if overrides.architecture else seed_arch
     if seed is not None:
@@ -155,7 +141,7 @@ def cluster_settings(
             "is not set: add `region:` under `cluster:` in the seed or pass --region",
             "--region",
         )
-    if not _REGION.match(region):
+    if not REGION.match(region):
         raise ConfigError("cluster.region", f"{region!r} is not an AWS region", "--region")
     subnet = overrides.subnet_id or cluster.head_node.subnet_id
     if not subnet:
@@ -165,7 +151,7 @@ def cluster_settings(
             "`cluster.head_node` in the seed or pass --subnet subnet-...",
             "--subnet",
         )
-    if not _SUBNET.match(subnet):
+    if not SUBNET_ID.match(subnet):
         raise ConfigError(
             "cluster.head_node.subnet_id",
             f"{subnet!r} is not a subnet id (subnet-0123456789abcdef0)",
@@ -220,7 +206,7 @@ def cluster_settings(
                 "--queue",
             )
         for subnet_id in queue.subnet_ids:
-            if not _SUBNET.match(subnet_id):
+            if not SUBNET_ID.match(subnet_id):
                 raise ConfigError(
                     f"{where}.subnet_ids", f"{subnet_id!r} is not a subnet id", "--compute-subnet"
                 )
@@ -255,7 +241,7 @@ def check_cluster_name(name: str) -> str:
     return name
 
 
-def os(name: str) -> str:
+def pcluster_os(name: str) -> str:
     try:
         return operating_system(name).name
     except UnknownOperatingSystem as error:

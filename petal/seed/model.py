@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import jsonschema
 
+from petal.identifiers import GP3_IOPS_PER_GIB
 from petal.platforms import DEFAULT_INSTANCE_TYPES, Architecture, instance_architecture
 from petal.seed.spack_spec import GRAMMAR_HINT, SpecError, parse_spec
 from petal.yaml_source import YamlDocument, YamlSourceError, join_path, load_yaml_document
@@ -31,7 +32,6 @@ COMPILER_PACKAGES = frozenset(
     {"gcc", "llvm", "aocc", "nvhpc", "intel-oneapi-compilers", "intel-oneapi-compilers-classic"}
 )
 OFFICIAL_BUILDCACHE_URL = "https://binaries.spack.io/releases/{series}"
-GP3_IOPS_PER_GIB = 500
 GP3_MIBPS_PER_IOPS = 0.25
 
 

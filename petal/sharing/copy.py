@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import TagTypeDef
 from petal.sharing.errors import AwsFailure, NotFound, Refused
-from petal.sharing.snapshots import SnapshotRecord, aws, get_snapshots
+from petal.sharing.snapshots import SnapshotRecord, aws_action, get_snapshots
 
 
 def copy_tags(snapshot: SnapshotRecord) -> list[TagTypeDef]:
@@ -90,7 +90,7 @@ def check_copy_source(
                 "always encrypted. Leave out --unencrypted."
             )
         for region, ec2 in destinations.items():
-            with aws(f"GetEbsEncryptionByDefault in {region}"):
+            with aws_action(f"GetEbsEncryptionByDefault in {region}"):
                 by_default = ec2.get_ebs_encryption_by_default().get("EbsEncryptionByDefault")
             if by_default:
                 raise Refused(
@@ -127,7 +127,7 @@ def start_copies(
             if kms_key_id:
                 request["KmsKeyId"] = kms_key_id
         try:
-            with aws(f"CopySnapshot {source.snapshot_id} to {region}"):
+            with aws_action(f"CopySnapshot {source.snapshot_id} to {region}"):
                 answer = ec2.copy_snapshot(**request)
         except AwsFailure as failure:
             raise CopyFailed(str(failure), started) from None

@@ -9,16 +9,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from petal.aws.session import new_session
+from petal.identifiers import ACCOUNT_ID, SNAPSHOT_ID
 
 if TYPE_CHECKING:
     pass
 from petal.sharing.errors import InvalidArgument
-
-_SNAPSHOT_ID: Final = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
-
-
-_ACCOUNT_ID: Final = re.compile(r"^[0-9]{12}$")
-
 
 _REGISTRY_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
@@ -50,7 +45,7 @@ SNAPSHOT_ID_HELP: Final = (
 
 def validate_snapshot_id(value: str, flag: str = "SNAPSHOT") -> str:
     value = value.strip()
-    if not _SNAPSHOT_ID.match(value):
+    if not SNAPSHOT_ID.match(value):
         raise InvalidArgument(f"{flag}: {value!r} is not a snapshot id: use {SNAPSHOT_ID_HELP}")
     return value
 
@@ -63,7 +58,7 @@ def parse_account_ids(values: Iterable[str], flag: str = "--accounts") -> tuple[
             account = item.strip()
             if not account:
                 continue
-            if not _ACCOUNT_ID.match(account):
+            if not ACCOUNT_ID.match(account):
                 raise InvalidArgument(
                     f"{flag}: {account!r} is not an AWS account id: use 12 digits, "
                     "e.g. --accounts 123456789012,210987654321"

@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 if TYPE_CHECKING:
     pass
 from petal.sharing.errors import Refused
-from petal.sharing.snapshots import SnapshotRecord, aws
+from petal.sharing.snapshots import SnapshotRecord, aws_action
 
 AWS_MANAGED_EBS_ALIAS: Final = "alias/aws/ebs"
 
@@ -57,7 +57,7 @@ class KmsKeyLookup:
         self._kms = kms_client
 
     def describe_key(self, key_id: str) -> KeyInfo:
-        with aws(f"KMS DescribeKey {key_id}"):
+        with aws_action(f"KMS DescribeKey {key_id}"):
             metadata: Mapping[str, Any] = self._kms.describe_key(KeyId=key_id)["KeyMetadata"]
         arn = str(metadata.get("Arn", key_id))
         aliases: tuple[str, ...] = ()

@@ -14,10 +14,10 @@ from petal.sharing.errors import AwsFailure, Refused
 from petal.sharing.snapshots import (
     SharingInfo,
     SnapshotRecord,
-    aws,
+    aws_action,
     get_snapshot,
-    permissions,
-    sharing,
+    sharing_of,
+    volume_permissions,
 )
 
 BlockPublicAccessState = Literal["block-all-sharing", "block-new-sharing", "unblocked", "unknown"]
@@ -99,7 +99,7 @@ def make_public(
         )
     read_state = block_public_access or get_block_public_access_state
     state = read_state(ec2)
-    _, public = permissions(ec2, region, snapshot_id)
+    _, public = volume_permissions(ec2, region, snapshot_id)
     warnings: list[str] = []
     if state in ("block-all-sharing", "block-new-sharing") and not public:
         raise _block_public_access_refusal(region, state, snapshot_id)
@@ -115,7 +115,7 @@ def make_public(
         )
     if not public:
         try:
-            with aws(f"ModifySnapshotAttribute (make {snapshot_id} public in {region})"):
+            with aws_action(f"ModifySnapshotAttribute (make {snapshot_id} public in {region})"):
                 ec2.modify_snapshot_attribute(
                     SnapshotId=snapshot_id,
                     Attribute="createVolumePermission",
@@ -127,4 +127,4 @@ def make_public(
                 f"{failure} If snapshot block public access is on in {region}, see "
                 f"`aws ec2 get-snapshot-block-public-access-state --region {region}`."
             ) from None
-    return PublicResult(snapshot, not public, state, sharing(ec2, snapshot), tuple(warnings))
+    return PublicResult(snapshot, not public, state, sharing_of(ec2, snapshot), tuple(warnings))

@@ -14,10 +14,10 @@ from petal.sharing.kms import KeyInfo, KeyLookup, key_of, key_policy_statement
 from petal.sharing.snapshots import (
     SharingInfo,
     SnapshotRecord,
-    aws,
+    aws_action,
     get_snapshot,
-    permissions,
-    sharing,
+    sharing_of,
+    volume_permissions,
 )
 
 
@@ -65,16 +65,16 @@ def share_with_accounts(
                 f"the key {key.arn} is {key.state}: nobody can create volumes from the "
                 "snapshot until it is Enabled"
             )
-    before, _ = permissions(ec2, region, snapshot_id)
+    before, _ = volume_permissions(ec2, region, snapshot_id)
     added = tuple(a for a in account_ids if a not in before)
     if added:
-        with aws(f"ModifySnapshotAttribute (share {snapshot_id} in {region})"):
+        with aws_action(f"ModifySnapshotAttribute (share {snapshot_id} in {region})"):
             share_snapshot(ec2, snapshot_id, added)
     return ShareResult(
         snapshot=snapshot,
         added=added,
         already=tuple(a for a in account_ids if a in before),
-        sharing=sharing(ec2, snapshot),
+        sharing=sharing_of(ec2, snapshot),
         key=key,
         key_policy_statement=statement,
         warnings=tuple(warnings),
@@ -113,10 +113,10 @@ def unshare(
     `public`. Accounts that had no permission are reported, not an error. Volumes and
     copies the accounts already made stay theirs: AWS cannot take those back."""
     snapshot = get_snapshot(ec2, region, snapshot_id)
-    before_accounts, before_public = permissions(ec2, region, snapshot_id)
+    before_accounts, before_public = volume_permissions(ec2, region, snapshot_id)
     removed = tuple(a for a in account_ids if a in before_accounts)
     if removed:
-        with aws(f"ModifySnapshotAttribute (unshare {snapshot_id} in {region})"):
+        with aws_action(f"ModifySnapshotAttribute (unshare {snapshot_id} in {region})"):
             ec2.modify_snapshot_attribute(
                 SnapshotId=snapshot_id,
                 Attribute="createVolumePermission",
@@ -125,7 +125,7 @@ def unshare(
             )
     public_removed = public and before_public
     if public_removed:
-        with aws(f"ModifySnapshotAttribute (make {snapshot_id} private in {region})"):
+        with aws_action(f"ModifySnapshotAttribute (make {snapshot_id} private in {region})"):
             ec2.modify_snapshot_attribute(
                 SnapshotId=snapshot_id,
                 Attribute="createVolumePermission",
@@ -137,5 +137,5 @@ def unshare(
         removed=removed,
         not_shared=tuple(a for a in account_ids if a not in before_accounts),
         public_removed=public_removed,
-        sharing=sharing(ec2, snapshot),
+        sharing=sharing_of(ec2, snapshot),
     )

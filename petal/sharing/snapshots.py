@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from petal.aws.errors import PetalStepError, error_code
+from petal.aws.errors import error_code
+from petal.errors import PetalStepError
 from petal.snapshot_description import SnapshotDescription, parse_description
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ from petal.sharing.inputs import SnapshotRef
 
 
 @contextmanager
-def aws(action: str) -> Iterator[None]:
+def aws_action(action: str) -> Iterator[None]:
     """Turn boto errors into one clear line: what petal was doing and what AWS said."""
     try:
         yield
@@ -97,7 +98,7 @@ def get_snapshots(
     for start in range(0, len(ids), 200):
         chunk = ids[start : start + 200]
         try:
-            with aws(f"DescribeSnapshots in {region}"):
+            with aws_action(f"DescribeSnapshots in {region}"):
                 if owned:
                     page = ec2.describe_snapshots(SnapshotIds=chunk, OwnerIds=["self"])
                 else:
@@ -157,8 +158,10 @@ class SharingInfo:
         }
 
 
-def permissions(ec2: EC2Client, region: str, snapshot_id: str) -> tuple[tuple[str, ...], bool]:
-    with aws(f"DescribeSnapshotAttribute {snapshot_id} in {region}"):
+def volume_permissions(
+    ec2: EC2Client, region: str, snapshot_id: str
+) -> tuple[tuple[str, ...], bool]:
+    with aws_action(f"DescribeSnapshotAttribute {snapshot_id} in {region}"):
         answer = ec2.describe_snapshot_attribute(
             SnapshotId=snapshot_id, Attribute="createVolumePermission"
         )
@@ -172,8 +175,8 @@ def permissions(ec2: EC2Client, region: str, snapshot_id: str) -> tuple[tuple[st
     return tuple(sorted(accounts)), public
 
 
-def sharing(ec2: EC2Client, snapshot: SnapshotRecord) -> SharingInfo:
-    accounts, public = permissions(ec2, snapshot.region, snapshot.snapshot_id)
+def sharing_of(ec2: EC2Client, snapshot: SnapshotRecord) -> SharingInfo:
+    accounts, public = volume_permissions(ec2, snapshot.region, snapshot.snapshot_id)
     return SharingInfo(
         snapshot.snapshot_id, accounts, public, snapshot.encrypted, snapshot.kms_key_id
     )
@@ -186,4 +189,4 @@ def describe_sharing(ec2_client: EC2Client, snapshot_ids: Sequence[str]) -> dict
     account does not own in the client's region."""
     region = ec2_client.meta.region_name
     snapshots = get_snapshots(ec2_client, region, snapshot_ids)
-    return {sid: sharing(ec2_client, snapshots[sid]) for sid in dict.fromkeys(snapshot_ids)}
+    return {sid: sharing_of(ec2_client, snapshots[sid]) for sid in dict.fromkeys(snapshot_ids)}

@@ -15,12 +15,8 @@ from petal.aws.ec2_builder import (
     packages_tag_value,
     run_builder,
 )
-from petal.aws.errors import (
-    AwsRequestFailed,
-    NoBuilderCapacity,
-    OfficialAmiNotFound,
-    RetryableAwsError,
-)
+from petal.aws.errors import AwsRequestFailed, RetryableAwsError
+from petal.errors import NoBuilderCapacity, OfficialAmiNotFound
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 

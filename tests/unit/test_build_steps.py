@@ -14,7 +14,6 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from petal.aws.errors import CleanupPending, InvalidBuildRequest
 from petal.build.intake import NotASeedUpload, SeedUpload, intake_build_id, seed_upload
 from petal.build.records import BuildRecord, iso
 from petal.build.steps.cleanup import cleanup
@@ -22,6 +21,7 @@ from petal.build.steps.failure import describe_failure, failure_message, public_
 from petal.build.steps.prepare import prepare
 from petal.build.steps.snapshot import snapshot_tags
 from petal.build.table import BuildTable, table_definition
+from petal.errors import CleanupPending, InvalidBuildRequest
 from petal.seed.model import load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

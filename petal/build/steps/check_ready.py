@@ -6,10 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from petal.aws import ec2_builder, ssm_commands
-from petal.aws.errors import (
-    BuilderLost,
-    BuilderNotReady,
-)
+from petal.errors import BuilderLost, BuilderNotReady
 
 
 def check_ready(event: Mapping[str, Any], *, ec2: Any, ssm: Any) -> dict[str, Any]:

@@ -6,12 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from petal.aws import ec2_builder
-from petal.aws.errors import (
-    AwsRequestFailed,
-    SnapshotFailed,
-    SnapshotNotCompleted,
-)
+from petal.aws.errors import AwsRequestFailed
 from petal.build.table import BuildTable
+from petal.errors import SnapshotFailed, SnapshotNotCompleted
 
 
 def check_snapshot(

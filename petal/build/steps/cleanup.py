@@ -8,9 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from petal.aws import ec2_builder
-from petal.aws.errors import (
-    CleanupPending,
-)
 from petal.build.records import BuildRecord, iso, parse_iso
 from petal.build.request import (
     BUILD_ID_PATTERN,
@@ -21,6 +18,7 @@ from petal.deployment_contract import (
     TAG_BUILD_ID,
     TAG_MANAGED,
 )
+from petal.errors import CleanupPending
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from petal.aws import ec2_builder
-from petal.aws.errors import (
-    BuildAlreadyRunning,
-    InvalidBuildRequest,
-)
 from petal.build.records import BuildRecord, iso
 from petal.build.request import (
     BuildRequestError,
@@ -27,6 +23,7 @@ from petal.deployment_contract import (
     TAG_MANAGED,
     TAG_OS,
 )
+from petal.errors import BuildAlreadyRunning, InvalidBuildRequest
 from petal.seed.fingerprint import fingerprint
 from petal.seed.model import SeedError
 from petal.seed.spack_environment import render_spack_yaml
