@@ -52,7 +52,7 @@ lint: setup-dev
 	$(BIN)/ruff format --check .
 
 typecheck: setup-dev
-	$(BIN)/mypy $(wildcard petal lambdas stacks app.py)
+	$(BIN)/mypy $(wildcard petal lambdas stacks app.py ssm_documents)
 
 test: lint typecheck
 	$(PYTEST) -m "not slow"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from petal.deployment_contract import LOG_HEARTBEAT_FUNCTION  # noqa: E402
 from petal.local.emulator import LocalAws, SimulatedInstall  # noqa: E402
-from petal.seed.model import load_seed  # noqa: E402
+from petal.seed.loading import load_seed  # noqa: E402
 
 SEED = REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml"
 

@@ -11,6 +11,8 @@ from typing import Final
 # Tag keys petal puts on what it creates. IAM conditions in the stack are written
 # against these, so they must never change without a migration.
 TAG_MANAGED: Final = "petal:managed"
+# The value of TAG_MANAGED on everything petal creates.
+MANAGED_VALUE: Final = "true"
 TAG_BUILD_ID: Final = "petal:build-id"
 TAG_ROLE: Final = "petal:role"  # "builder" on instances, "software-volume" on volumes
 TAG_FINGERPRINT: Final = "petal:fingerprint"

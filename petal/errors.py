@@ -9,7 +9,7 @@ renaming one is a change to the definition too.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1  # not found, or an operation failed
@@ -21,6 +21,20 @@ class PetalError(Exception):
     """Base of every error petal reports; its message says what to do."""
 
     exit_code: int = EXIT_FAILURE
+    # The message is a report of its own (e.g. a seed's `file:line: error: ...` lines),
+    # printed as it is rather than as one `petal: error:` line.
+    is_report: bool = False
+
+    def json_document(self) -> dict[str, Any] | None:
+        """What a command given --json prints on stdout for this error (the message
+        goes to stderr either way); None: nothing."""
+        return None
+
+
+class InvalidInput(PetalError):
+    """A flag, argument or setting is malformed; nothing was done."""
+
+    exit_code = EXIT_INVALID
 
 
 class PetalStepError(PetalError):

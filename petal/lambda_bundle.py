@@ -1,6 +1,6 @@
 """Build the code asset shared by every petal Lambda function, without Docker.
 
-The asset is `lambdas/` + `petal/` + the third-party packages the handlers import
+The asset is `lambdas/` + `petal/` + the third-party packages the handlers need
 (PyYAML, jsonschema and what they pull in). boto3 comes with the Lambda runtime and
 Powertools with the AWS-managed layer, so neither is bundled: bundling them would
 shadow the versions AWS patches.

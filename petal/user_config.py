@@ -29,17 +29,18 @@ A malformed file is a `UserConfigError` naming the file, line, field and fix.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
 from petal.deployment_contract import ENV_NODE_SETUP_URI, ENV_REGISTRY_URL, ENV_TRUSTED_ACCOUNTS
+from petal.errors import EXIT_INVALID, PetalError
 from petal.identifiers import ACCOUNT_ID, REGION
+from petal.validation import Vocabulary, locate, problems
 from petal.yaml_source import YamlDocument, YamlSourceError, join_path, load_yaml_document
 
 DEFAULT_REGISTRY_URL: Final = "https://raw.githubusercontent.com/scttfrdmn/petal-snapshots/main"
@@ -61,8 +62,10 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 
 
-class UserConfigError(ValueError):
+class UserConfigError(ValueError, PetalError):
     """A setting that cannot be used: where it is, which field, and the fix."""
+
+    exit_code = EXIT_INVALID
 
     def __init__(self, source: str, field: str, message: str, line: int | None = None) -> None:
         self.source = source
@@ -198,116 +201,63 @@ def _has_content(raw: bytes) -> bool:
 
 # --- the file ------------------------------------------------------------------------
 
+CONFIG_SCHEMA: Final = "user_config.schema.json"
+_WORDS: Final = Vocabulary(object="a mapping of settings", key="setting")
 
-class _Reader:
-    """Typed access to the parsed YAML with errors that carry file, line and field."""
 
-    def __init__(self, document: YamlDocument, source: str) -> None:
-        self.document = document
-        self.source = source
+@dataclass(frozen=True)
+class _Where:
+    """Errors of the file, with its line of the field."""
+
+    document: YamlDocument
+    source: str
 
     def fail(self, field: str, message: str) -> UserConfigError:
         return UserConfigError(self.source, field, message, self.document.line_of(field))
 
-    def mapping(self, value: Any, field: str, allowed: Sequence[str]) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(field, f"must be a mapping with {', '.join(allowed)}")
-        for key in value:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise self.fail(
-                    join_path(field, str(key)),
-                    f"unknown setting{hint}; allowed here: {', '.join(allowed)}",
-                )
-        return value
-
-    def boolean(self, value: Any, field: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(field, f"must be true or false, not {value!r}")
-        return value
-
-    def integer(self, value: Any, field: str, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(field, f"must be a whole number from {low} to {high}, not {value!r}")
-        return value
-
-    def number(self, value: Any, field: str, low: float, high: float) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not low <= value <= high
-        ):
-            raise self.fail(field, f"must be a number from {low:g} to {high:g}, not {value!r}")
-        return float(value)
-
-    def string(self, value: Any, field: str, pattern: re.Pattern[str], example: str) -> str:
-        if not isinstance(value, str) or not pattern.match(value):
-            raise self.fail(field, f"{value!r} is not valid: use e.g. {example}")
-        return value
-
-    def url(self, value: Any, field: str) -> str:
-        if not isinstance(value, str):
-            raise self.fail(field, f"must be an http(s) URL, not {value!r}")
-        try:
-            return check_url(value, field, self.source)
-        except UserConfigError as error:
-            raise self.fail(field, str(error).split(": ", 2)[-1]) from None
-
-    def account(self, value: Any, field: str) -> str:
+    def account(self, value: str | int, field: str) -> str:
         # Unquoted YAML turns 123456789012 into a number, and one with a leading zero
-        # would lose it: accept the number only when it is still 12 digits.
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-            if not ACCOUNT_ID.match(value):
-                raise self.fail(
-                    field, "must be a 12-digit AWS account id in quotes, e.g. '012345678901'"
-                )
-        if not isinstance(value, str) or not ACCOUNT_ID.match(value):
-            raise self.fail(field, f"{value!r} is not a 12-digit AWS account id")
-        return value
+        # would lose it: accept the number only when it is still 12 digits (the schema
+        # has checked text already).
+        text = str(value)
+        if not ACCOUNT_ID.match(text):
+            raise self.fail(
+                field, "must be a 12-digit AWS account id in quotes, e.g. '012345678901'"
+            )
+        return text
 
-    def accounts(self, value: Any, field: str) -> tuple[str, ...]:
-        if not isinstance(value, list):
-            raise self.fail(field, "must be a list of 12-digit AWS account ids in quotes")
+    def accounts(self, values: list[str | int], field: str) -> tuple[str, ...]:
         return tuple(
-            dict.fromkeys(self.account(v, join_path(field, i)) for i, v in enumerate(value))
+            dict.fromkeys(self.account(v, join_path(field, i)) for i, v in enumerate(values))
         )
 
 
 def _parse(
     data: dict[str, Any], document: YamlDocument, source: str, path: Path | None
 ) -> UserConfig:
-    read = _Reader(document, source)
-    top = read.mapping(data, "", ("registry", "snapshot_sources", "deployment"))
-    registry = _parse_registry(read, top.get("registry"))
-    sources = _parse_sources(read, top.get("snapshot_sources"), registry)
-    deployment = _parse_deployment(read, top.get("deployment"))
-    explicit = top.get("snapshot_sources") is not None
+    # An empty section (`registry:` alone) means its defaults.
+    top = {key: value for key, value in data.items() if value is not None}
+    found = locate(problems(top, CONFIG_SCHEMA, vocabulary=_WORDS), document)
+    if found:
+        raise UserConfigError(source, found[0].path, found[0].message, found[0].line)
+    where = _Where(document, source)
+    registry = _parse_registry(where, top.get("registry", {}))
+    sources = _parse_sources(where, top.get("snapshot_sources"), registry)
+    deployment = DeploymentSettings(**top.get("deployment", {}))
+    explicit = "snapshot_sources" in top
     return UserConfig(registry, sources, deployment, path, explicit)
 
 
-def _parse_registry(read: _Reader, value: Any) -> RegistrySettings:
-    allowed = ("url", "use_public_snapshots", "trusted_accounts", "cache_ttl_seconds")
-    raw = read.mapping(value, "registry", (*allowed, "timeout_seconds"))
-    settings = RegistrySettings()
-    if "url" in raw:
-        settings = replace(settings, url=read.url(raw["url"], "registry.url"))
-    if "use_public_snapshots" in raw:
-        flag = read.boolean(raw["use_public_snapshots"], "registry.use_public_snapshots")
-        settings = replace(settings, use_public_snapshots=flag)
-    if "trusted_accounts" in raw:
-        accounts = read.accounts(raw["trusted_accounts"], "registry.trusted_accounts")
-        settings = replace(settings, trusted_accounts=accounts)
-    if "cache_ttl_seconds" in raw:
-        ttl = read.integer(raw["cache_ttl_seconds"], "registry.cache_ttl_seconds", 0, 30 * 86400)
-        settings = replace(settings, cache_ttl_seconds=ttl)
-    if "timeout_seconds" in raw:
-        timeout = read.number(raw["timeout_seconds"], "registry.timeout_seconds", 1, 300)
-        settings = replace(settings, timeout_seconds=timeout)
-    return settings
+def _parse_registry(where: _Where, raw: dict[str, Any]) -> RegistrySettings:
+    return RegistrySettings(
+        url=str(raw.get("url", DEFAULT_REGISTRY_URL)).rstrip("/"),
+        use_public_snapshots=raw.get("use_public_snapshots", False),
+        trusted_accounts=where.accounts(
+            raw.get("trusted_accounts", []), "registry.trusted_accounts"
+        ),
+        cache_ttl_seconds=raw.get("cache_ttl_seconds", DEFAULT_CACHE_TTL_SECONDS),
+        timeout_seconds=float(raw.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
+    )
 
 
 def _default_sources(registry: RegistrySettings) -> tuple[SnapshotSource, ...]:
@@ -319,82 +269,52 @@ def _default_sources(registry: RegistrySettings) -> tuple[SnapshotSource, ...]:
 
 
 def _parse_sources(
-    read: _Reader, value: Any, registry: RegistrySettings
+    where: _Where, value: list[dict[str, Any]] | None, registry: RegistrySettings
 ) -> tuple[SnapshotSource, ...]:
     if value is None:
         return _default_sources(registry)
-    if not isinstance(value, list) or not value:
-        raise read.fail("snapshot_sources", "must be a list of sources, e.g. - type: local")
-    allowed = ("type", "enabled", "account", "accounts", "url", "priority", "name")
     parsed: list[tuple[int, int, SnapshotSource]] = []
     seen: set[tuple[str, str | None]] = set()
-    for index, item in enumerate(value):
+    for index, raw in enumerate(value):
         field = f"snapshot_sources[{index}]"
-        raw = read.mapping(item, field, allowed)
-        kind = raw.get("type")
-        if kind not in SOURCE_TYPES:
-            raise read.fail(
-                join_path(field, "type"),
-                f"{kind!r} is not a source type; use one of: {', '.join(SOURCE_TYPES)}",
-            )
-        source_type = cast(SourceType, kind)
-        default_enabled = {
-            "local": True,
-            "organization": True,
-            "official": registry.use_public_snapshots,
-            "community": False,  # community registries are opt-in, always
-        }[source_type]
-        enabled = (
-            read.boolean(raw["enabled"], join_path(field, "enabled"))
-            if "enabled" in raw
-            else default_enabled
+        source = _parse_source(where, raw, field, registry)
+        key = (
+            source.type,
+            source.url if source.type != "organization" else ",".join(source.accounts),
         )
-        accounts: tuple[str, ...] = ()
-        if "account" in raw:
-            accounts = (read.account(raw["account"], join_path(field, "account")),)
-        if "accounts" in raw:
-            accounts += read.accounts(raw["accounts"], join_path(field, "accounts"))
-        url: str | None = None
-        if "url" in raw:
-            url = read.url(raw["url"], join_path(field, "url"))
-        if source_type == "local" and (accounts or url):
-            raise read.fail(field, "a local source is your own account: remove account/url")
-        if source_type == "organization" and url:
-            raise read.fail(join_path(field, "url"), "organization sources have no url")
-        if source_type == "official":
-            url = url or registry.url
-        if source_type == "community" and url is None:
-            raise read.fail(field, "a community source needs url: <registry base URL>")
-        key = (source_type, url if source_type != "organization" else ",".join(accounts))
         if key in seen:
-            raise read.fail(field, f"repeats an earlier {source_type} source; remove one")
+            raise where.fail(field, f"repeats an earlier {source.type} source; remove one")
         seen.add(key)
-        priority = 0
-        if "priority" in raw:
-            priority = read.integer(raw["priority"], join_path(field, "priority"), 0, 1000)
-        parsed.append((priority, index, SnapshotSource(source_type, enabled, accounts, url)))
+        parsed.append((raw.get("priority", 0), index, source))
     # `priority` (from the spec's examples) orders sources; without it, list order.
     return tuple(source for _, _, source in sorted(parsed, key=lambda p: (p[0], p[1])))
 
 
-def _parse_deployment(read: _Reader, value: Any) -> DeploymentSettings:
-    raw = read.mapping(value, "deployment", ("stack_name", "region", "node_setup_uri"))
-    settings = DeploymentSettings()
-    if "stack_name" in raw:
-        name = read.string(raw["stack_name"], "deployment.stack_name", _STACK_NAME, "petal")
-        settings = replace(settings, stack_name=name)
-    if "region" in raw:
-        region = read.string(raw["region"], "deployment.region", REGION, "us-east-1")
-        settings = replace(settings, region=region)
-    if "node_setup_uri" in raw:
-        uri = raw["node_setup_uri"]
-        if not isinstance(uri, str) or not uri.startswith(("s3://", "https://")):
-            raise read.fail(
-                "deployment.node_setup_uri",
-                f"{uri!r} is not an s3:// or https:// URI of the node setup script",
-            )
-        settings = replace(settings, node_setup_uri=uri)
-    return settings
+def _parse_source(
+    where: _Where, raw: dict[str, Any], field: str, registry: RegistrySettings
+) -> SnapshotSource:
+    source_type = cast(SourceType, raw["type"])
+    default_enabled = {
+        "local": True,
+        "organization": True,
+        "official": registry.use_public_snapshots,
+        "community": False,  # community registries are opt-in, always
+    }[source_type]
+    accounts: tuple[str, ...] = ()
+    if "account" in raw:
+        accounts = (where.account(raw["account"], join_path(field, "account")),)
+    if "accounts" in raw:
+        accounts += where.accounts(raw["accounts"], join_path(field, "accounts"))
+    url: str | None = raw["url"].rstrip("/") if "url" in raw else None
+    if source_type == "local" and (accounts or url):
+        raise where.fail(field, "a local source is your own account: remove account/url")
+    if source_type == "organization" and url:
+        raise where.fail(join_path(field, "url"), "organization sources have no url")
+    if source_type == "official":
+        url = url or registry.url
+    if source_type == "community" and url is None:
+        raise where.fail(field, "a community source needs url: <registry base URL>")
+    return SnapshotSource(source_type, raw.get("enabled", default_enabled), accounts, url)
 
 
 # --- the environment -----------------------------------------------------------------

@@ -2,7 +2,8 @@
 # petal bootstrap: build a seed's Spack software stack onto the software volume.
 #
 # Runs as root on the builder instance through SSM Run Command: ssm_documents/bootstrap.yaml
-# carries this file and sets its input as environment variables (petal never uses SSH).
+# carries this file and bootstrap_helper.py, which it writes next to it, and sets the
+# script's input as environment variables (petal never uses SSH).
 #   PETAL_VOLUME_ID            the software volume, attached to this instance (vol-...)
 #   PETAL_MOUNT_DIR            /shared, fixed: Spack writes absolute paths (RPATHs), and
 #                              clusters mount the snapshot there
@@ -223,130 +224,11 @@ validate_parameters() {
 # Spack helpers
 # ---------------------------------------------------------------------------------------
 
-# Small queries run with Spack's own Python (spack python), which reads YAML with
-# spack.util.spack_yaml: the builder's python3 need not have PyYAML. Written to a file
-# because `spack python -c` compiles a single statement only. Python 3.6 compatible (the
-# oldest Python Spack supports, and RHEL 8's python3).
-write_helper() {
-    HELPER="$WORK_DIR/petal_helper.py"
-    cat >"$HELPER" <<'PETAL_HELPER_PY'
-"""petal bootstrap queries: spack python petal_helper.py COMMAND ARG..."""
-import datetime
-import json
-import os
-import sys
-
-
-def load_yaml(path):
-    import spack.util.spack_yaml as syaml
-
-    with open(path) as stream:
-        return syaml.load(stream) or {}
-
-
-def env_section(spack_yaml):
-    data = load_yaml(spack_yaml)
-    if not isinstance(data, dict) or not isinstance(data.get("spack"), dict):
-        sys.exit("%s: no top-level 'spack:' mapping" % spack_yaml)
-    return data["spack"]
-
-
-def print_lines(items):
-    for item in items:
-        print(str(item))
-
-
-def seed_compilers(spack_yaml):
-    """The specs of the environment's `compilers` definition."""
-    specs = []
-    for definition in env_section(spack_yaml).get("definitions") or []:
-        specs.extend((definition or {}).get("compilers") or [])
-    print_lines(specs)
-
-
-def module_systems(spack_yaml):
-    """lmod and/or tcl, from modules:default:enable."""
-    modules = env_section(spack_yaml).get("modules") or {}
-    enabled = (modules.get("default") or {}).get("enable") or []
-    print_lines(name for name in enabled if name in ("lmod", "tcl"))
-
-
-def system_compilers(compilers_yaml, spack_root):
-    """Compilers Spack did not install (their cc is outside SPACK_ROOT)."""
-    inside = os.path.realpath(spack_root) + os.sep
-    for item in load_yaml(compilers_yaml).get("compilers") or []:
-        compiler = item.get("compiler") or {}
-        cc = (compiler.get("paths") or {}).get("cc") or ""
-        if cc and not os.path.realpath(cc).startswith(inside):
-            # gcc@=11.4.1 (an exact version) -> gcc@11.4.1, the form modules.yaml uses
-            print(str(compiler.get("spec", "")).replace("@=", "@"))
-
-
-def lock_roots(lock):
-    with open(lock) as stream:
-        return [str(root["spec"]) for root in json.load(stream).get("roots") or []]
-
-
-def roots(lock):
-    print_lines(lock_roots(lock))
-
-
-def has_package(lock, name):
-    with open(lock) as stream:
-        concrete = json.load(stream).get("concrete_specs") or {}
-    found = any(spec.get("name") == name for spec in concrete.values())
-    sys.exit(0 if found else 1)
-
-
-def read_lines(path):
-    with open(path) as stream:
-        return [line.rstrip("\n") for line in stream if line.strip()]
-
-
-def manifest(out, lock, seeds_file, core_file, modules, module_paths_file, spack_commit):
-    env = os.environ
-    mount_dir = env["PETAL_MOUNT_DIR"]
-    data = {
-        "format": 1,
-        "fingerprint": env["PETAL_FINGERPRINT"],
-        "build_id": env["PETAL_BUILD_ID"],
-        "spack_version": env["PETAL_SPACK_VERSION"],
-        "spack_commit": spack_commit,
-        "created_at": datetime.datetime.now(datetime.timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        ),
-        "root_specs": lock_roots(lock),
-        "compilers": read_lines(seeds_file),
-        "core_compilers": read_lines(core_file),
-        "modules": modules,
-        "module_paths": read_lines(module_paths_file),
-        "mount_dir": mount_dir,
-        "spack_root": mount_dir + "/spack",
-        "environment": mount_dir + "/petal/env",
-        "spack_lock": mount_dir + "/petal/env/spack.lock",
-        "profile": mount_dir + "/petal/profile.sh",
-        "os": {"id": env.get("PETAL_OS_ID", ""), "version_id": env.get("PETAL_OS_VERSION_ID", "")},
-        "arch": os.uname().machine,
-    }
-    with open(out + ".tmp", "w") as stream:
-        json.dump(data, stream, indent=2, sort_keys=True)
-        stream.write("\n")
-    os.chmod(out + ".tmp", 0o644)
-    os.replace(out + ".tmp", out)
-
-
-COMMANDS = {
-    "seed-compilers": seed_compilers,
-    "module-systems": module_systems,
-    "system-compilers": system_compilers,
-    "roots": roots,
-    "has-package": has_package,
-    "manifest": manifest,
-}
-
-if __name__ == "__main__":
-    COMMANDS[sys.argv[1]](*sys.argv[2:])
-PETAL_HELPER_PY
+# Small queries run with Spack's own Python (spack python): bootstrap_helper.py, which
+# lies next to this script, in the repository as on the builder (the document writes both).
+find_helper() {
+    HELPER="$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/bootstrap_helper.py"
+    [[ -f "$HELPER" ]] || fail "$HELPER is missing: it must lie next to bootstrap.sh"
 }
 
 spack_helper() {
@@ -787,7 +669,7 @@ main() {
     # system scopes (~/.spack, /etc/spack) of this instance must not shape the build.
     export HOME="${HOME:-/root}" SPACK_DISABLE_LOCAL_CONFIG=1
     JOBS="$(nproc)"
-    write_helper
+    find_helper
     start_heartbeat
 
     step_device

@@ -1,6 +1,7 @@
 """The SSM Command document the bootstrap step runs on the builder: the document in
-ssm_documents/bootstrap.yaml with ssm_documents/bootstrap.sh injected, rendered by
-petal.build.bootstrap_document so local mode and the stack deploy the same content."""
+ssm_documents/bootstrap.yaml with ssm_documents/bootstrap.sh and bootstrap_helper.py
+injected, rendered by petal.build.bootstrap_document so local mode and the stack deploy
+the same content."""
 
 from __future__ import annotations
 

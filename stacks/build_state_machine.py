@@ -2,8 +2,9 @@
 
 The ASL is loaded and passed inline (DefinitionBody.from_string) rather than as an S3
 asset, so cfn-lint validates the definition. Its `${Name}` placeholders are filled by
-CloudFormation DefinitionSubstitutions: the step functions' ARNs (keys of
-STEP_FUNCTIONS), the table name, and numbers (waits, attempts, timeouts).
+CloudFormation DefinitionSubstitutions: `petal.build.definition.definition_substitutions`
+(the step functions' ARNs, keys of STEP_FUNCTIONS, and numbers: waits, attempts,
+timeouts), plus the table name.
 
 The state machine has a fixed name derived from the stack name, so functions that
 need its ARN (intake starts executions, callback completes tasks) compute it with
@@ -17,7 +18,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -27,21 +28,44 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from petal.build.definition import (
+    PLACEHOLDER,
+    StateMachineSettings,
+    definition_path,
+    definition_substitutions,
+    placeholders,
+)
 from petal.deployment_contract import STATE_MACHINE_FILE, STEP_FUNCTIONS
 from stacks.nag import acknowledge
 from stacks.paths import REPO_ROOT
 from stacks.settings import PetalSettings
 
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}")
 UNESCAPED_QUOTE = re.compile(r'(?<!\\)"')
 TABLE_PLACEHOLDER = "BuildsTableName"
+
+
+class ArnScope(Protocol):
+    """What the ARN helpers read from a stack (any CDK Stack has it)."""
+
+    @property
+    def stack_name(self) -> str: ...
+
+    def format_arn(
+        self,
+        *,
+        resource: str,
+        service: str,
+        account: str | None = None,
+        arn_format: ArnFormat | None = None,
+        resource_name: str | None = None,
+    ) -> str: ...
 
 
 def state_machine_name(stack_name: str) -> str:
     return f"{stack_name}-build"
 
 
-def state_machine_arn(stack: Stack) -> str:
+def state_machine_arn(stack: ArnScope) -> str:
     return stack.format_arn(
         service="states",
         resource="stateMachine",
@@ -50,7 +74,7 @@ def state_machine_arn(stack: Stack) -> str:
     )
 
 
-def execution_arns(stack: Stack) -> str:
+def execution_arns(stack: ArnScope) -> str:
     """ARN pattern of every execution of the build state machine."""
     return stack.format_arn(
         service="states",
@@ -58,10 +82,6 @@ def execution_arns(stack: Stack) -> str:
         resource_name=f"{state_machine_name(stack.stack_name)}:*",
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
-
-
-def placeholders(asl_text: str) -> set[str]:
-    return set(PLACEHOLDER.findall(asl_text))
 
 
 def parse_with_placeholders(asl_text: str) -> dict[str, Any]:
@@ -152,17 +172,15 @@ class BuildStateMachine(Construct):
         *,
         functions: Mapping[str, lambda_.IFunction],
         table: dynamodb.ITable,
-        numbers: Mapping[str, int],
+        settings: StateMachineSettings,
         retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        asl_text = (REPO_ROOT / STATE_MACHINE_FILE).read_text()
-        available: dict[str, str] = {
-            key: functions[module].function_arn for key, module in STEP_FUNCTIONS.items()
-        }
+        asl_text = definition_path(REPO_ROOT).read_text()
+        arns = {key: functions[module].function_arn for key, module in STEP_FUNCTIONS.items()}
+        available = definition_substitutions(arns, settings)
         available[TABLE_PLACEHOLDER] = table.table_name
-        available.update({key: str(value) for key, value in numbers.items()})
         used = placeholders(asl_text)
         missing = sorted(used - set(available))
         if missing:
@@ -245,16 +263,17 @@ class BuildStateMachine(Construct):
         return self.substitutions[key]
 
 
-def timing_numbers(settings: PetalSettings, lambda_timeout_seconds: int) -> dict[str, int]:
-    """Numeric placeholders of the definition (passed as strings, read with
-    States.StringToJson), from settings and the functions' own timeout."""
-    return {
-        "ReadyWaitSeconds": settings.ready_wait_seconds,
-        "ReadyMaxAttempts": settings.ready_max_attempts,
-        "SnapshotWaitSeconds": settings.snapshot_wait_seconds,
-        "SnapshotMaxAttempts": settings.snapshot_max_attempts,
-        "BootstrapHeartbeatSeconds": settings.bootstrap_heartbeat_seconds,
+def state_machine_settings(
+    settings: PetalSettings, lambda_timeout_seconds: int
+) -> StateMachineSettings:
+    """The definition's numbers, from the stack's settings and the functions' timeout."""
+    return StateMachineSettings(
+        ready_wait_seconds=settings.ready_wait_seconds,
+        ready_max_attempts=settings.ready_max_attempts,
+        snapshot_wait_seconds=settings.snapshot_wait_seconds,
+        snapshot_max_attempts=settings.snapshot_max_attempts,
+        bootstrap_heartbeat_seconds=settings.bootstrap_heartbeat_seconds,
         # A task outlives its function by a minute: Lambda's own timeout fires first
         # and reports why, instead of a bare States.Timeout.
-        "LambdaTaskTimeoutSeconds": lambda_timeout_seconds + 60,
-    }
+        lambda_task_timeout_seconds=lambda_timeout_seconds + 60,
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aws_cdk import ArnFormat
 from aws_cdk import aws_iam as iam
@@ -22,17 +22,23 @@ from petal.deployment_contract import (
     INTAKE_FUNCTION,
     JANITOR_FUNCTION,
     LOG_HEARTBEAT_FUNCTION,
+    MANAGED_VALUE,
     RESOLVER_FUNCTION,
     ROLE_BUILDER,
     STEP_FUNCTIONS,
     TAG_MANAGED,
     TAG_ROLE,
 )
-from stacks.build_state_machine import execution_arns, state_machine_arn
+from stacks.bootstrap_document import BootstrapDocument
+from stacks.build_logs import BuildLogs
+from stacks.build_state_machine import ArnScope, execution_arns, state_machine_arn
+from stacks.builder_identity import BuilderIdentity
+from stacks.builder_network import BuilderNetwork
+from stacks.builds_table import BuildsTable
+from stacks.functions import PetalFunctions
 from stacks.nag import acknowledge, acknowledge_wildcard_resource
-
-if TYPE_CHECKING:
-    from stacks.petal_stack import PetalStack
+from stacks.seed_bucket import SeedBucket
+from stacks.settings import PetalSettings
 
 PREPARE = STEP_FUNCTIONS["PrepareFunctionArn"]
 LAUNCH = STEP_FUNCTIONS["LaunchFunctionArn"]
@@ -42,10 +48,25 @@ SNAPSHOT = STEP_FUNCTIONS["SnapshotFunctionArn"]
 CHECK_SNAPSHOT = STEP_FUNCTIONS["CheckSnapshotFunctionArn"]
 CLEANUP = STEP_FUNCTIONS["CleanupFunctionArn"]
 
-# The value petal's handlers give TAG_MANAGED on everything they create.
-MANAGED_VALUE = "true"
 # ParallelCluster's official AMIs, which the builder boots, are owned by "amazon".
 AMI_OWNER = "amazon"
+
+
+class PermissionSources(ArnScope, Protocol):
+    """The parts of PetalStack the policies are written against. A protocol, not
+    PetalStack itself: petal_stack imports this module to grant the permissions."""
+
+    settings: PetalSettings
+    seeds: SeedBucket
+    builds: BuildsTable
+    build_logs: BuildLogs
+    builder_identity: BuilderIdentity
+    builder_network: BuilderNetwork
+    document: BootstrapDocument
+    functions: PetalFunctions
+
+    @property
+    def region(self) -> str: ...
 
 
 def request_tagged() -> dict[str, Any]:
@@ -80,7 +101,7 @@ def statement(
 class Arns:
     """ARNs the policies are written against, for one stack."""
 
-    stack: PetalStack
+    stack: PermissionSources
     wildcard_reasons: dict[str, str] = field(default_factory=dict)
 
     def ec2(self, resource: str, name: str = "*", *, account: bool = True) -> str:
@@ -154,11 +175,13 @@ class Arns:
         return arn
 
 
-def _table(stack: PetalStack) -> list[str]:
+def _table(stack: PermissionSources) -> list[str]:
     return [stack.builds.table.table_arn, *stack.builds.index_arns()]
 
 
-def function_statements(stack: PetalStack, arns: Arns) -> dict[str, list[iam.PolicyStatement]]:
+def function_statements(
+    stack: PermissionSources, arns: Arns
+) -> dict[str, list[iam.PolicyStatement]]:
     """Every function's statements beyond writing its own logs and traces.
 
     Each list is what the handler's code calls (tests/infra/test_iam.py reads the
@@ -324,7 +347,7 @@ def function_statements(stack: PetalStack, arns: Arns) -> dict[str, list[iam.Pol
 
 
 def _check_snapshot_statements(
-    stack: PetalStack, arns: Arns, table: list[str]
+    stack: PermissionSources, arns: Arns, table: list[str]
 ) -> list[iam.PolicyStatement]:
     statements = [
         statement(["ec2:DescribeSnapshots"], ["*"]),
@@ -355,7 +378,7 @@ STAR_REASON = (
 )
 
 
-def grant_function_permissions(stack: PetalStack) -> None:
+def grant_function_permissions(stack: PermissionSources) -> None:
     arns = Arns(stack)
     for module, statements in function_statements(stack, arns).items():
         role = stack.functions.roles[module]

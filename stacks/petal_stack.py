@@ -35,7 +35,11 @@ from petal.deployment_contract import (
 )
 from stacks.bootstrap_document import BootstrapDocument
 from stacks.build_logs import BuildLogs
-from stacks.build_state_machine import BuildStateMachine, state_machine_arn, timing_numbers
+from stacks.build_state_machine import (
+    BuildStateMachine,
+    state_machine_arn,
+    state_machine_settings,
+)
 from stacks.builder_identity import BuilderIdentity
 from stacks.builder_network import BuilderNetwork
 from stacks.builds_table import BuildsTable
@@ -117,7 +121,7 @@ class PetalStack(Stack):
             "BuildStateMachine",
             functions=self.functions.functions,
             table=self.builds.table,
-            numbers=timing_numbers(settings, self.functions.step_timeout_seconds),
+            settings=state_machine_settings(settings, self.functions.step_timeout_seconds),
             retention=retention,
         )
         self.triggers = Triggers(

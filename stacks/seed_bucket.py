@@ -3,6 +3,8 @@ script cluster nodes run. Its server access logs go to a bucket of their own."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -17,18 +19,27 @@ SEED_PREFIX = "seeds/"
 SEED_SUFFIXES = (".yaml", ".yml")
 
 
+def _private_bucket(scope: Construct, construct_id: str, **props: Any) -> s3.Bucket:
+    """A bucket only the account reaches: no public access, no ACLs, TLS only."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        # SSE-S3: server access log delivery supports nothing else on the access-log bucket.
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        enforce_ssl=True,
+        **props,
+    )
+
+
 class SeedBucket(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
 
-        self.access_logs = s3.Bucket(
+        self.access_logs = _private_bucket(
             self,
             "AccessLogs",
-            # Server access log delivery only supports SSE-S3 on the target bucket.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
             removal_policy=RemovalPolicy.RETAIN,
         )
@@ -39,13 +50,9 @@ class SeedBucket(Construct):
             "logging it to itself would recurse, and a third bucket only moves the question.",
         )
 
-        self.bucket = s3.Bucket(
+        self.bucket = _private_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
             versioned=True,
             # The intake trigger listens for "Object Created" on EventBridge.
             event_bridge_enabled=True,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
-from petal.identifiers import ACCOUNT_ID, REGION, SUBNET_ID
+from petal.validation import JSON, load_schema, problems
 
 PREFIX: Final = "petal:"
 
@@ -75,9 +75,10 @@ DEFAULTS: Final[dict[str, Any]] = {
 # Settings for which null is a value of its own rather than "use the default".
 NULLABLE: Final = frozenset({"callbackConcurrency", "intakeConcurrency"})
 
-_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
+# The shape of every setting; petal/schemas/stack_settings.schema.json spells the
+# patterns of petal.identifiers and the retention values below.
+SCHEMA: Final = "stack_settings.schema.json"
+_WORDS: Final = replace(JSON, key="setting")
 # The retention values CloudWatch Logs accepts, in days.
 RETENTION: Final[dict[int, logs.RetentionDays]] = {
     1: logs.RetentionDays.ONE_DAY,
@@ -109,38 +110,24 @@ class SettingsError(ValueError):
     """A context value is missing or malformed; the message names the key."""
 
 
-def _list(key: str, value: Any) -> list[str]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return [v.strip() for v in value]
-    raise SettingsError(f"{PREFIX}{key} must be a list of strings or a comma-separated string")
-
-
-def _int(key: str, value: Any, minimum: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{PREFIX}{key} must be an integer, got {value!r}") from None
-    if isinstance(value, bool) or number < minimum or str(number) != str(value).strip():
-        raise SettingsError(f"{PREFIX}{key} must be an integer >= {minimum}, got {value!r}")
-    return number
-
-
-def _optional_int(key: str, value: Any, minimum: int) -> int | None:
-    if value is None or value in ("", "null", "none"):
-        return None
-    return _int(key, value, minimum)
-
-
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
+def _from_context(value: Any, schema: Mapping[str, Any]) -> Any:
+    """`value` read as the type its setting has: `-c key=value` gives text."""
+    declared = schema.get("type", [])
+    types = [declared] if isinstance(declared, str) else declared
+    if "array" in types and isinstance(value, list | tuple):
+        return [item.strip() if isinstance(item, str) else item for item in value]
+    if not isinstance(value, str):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise SettingsError(f"{PREFIX}{key} must be true or false, got {value!r}")
+    text = value.strip()
+    if "array" in types:
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if "null" in types and text.lower() in ("", "null", "none"):
+        return None
+    if "integer" in types and re.fullmatch(r"-?[0-9]+", text):
+        return int(text)
+    if "boolean" in types and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return value
 
 
 @dataclass(frozen=True)
@@ -173,77 +160,40 @@ class PetalSettings:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> PetalSettings:
         """Settings from `values` (keys without the prefix), DEFAULTS filling gaps."""
-        unknown = sorted(set(values) - set(DEFAULTS))
-        if unknown:
-            raise SettingsError(f"unknown petal settings: {[PREFIX + k for k in unknown]}")
+        properties = load_schema(SCHEMA)["properties"]
         # null means "none" where that is a choice (no reserved concurrency) and
         # "not set" everywhere else.
-        v = {
-            **DEFAULTS,
-            **{k: x for k, x in values.items() if x is not None or k in NULLABLE},
-        }
-
-        stack_name = str(v["stackName"])
-        if not _STACK_NAME.match(stack_name):
-            raise SettingsError(
-                f"{PREFIX}stackName {stack_name!r}: letters, digits and '-', at most 64"
-            )
-        region = str(v["region"])
-        if not REGION.match(region):
-            raise SettingsError(f"{PREFIX}region {region!r} is not a region name")
-        vpc_id = str(v["vpcId"] or "")
-        subnet_ids = tuple(_list("subnetIds", v["subnetIds"]))
-        if not vpc_id or not subnet_ids:
+        given = {k: x for k, x in values.items() if x is not None or k in NULLABLE}
+        v = {k: _from_context(x, properties.get(k, {})) for k, x in {**DEFAULTS, **given}.items()}
+        found = problems(v, SCHEMA, vocabulary=_WORDS)
+        if found:
+            raise SettingsError("; ".join(f"{PREFIX}{problem}" for problem in found))
+        if not v["vpcId"] or not v["subnetIds"]:
             raise SettingsError(
                 f"set {PREFIX}vpcId and {PREFIX}subnetIds (the builder's network) in "
                 f"cdk.json or with -c {PREFIX}vpcId=vpc-... -c {PREFIX}subnetIds=subnet-a,subnet-b"
             )
-        if not _VPC_ID.match(vpc_id):
-            raise SettingsError(f"{PREFIX}vpcId {vpc_id!r} is not a VPC id")
-        bad = [s for s in subnet_ids if not SUBNET_ID.match(s)]
-        if bad:
-            raise SettingsError(f"{PREFIX}subnetIds {bad} are not subnet ids")
-        accounts = tuple(_list("trustedAccounts", v["trustedAccounts"]))
-        bad = [a for a in accounts if not ACCOUNT_ID.match(a)]
-        if bad:
-            raise SettingsError(f"{PREFIX}trustedAccounts {bad} are not 12-digit account ids")
-        keys = tuple(_list("volumeKmsKeyArns", v["volumeKmsKeyArns"]))
-        bad = [k for k in keys if not _KMS_KEY_ARN.match(k)]
-        if bad:
-            raise SettingsError(
-                f"{PREFIX}volumeKmsKeyArns {bad} are not KMS key ARNs (arn:aws:kms:...:key/...)"
-            )
-        registry_url = str(v["registryUrl"] or "")
-        if registry_url and not registry_url.startswith("https://"):
-            raise SettingsError(f"{PREFIX}registryUrl must be an https:// URL")
-        retention = _int("logRetentionDays", v["logRetentionDays"], 1)
-        if retention not in RETENTION:
-            raise SettingsError(
-                f"{PREFIX}logRetentionDays {retention} is not one of {sorted(RETENTION)}"
-            )
         return cls(
-            stack_name=stack_name,
-            region=region,
-            vpc_id=vpc_id,
-            subnet_ids=subnet_ids,
-            builder_http_egress=_bool("builderHttpEgress", v["builderHttpEgress"]),
-            create_vpc_endpoints=_bool("createVpcEndpoints", v["createVpcEndpoints"]),
-            registry_url=registry_url,
-            trusted_accounts=accounts,
-            volume_kms_key_arns=keys,
-            build_timeout_minutes=_int("buildTimeoutMinutes", v["buildTimeoutMinutes"], 10),
-            janitor_rate_minutes=_int("janitorRateMinutes", v["janitorRateMinutes"], 1),
-            ready_wait_seconds=_int("readyWaitSeconds", v["readyWaitSeconds"], 1),
-            ready_max_attempts=_int("readyMaxAttempts", v["readyMaxAttempts"], 1),
-            snapshot_wait_seconds=_int("snapshotWaitSeconds", v["snapshotWaitSeconds"], 1),
-            snapshot_max_attempts=_int("snapshotMaxAttempts", v["snapshotMaxAttempts"], 1),
-            bootstrap_heartbeat_seconds=_int(
-                "bootstrapHeartbeatSeconds", v["bootstrapHeartbeatSeconds"], 60
-            ),
-            log_retention_days=retention,
-            powertools_layer_version=_int("powertoolsLayerVersion", v["powertoolsLayerVersion"], 1),
-            callback_concurrency=_optional_int("callbackConcurrency", v["callbackConcurrency"], 1),
-            intake_concurrency=_optional_int("intakeConcurrency", v["intakeConcurrency"], 1),
+            stack_name=v["stackName"],
+            region=v["region"],
+            vpc_id=v["vpcId"],
+            subnet_ids=tuple(v["subnetIds"]),
+            builder_http_egress=v["builderHttpEgress"],
+            create_vpc_endpoints=v["createVpcEndpoints"],
+            registry_url=v["registryUrl"],
+            trusted_accounts=tuple(v["trustedAccounts"]),
+            volume_kms_key_arns=tuple(v["volumeKmsKeyArns"]),
+            build_timeout_minutes=v["buildTimeoutMinutes"],
+            janitor_rate_minutes=v["janitorRateMinutes"],
+            ready_wait_seconds=v["readyWaitSeconds"],
+            ready_max_attempts=v["readyMaxAttempts"],
+            snapshot_wait_seconds=v["snapshotWaitSeconds"],
+            snapshot_max_attempts=v["snapshotMaxAttempts"],
+            bootstrap_heartbeat_seconds=v["bootstrapHeartbeatSeconds"],
+            log_retention_days=v["logRetentionDays"],
+            powertools_layer_version=v["powertoolsLayerVersion"],
+            callback_concurrency=v["callbackConcurrency"],
+            intake_concurrency=v["intakeConcurrency"],
         )
 
     @classmethod

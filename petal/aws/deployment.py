@@ -20,10 +20,11 @@ from petal.deployment_contract import (
     OUTPUT_STATE_MACHINE_ARN,
     OUTPUT_TABLE,
 )
+from petal.errors import PetalError
 from petal.user_config import UserConfigError, load_user_config
 
 
-class DeploymentNotFound(RuntimeError):
+class DeploymentNotFound(PetalError, RuntimeError):
     """The stack or one of its outputs is missing; the message says how to fix it."""
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from petal.aws.errors import AwsRequestFailed, aws_call, error_code, translate
 from petal.deployment_contract import (
+    MANAGED_VALUE,
     ROLE_BUILDER,
     ROLE_VOLUME,
     TAG_BUILD_ID,
@@ -24,7 +26,6 @@ from petal.deployment_contract import (
 from petal.errors import NoBuilderCapacity, OfficialAmiNotFound
 from petal.platforms import Architecture, official_ami_name_pattern
 
-MANAGED: Final = "true"
 AMI_OWNER: Final = "amazon"
 # Where the software volume is attached; the bootstrap finds it by its NVMe serial.
 SOFTWARE_DEVICE: Final = "/dev/sdf"
@@ -71,6 +72,19 @@ class VolumeView:
     create_time: datetime | None
     tags: dict[str, str]
 
+    @property
+    def gone(self) -> bool:
+        return self.state in ("deleting", "deleted")
+
+
+class VolumeRelease(StrEnum):
+    """Where `release_volume` left a volume."""
+
+    GONE = "gone"  # deleting or deleted already: nothing was done
+    DETACHING = "detaching"  # a detach was requested; it can be deleted once available
+    DELETED = "deleted"  # a delete was requested (or it vanished just before)
+    WAITING = "waiting"  # in a state that allows neither yet (e.g. creating)
+
 
 @dataclass(frozen=True)
 class SnapshotView:
@@ -95,7 +109,7 @@ def tag_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
 def builder_tags(build_id: str, seed_name: str) -> dict[str, str]:
     return {
         "Name": f"petal-builder-{build_id}",
-        TAG_MANAGED: MANAGED,
+        TAG_MANAGED: MANAGED_VALUE,
         TAG_ROLE: ROLE_BUILDER,
         TAG_BUILD_ID: build_id,
         "petal:seed": seed_name,
@@ -105,7 +119,7 @@ def builder_tags(build_id: str, seed_name: str) -> dict[str, str]:
 def volume_tags(build_id: str, seed_name: str) -> dict[str, str]:
     return {
         "Name": f"petal-software-{build_id}",
-        TAG_MANAGED: MANAGED,
+        TAG_MANAGED: MANAGED_VALUE,
         TAG_ROLE: ROLE_VOLUME,
         TAG_BUILD_ID: build_id,
         "petal:seed": seed_name,
@@ -417,6 +431,24 @@ def delete_volume(ec2: Any, volume_id: str) -> bool:
     return True
 
 
+def release_volume(ec2: Any, volume: VolumeView) -> VolumeRelease:
+    """One step towards deleting a discarded volume: detach it, else delete it.
+
+    Never waits: a volume still attached is force-detached (nothing on it is kept, so
+    a forced detach cannot hurt) and the caller comes back to delete it later.
+    """
+    if volume.gone:
+        return VolumeRelease.GONE
+    if volume.attached_to:
+        for instance_id in volume.attached_to:
+            detach_volume(ec2, volume.volume_id, instance_id, force=True)
+        return VolumeRelease.DETACHING
+    if volume.state in ("available", "error"):
+        delete_volume(ec2, volume.volume_id)
+        return VolumeRelease.DELETED
+    return VolumeRelease.WAITING
+
+
 # --- the snapshot --------------------------------------------------------------------
 
 
@@ -494,5 +526,6 @@ __all__ = [
     "LaunchedBuilder",
     "OfficialImage",
     "SnapshotView",
+    "VolumeRelease",
     "VolumeView",
 ]

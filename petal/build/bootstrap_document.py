@@ -1,4 +1,5 @@
-"""The bootstrap SSM Command document: ssm_documents/bootstrap.yaml with bootstrap.sh injected.
+"""The bootstrap SSM Command document: ssm_documents/bootstrap.yaml with bootstrap.sh and
+bootstrap_helper.py injected (the builder has no copy of the repository).
 
 The CDK stack and local mode both pass `render_bootstrap_document(repo_root)` to SSM as the
 document's content (CreateDocument, DocumentType Command, DocumentFormat JSON after
@@ -16,10 +17,20 @@ import yaml
 
 from petal.deployment_contract import SSM_BOOTSTRAP_SCRIPT, SSM_DOCUMENT_FILE
 
-# The runCommand line bootstrap.yaml holds in place of the script, and the here-document
-# delimiter around it (no line of the script may equal it).
+# The Python helper bootstrap.sh runs with `spack python`.
+BOOTSTRAP_HELPER_FILE: Final = "ssm_documents/bootstrap_helper.py"
+
+# The runCommand lines bootstrap.yaml holds in place of the script and of the helper, and
+# the here-document delimiters around them (no line of the file may equal its delimiter).
 SCRIPT_PLACEHOLDER: Final = "__PETAL_BOOTSTRAP_SCRIPT__"
 HEREDOC_DELIMITER: Final = "PETAL_BOOTSTRAP_EOF"
+HELPER_PLACEHOLDER: Final = "__PETAL_BOOTSTRAP_HELPER__"
+HELPER_HEREDOC_DELIMITER: Final = "PETAL_HELPER_EOF"
+# placeholder -> (file, relative to the repository root, and its here-document delimiter)
+INJECTED_FILES: Final[dict[str, tuple[str, str]]] = {
+    SCRIPT_PLACEHOLDER: (SSM_BOOTSTRAP_SCRIPT, HEREDOC_DELIMITER),
+    HELPER_PLACEHOLDER: (BOOTSTRAP_HELPER_FILE, HELPER_HEREDOC_DELIMITER),
+}
 
 # SSM limits a document's content, together with the parameter values of a command, to 64 KB.
 DOCUMENT_SIZE_LIMIT: Final = 64 * 1024
@@ -35,35 +46,48 @@ PARAM_HEARTBEAT_SECONDS: Final = "HeartbeatSeconds"
 PARAM_EXECUTION_TIMEOUT: Final = "ExecutionTimeout"
 
 
+def injected_lines(repo_root: Path, path: str, delimiter: str) -> list[str]:
+    """The lines of a file the document writes with a here-document ending at `delimiter`."""
+    text = (repo_root / path).read_text(encoding="utf-8")
+    lines = text.splitlines()
+    # SSM would substitute "{{ ... }}" inside the file; a line equal to the delimiter
+    # would end the here-document early; the here-document writes the lines back joined
+    # by, and ending with, "\n", which must give the file itself.
+    if "{{" in text:
+        raise ValueError(f"{path} must not contain '{{{{'")
+    if delimiter in (line.strip() for line in lines):
+        raise ValueError(f"{path} must not contain a {delimiter} line")
+    if text != "".join(line + "\n" for line in lines):
+        raise ValueError(f"{path} must end with a newline and break lines with \\n only")
+    return lines
+
+
 def render_bootstrap_document(repo_root: Path) -> dict[str, Any]:
-    """Load bootstrap.yaml and put bootstrap.sh's lines where its placeholder line is."""
+    """Load bootstrap.yaml and put the lines of each injected file where its placeholder is."""
     document = yaml.safe_load((repo_root / SSM_DOCUMENT_FILE).read_text(encoding="utf-8"))
-    script = (repo_root / SSM_BOOTSTRAP_SCRIPT).read_text(encoding="utf-8")
-    script_lines = script.splitlines()
-    # SSM would substitute "{{ ... }}" inside the script; a line equal to the delimiter
-    # would end the here-document early.
-    if "{{" in script:
-        raise ValueError(f"{SSM_BOOTSTRAP_SCRIPT} must not contain '{{{{'")
-    if HEREDOC_DELIMITER in (line.strip() for line in script_lines):
-        raise ValueError(f"{SSM_BOOTSTRAP_SCRIPT} must not contain a {HEREDOC_DELIMITER} line")
+    injected = {
+        placeholder: injected_lines(repo_root, path, delimiter)
+        for placeholder, (path, delimiter) in INJECTED_FILES.items()
+    }
     if not isinstance(document, dict):
         raise ValueError(f"{SSM_DOCUMENT_FILE} is not a mapping")
 
-    injected = 0
+    found = dict.fromkeys(injected, 0)
     for step in document.get("mainSteps", []):
         commands = step.get("inputs", {}).get("runCommand")
         if not isinstance(commands, list):
             continue
         rendered: list[str] = []
         for line in commands:
-            if line == SCRIPT_PLACEHOLDER:
-                rendered.extend(script_lines)
-                injected += 1
+            if isinstance(line, str) and line in injected:
+                rendered.extend(injected[line])
+                found[line] += 1
             else:
                 rendered.append(line)
         step["inputs"]["runCommand"] = rendered
-    if injected != 1:
-        raise ValueError(f"{SSM_DOCUMENT_FILE} must hold {SCRIPT_PLACEHOLDER} exactly once")
+    for placeholder, count in found.items():
+        if count != 1:
+            raise ValueError(f"{SSM_DOCUMENT_FILE} must hold {placeholder} exactly once")
     return document
 
 

@@ -27,7 +27,13 @@ from petal.aws import ec2_builder, step_functions
 from petal.build.log_events import LogBatch, clip, failure_line
 from petal.build.records import Progress, iso
 from petal.build.table import BuildTable
-from petal.deployment_contract import ROLE_BUILDER, TAG_BUILD_ID, TAG_MANAGED, TAG_ROLE
+from petal.deployment_contract import (
+    MANAGED_VALUE,
+    ROLE_BUILDER,
+    TAG_BUILD_ID,
+    TAG_MANAGED,
+    TAG_ROLE,
+)
 from petal.errors import PetalStepError
 
 SSM_DETAIL_TYPE: Final = "EC2 Command Invocation Status-change Notification"
@@ -177,7 +183,7 @@ def on_instance_state(
         return CallbackResult("ignored", f"state {state!r} does not end a build")
     instance = ec2_builder.describe_instance(ec2, instance_id)
     tags = instance.tags if instance else {}
-    if tags.get(TAG_MANAGED) != ec2_builder.MANAGED or tags.get(TAG_ROLE) != ROLE_BUILDER:
+    if tags.get(TAG_MANAGED) != MANAGED_VALUE or tags.get(TAG_ROLE) != ROLE_BUILDER:
         return CallbackResult("ignored", f"{instance_id} is not a petal builder")
     build_id = tags.get(TAG_BUILD_ID, "")
     record = table.get_build(build_id)

@@ -23,7 +23,8 @@ from petal.build.request import BuildRequestError, SeedReader
 from petal.build.table import BuildTable
 from petal.errors import PetalStepError
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import SeedError, parse_seed
+from petal.seed.loading import parse_seed
+from petal.seed.model import SeedError
 
 # Duplicate deliveries come within hours; a week of markers is plenty.
 MARKER_LIFETIME: Final = timedelta(days=7)

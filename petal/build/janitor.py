@@ -10,15 +10,16 @@ what it did on each record.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from petal.aws import ec2_builder, step_functions
+from petal.aws.ec2_builder import VolumeRelease
 from petal.build.records import BuildFailure, iso, parse_iso
 from petal.build.table import BuildTable
 from petal.deployment_contract import (
+    MANAGED_VALUE,
     ROLE_BUILDER,
     ROLE_VOLUME,
     TAG_BUILD_ID,
@@ -42,18 +43,6 @@ class JanitorReport:
     def to_json(self) -> dict[str, list[str]]:
         return dict(self.__dict__)
 
-    @property
-    def acted(self) -> bool:
-        return any(
-            (
-                self.terminated_instances,
-                self.detached_volumes,
-                self.deleted_volumes,
-                self.released_locks,
-                self.closed_builds,
-            )
-        )
-
 
 def sweep(
     *,
@@ -63,90 +52,111 @@ def sweep(
     now: datetime,
     max_age: timedelta,
 ) -> JanitorReport:
-    report = JanitorReport()
-    owner_running = _ExecutionCache(sfn, table)
-    cutoff = now - max_age
-
-    for instance in ec2_builder.find_instances(
-        ec2, {TAG_MANAGED: ec2_builder.MANAGED, TAG_ROLE: ROLE_BUILDER}
-    ):
-        build_id = instance.tags.get(TAG_BUILD_ID, "")
-        what = f"instance {instance.instance_id} (build {build_id or '?'})"
-        if instance.state == "shutting-down":
-            continue
-        if instance.launch_time is not None and instance.launch_time > cutoff:
-            report.kept.append(f"{what}: younger than {max_age}")
-            continue
-        if build_id and owner_running(build_id):
-            report.kept.append(f"{what}: its build is running")
-            continue
-        ec2_builder.terminate_instances(ec2, [instance.instance_id])
-        report.terminated_instances.append(instance.instance_id)
-        _note(table, build_id, f"janitor {iso(now)}: terminated {instance.instance_id}")
-
-    for volume in ec2_builder.find_volumes(
-        ec2, {TAG_MANAGED: ec2_builder.MANAGED, TAG_ROLE: ROLE_VOLUME}
-    ):
-        build_id = volume.tags.get(TAG_BUILD_ID, "")
-        what = f"volume {volume.volume_id} (build {build_id or '?'})"
-        if volume.state in ("deleting", "deleted"):
-            continue
-        if volume.create_time is not None and volume.create_time > cutoff:
-            report.kept.append(f"{what}: younger than {max_age}")
-            continue
-        if build_id and owner_running(build_id):
-            report.kept.append(f"{what}: its build is running")
-            continue
-        if volume.attached_to:
-            for instance_id in volume.attached_to:
-                ec2_builder.detach_volume(ec2, volume.volume_id, instance_id, force=True)
-            # Deleted on the next sweep, once detached: the janitor never waits.
-            report.detached_volumes.append(volume.volume_id)
-            _note(table, build_id, f"janitor {iso(now)}: detached {volume.volume_id}")
-            continue
-        if volume.state in ("available", "error"):
-            ec2_builder.delete_volume(ec2, volume.volume_id)
-            report.deleted_volumes.append(volume.volume_id)
-            _note(table, build_id, f"janitor {iso(now)}: deleted {volume.volume_id}")
-
-    for key, holder in list(table.locks()):
-        if owner_running.execution(holder.execution_arn):
-            continue
-        if table.delete_lock_item(key, execution_arn=holder.execution_arn):
-            report.released_locks.append(f"{key['pk']} (build {holder.build_id})")
-            _note(table, holder.build_id, f"janitor {iso(now)}: released its lock")
-
-    for record in table.running_builds():
-        if not record.execution_arn or owner_running.execution(record.execution_arn):
-            continue
-        started = parse_iso(record.started_at)
-        if started > cutoff and owner_running.status(record.execution_arn) is None:
-            continue  # an execution being started right now
-        status = owner_running.status(record.execution_arn)
-        closed = "CANCELLED" if status == "ABORTED" else "FAILED"
-        cause = (
-            f"the build's execution ended as {status or 'unknown'} without cleaning up "
-            f"(last step: {record.step}); the janitor removed what it left behind"
-        )
-        table.update_build(
-            record.build_id,
-            {
-                "status": closed,
-                "finished_at": iso(now),
-                "error": BuildFailure(
-                    step=record.step or "unknown", error=f"Execution{closed.title()}", cause=cause
-                ).__dict__,
-            },
-            only_if_running=True,
-            append_note=f"janitor {iso(now)}: closed as {closed}",
-        )
-        report.closed_builds.append(f"{record.build_id}: {closed}")
-    return report
+    janitor = _Sweep(ec2, table, now, max_age, _ExecutionCache(sfn, table))
+    janitor.terminate_instances()
+    janitor.release_volumes()
+    janitor.release_locks()
+    janitor.close_records()
+    return janitor.report
 
 
-def _note(table: BuildTable, build_id: str, note: str) -> None:
-    if build_id:
-        table.update_build(build_id, {}, append_note=note)
+class _Sweep:
+    """One sweep: what it found, kept and did goes into `report`."""
+
+    def __init__(
+        self,
+        ec2: Any,
+        table: BuildTable,
+        now: datetime,
+        max_age: timedelta,
+        running: _ExecutionCache,
+    ) -> None:
+        self._ec2 = ec2
+        self._table = table
+        self._now = now
+        self._max_age = max_age
+        self._cutoff = now - max_age
+        self._running = running
+        self.report = JanitorReport()
+
+    def terminate_instances(self) -> None:
+        for instance in ec2_builder.find_instances(
+            self._ec2, {TAG_MANAGED: MANAGED_VALUE, TAG_ROLE: ROLE_BUILDER}
+        ):
+            build_id = instance.tags.get(TAG_BUILD_ID, "")
+            if instance.state == "shutting-down":
+                continue
+            what = f"instance {instance.instance_id}"
+            if self._keeps(what, build_id, instance.launch_time):
+                continue
+            ec2_builder.terminate_instances(self._ec2, [instance.instance_id])
+            self.report.terminated_instances.append(instance.instance_id)
+            self._note(build_id, f"terminated {instance.instance_id}")
+
+    def release_volumes(self) -> None:
+        for volume in ec2_builder.find_volumes(
+            self._ec2, {TAG_MANAGED: MANAGED_VALUE, TAG_ROLE: ROLE_VOLUME}
+        ):
+            build_id = volume.tags.get(TAG_BUILD_ID, "")
+            if volume.gone or self._keeps(
+                f"volume {volume.volume_id}", build_id, volume.create_time
+            ):
+                continue
+            released = ec2_builder.release_volume(self._ec2, volume)
+            if released is VolumeRelease.DETACHING:
+                # Deleted on the next sweep, once detached: the janitor never waits.
+                self.report.detached_volumes.append(volume.volume_id)
+                self._note(build_id, f"detached {volume.volume_id}")
+            elif released is VolumeRelease.DELETED:
+                self.report.deleted_volumes.append(volume.volume_id)
+                self._note(build_id, f"deleted {volume.volume_id}")
+
+    def release_locks(self) -> None:
+        for key, holder in list(self._table.locks()):
+            if self._running.execution(holder.execution_arn):
+                continue
+            if self._table.delete_lock_item(key, execution_arn=holder.execution_arn):
+                self.report.released_locks.append(f"{key['pk']} (build {holder.build_id})")
+                self._note(holder.build_id, "released its lock")
+
+    def close_records(self) -> None:
+        for record in self._table.running_builds():
+            if not record.execution_arn or self._running.execution(record.execution_arn):
+                continue
+            started = parse_iso(record.started_at)
+            status = self._running.status(record.execution_arn)
+            if started > self._cutoff and status is None:
+                continue  # an execution being started right now
+            closed = "CANCELLED" if status == "ABORTED" else "FAILED"
+            cause = (
+                f"the build's execution ended as {status or 'unknown'} without cleaning up "
+                f"(last step: {record.step}); the janitor removed what it left behind"
+            )
+            failure = BuildFailure(
+                step=record.step or "unknown", error=f"Execution{closed.title()}", cause=cause
+            )
+            self._table.update_build(
+                record.build_id,
+                {"status": closed, "finished_at": iso(self._now), "error": failure.__dict__},
+                only_if_running=True,
+                append_note=f"janitor {iso(self._now)}: closed as {closed}",
+            )
+            self.report.closed_builds.append(f"{record.build_id}: {closed}")
+
+    def _keeps(self, what: str, build_id: str, created: datetime | None) -> bool:
+        """Whether a resource stays (and why, in the report): too young, or in use."""
+        what = f"{what} (build {build_id or '?'})"
+        if created is not None and created > self._cutoff:
+            self.report.kept.append(f"{what}: younger than {self._max_age}")
+            return True
+        if build_id and self._running(build_id):
+            self.report.kept.append(f"{what}: its build is running")
+            return True
+        return False
+
+    def _note(self, build_id: str, did: str) -> None:
+        if build_id:
+            self._table.update_build(build_id, {}, append_note=f"janitor {iso(self._now)}: {did}")
 
 
 class _ExecutionCache:
@@ -172,6 +182,3 @@ class _ExecutionCache:
         if record is None or not record.execution_arn:
             return False
         return self.execution(record.execution_arn)
-
-
-JanitorClock = Callable[[], datetime]

@@ -10,22 +10,23 @@ instance type built for arm64) is reported like any other seed problem.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from importlib import resources
 from typing import Any, Final, Protocol
 
-import jsonschema
-
+from petal.errors import EXIT_INVALID, PetalError
 from petal.platforms import OPERATING_SYSTEMS, UnknownOperatingSystem
 from petal.platforms import operating_system as lookup_operating_system
-from petal.seed.model import Seed, SeedError, parse_seed, parse_seed_mapping
+from petal.seed.loading import parse_seed, parse_seed_mapping
+from petal.seed.model import Seed, SeedError
+from petal.validation import JSON, Problem, load_schema
+from petal.validation import problems as schema_problems
 from petal.yaml_source import load_yaml_document
+
+SCHEMA: Final = "build_request.schema.json"
 
 BUILD_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _S3_URI: Final = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
@@ -33,8 +34,10 @@ _S3_URI: Final = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])
 MAX_SEED_BYTES: Final = 256 * 1024
 
 
-class BuildRequestError(ValueError):
+class BuildRequestError(ValueError, PetalError):
     """The request cannot be built; the message names each field and its fix."""
+
+    exit_code = EXIT_INVALID
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -75,10 +78,8 @@ class BuildRequest:
         return {k: v for k, v in document.items() if v is not None}
 
 
-@cache
 def build_request_schema() -> dict[str, Any]:
-    text = resources.files("petal").joinpath("schemas/build_request.schema.json").read_text()
-    return dict(json.loads(text))
+    return load_schema(SCHEMA)
 
 
 def parse_build_request(data: Any) -> BuildRequest:
@@ -97,20 +98,17 @@ def parse_build_request(data: Any) -> BuildRequest:
             "(s3://BUCKET/KEY of a seed file)"
             + ("; both were given" if has_seed else "; neither was given")
         )
-    validator = jsonschema.Draft202012Validator(build_request_schema())
     properties = build_request_schema()["properties"]
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
-        if error.validator == "oneOf":
-            continue  # reported above, in words
-        field = ".".join(str(p) for p in error.absolute_path)
-        if error.validator == "additionalProperties":
-            unknown = sorted(set(data) - set(properties))
-            problems.append(
-                f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(properties))}"
-            )
-            continue
-        description = properties.get(field, {}).get("description", "")
-        problems.append(f"{field}: {_describe_value(error.instance)} is not valid: {description}")
+    unknown = sorted(set(data) - set(properties))
+    if unknown:
+        problems.append(
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(properties))}"
+        )
+    # Both rules are worded above; the rest say how to fix each field.
+    for problem in schema_problems(
+        dict(data), SCHEMA, vocabulary=JSON, leave=("oneOf", "additionalProperties")
+    ):
+        problems.append(_with_description(problem, properties))
     if problems:
         raise BuildRequestError(problems)
 
@@ -134,9 +132,13 @@ def parse_build_request(data: Any) -> BuildRequest:
     )
 
 
-def _describe_value(value: Any) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _with_description(problem: Problem, properties: Mapping[str, Any]) -> str:
+    """The problem, and what its field is for unless the message already says it."""
+    field = re.split(r"[.\[]", problem.path, maxsplit=1)[0]
+    description = properties.get(field, {}).get("description", "")
+    if description and description not in problem.message:
+        return f"{problem} ({description})"
+    return str(problem)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

@@ -17,14 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.live import Live
 
 from petal.aws import session as aws_session
 from petal.aws.deployment import Deployment, DeploymentNotFound, discover_deployment
 from petal.aws.ec2_builder import find_snapshots
-from petal.aws.errors import AwsRequestFailed
 from petal.build.cancel import cancel_build
 from petal.build.records import FINISHED, BuildFailure, BuildRecord, iso
 from petal.build.request import (
@@ -45,15 +44,15 @@ from petal.cli.build_progress import (
     summary_lines,
 )
 from petal.cli.output import add_json_flag, error, is_terminal, print_json
-from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS
+from petal.deployment_contract import MANAGED_VALUE, TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from petal.local import mode as local_mode
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import Seed, SeedError, load_seed
-from petal.sharing.errors import SharingError
+from petal.seed.loading import load_seed
+from petal.seed.model import Seed, SeedError
 from petal.sharing.snapshots import describe_sharing
-from petal.user_config import UserConfigError, load_user_config
+from petal.user_config import load_user_config
 from petal.yaml_source import load_yaml_document
 
 POLL_SECONDS: Final = 5.0
@@ -167,31 +166,6 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
     return Pipeline(discover_deployment(client("cloudformation"), stack, region), client)
 
 
-def _guarded(body: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn the expected failures into one clear line and an exit code."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return body(args)
-        except (DeploymentNotFound, AwsRequestFailed) as failure:
-            error(str(failure))
-            return EXIT_FAILURE
-        except SharingError as failure:
-            error(str(failure))
-            return failure.exit_code
-        except local_mode.LocalModeError as failure:
-            error(str(failure))
-            return EXIT_INVALID
-        except UserConfigError as failure:
-            error(str(failure))
-            return EXIT_INVALID
-        except (ClientError, BotoCoreError) as failure:
-            error(f"AWS request failed: {failure}")
-            return EXIT_FAILURE
-
-    return run
-
-
 # --- petal build --seed --------------------------------------------------------------
 
 
@@ -204,7 +178,6 @@ def _variants(seed: Seed, os_flag: str | None, arch_flag: str | None) -> list[tu
     return [(o, a) for o in dict.fromkeys(oses) for a in dict.fromkeys(arches)]
 
 
-@_guarded
 def _start(args: argparse.Namespace) -> int:
     if args.seed is None:
         args.build_parser.print_usage(sys.stderr)
@@ -222,9 +195,8 @@ def _start(args: argparse.Namespace) -> int:
         variants = _variants(seed, args.os, args.arch)
         if args.name is not None:
             check_build_id(args.name, "--name")
-    except SeedError as failure:
-        sys.stderr.write(str(failure) + "\n")
-        return EXIT_INVALID
+    except SeedError:
+        raise  # a ValueError too, but reported whole by the CLI's one error guard
     except (UnknownOperatingSystem, ValueError) as failure:
         error(f"--os: {failure}" if isinstance(failure, UnknownOperatingSystem) else str(failure))
         return EXIT_INVALID
@@ -240,7 +212,7 @@ def _start(args: argparse.Namespace) -> int:
         if not args.force:
             existing = find_snapshots(
                 pipeline.client("ec2"),
-                {TAG_FINGERPRINT: fp, TAG_OS: os_name, TAG_ARCH: arch, TAG_MANAGED: "true"},
+                {TAG_FINGERPRINT: fp, TAG_OS: os_name, TAG_ARCH: arch, TAG_MANAGED: MANAGED_VALUE},
             )
             if existing:
                 snap = existing[0].snapshot_id
@@ -436,7 +408,6 @@ def _find(pipeline: Pipeline, build_id: str) -> BuildRecord | None:
     return record
 
 
-@_guarded
 def _status(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     if (
@@ -463,12 +434,11 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK if record.status != "FAILED" else EXIT_FAILURE
 
 
-@_guarded
 def _list(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     builds = pipeline.table.list_builds(limit=args.limit, status=args.status, seed=args.seed)
     ec2 = pipeline.client("ec2")
-    volumes = find_snapshots(ec2, {TAG_MANAGED: "true"})
+    volumes = find_snapshots(ec2, {TAG_MANAGED: MANAGED_VALUE})
     shared = describe_sharing(ec2, [v.snapshot_id for v in volumes]) if args.shared else {}
     if args.seed:
         volumes = [v for v in volumes if v.tags.get("petal:seed") == args.seed]
@@ -512,7 +482,6 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_guarded
 def _logs(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     record = _find(pipeline, args.build_id)
@@ -542,7 +511,6 @@ def _logs(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
 
 
-@_guarded
 def _cancel(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     record = _find(pipeline, args.build_id)

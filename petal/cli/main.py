@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from petal.cli import (
     build_commands,
     create_command,
@@ -13,9 +15,9 @@ from petal.cli import (
     registry_commands,
     seed_commands,
 )
-from petal.cli.output import error
-from petal.errors import EXIT_INTERRUPTED
-from petal.local.mode import LocalModeError, activate
+from petal.cli.output import error, print_json
+from petal.errors import EXIT_FAILURE, EXIT_INTERRUPTED, PetalError
+from petal.local.mode import activate
 
 DESCRIPTION = """\
 Build a Spack software stack once onto an EBS snapshot, then create AWS ParallelCluster
@@ -50,15 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return dispatch(build_parser().parse_args(argv))
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the chosen command. The one place expected failures become a message on
+    stderr (and, given --json, the error's document on stdout) and an exit code: never
+    a traceback."""
     try:
-        if args.local and not getattr(args, "without_emulator", False):
+        if getattr(args, "local", False) and not getattr(args, "without_emulator", False):
             activate()
         code: int = args.func(args)
-    except LocalModeError as failure:
-        error(str(failure))
-        return 1
+    except PetalError as failure:
+        document = failure.json_document() if getattr(args, "json", False) else None
+        if document is not None:
+            print_json(document)
+        if failure.is_report:
+            sys.stderr.write(f"{failure}\n")
+        else:
+            error(str(failure))
+        return failure.exit_code
+    except (ClientError, BotoCoreError) as failure:
+        error(f"AWS request failed: {failure}")
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED

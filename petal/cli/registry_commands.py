@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from petal.cli.output import error, is_terminal, print_json
-from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
+from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, InvalidInput, PetalError
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
 from petal.registry.client import RegistryClient
 from petal.registry.documents import IndexEntry, RegistryError, SnapshotVariant, StackMetadata
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import SeedError, load_seed
+from petal.seed.loading import load_seed
 from petal.user_config import UserConfig, UserConfigError, load_user_config
 
 
@@ -93,8 +93,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 # --- shared plumbing -----------------------------------------------------------------
 
 
-def _client(args: argparse.Namespace) -> RegistryClient | None:
-    """The registry client, or None after reporting bad settings (exit 2)."""
+class RegistryCommandFailed(PetalError):
+    """A registry document could not be read or used; --json reports the registry too."""
+
+    def __init__(self, registry_url: str, failure: RegistryError) -> None:
+        super().__init__(str(failure))
+        self.registry_url = registry_url
+
+    def json_document(self) -> dict[str, Any]:
+        return {"registry": self.registry_url, "error": str(self)}
+
+
+def _client(args: argparse.Namespace) -> RegistryClient:
+    """The registry client of the user's settings and --registry-url."""
     try:
         config: UserConfig = load_user_config()
         if args.registry_url:
@@ -105,8 +116,7 @@ def _client(args: argparse.Namespace) -> RegistryClient | None:
             timeout=config.registry.timeout_seconds,
         )
     except (UserConfigError, RegistryError) as failure:
-        error(str(failure))
-        return None
+        raise InvalidInput(str(failure)) from failure
 
 
 def _warn(client: RegistryClient) -> None:
@@ -173,18 +183,12 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) ->
 
 def _run(args: argparse.Namespace, body: Any) -> int:
     client = _client(args)
-    if client is None:
-        return EXIT_INVALID
     try:
         code: int = body(client)
     except RegistryError as failure:
+        raise RegistryCommandFailed(client.base_url, failure) from failure
+    finally:
         _warn(client)
-        if args.json:
-            print_json({"registry": client.base_url, "error": str(failure)})
-        else:
-            error(str(failure))
-        return EXIT_FAILURE
-    _warn(client)
     return code
 
 
@@ -312,9 +316,6 @@ def _check(args: argparse.Namespace) -> int:
     try:
         seed = load_seed(args.seed)
         os_name = operating_system(args.os).name if args.os else seed.os
-    except SeedError as failure:
-        sys.stderr.write(str(failure) + "\n")
-        return EXIT_INVALID
     except UnknownOperatingSystem as failure:
         error(f"--os: {failure}")
         return EXIT_INVALID

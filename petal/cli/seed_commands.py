@@ -9,8 +9,10 @@ from typing import Any
 from petal.cli.output import print_json
 from petal.errors import EXIT_INVALID, EXIT_OK
 from petal.seed.fingerprint import canonical_form, fingerprint
-from petal.seed.model import Problem, Seed, SeedError, load_seed
+from petal.seed.loading import load_seed
+from petal.seed.model import Seed, SeedError
 from petal.seed.spack_environment import render_spack_yaml
+from petal.validation import Problem
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

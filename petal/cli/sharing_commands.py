@@ -13,7 +13,6 @@ here and are read with getattr: `petal build --region X share ...` keeps X.
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,7 +31,8 @@ from petal.registry.publish import (
     write_publication,
 )
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import Seed, SeedError, load_seed
+from petal.seed.loading import load_seed
+from petal.seed.model import Seed, SeedError
 from petal.sharing import public
 from petal.sharing.copy import (
     CopyFailed,
@@ -41,7 +41,7 @@ from petal.sharing.copy import (
     start_copies,
     wait_for_copies,
 )
-from petal.sharing.errors import InvalidArgument, Refused, SharingError
+from petal.sharing.errors import InvalidArgument, Refused
 from petal.sharing.inputs import (
     SnapshotRef,
     parse_account_ids,
@@ -118,7 +118,7 @@ def register(build_subcommands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     _region_flag(share)
     add_json_flag(share)
-    share.set_defaults(func=_guard(_share))
+    share.set_defaults(func=_share)
 
     unshare_ = build_subcommands.add_parser(
         "unshare",
@@ -133,7 +133,7 @@ def register(build_subcommands: argparse._SubParsersAction[argparse.ArgumentPars
     unshare_.add_argument("--public", action="store_true", help="make the snapshot private")
     _region_flag(unshare_)
     add_json_flag(unshare_)
-    unshare_.set_defaults(func=_guard(_unshare))
+    unshare_.set_defaults(func=_unshare)
 
     copy = build_subcommands.add_parser(
         "copy",
@@ -181,7 +181,7 @@ def register(build_subcommands: argparse._SubParsersAction[argparse.ArgumentPars
         help="give up waiting after N minutes (default 180; the copies go on)",
     )
     add_json_flag(copy)
-    copy.set_defaults(func=_guard(_copy))
+    copy.set_defaults(func=_copy)
 
     publish = build_subcommands.add_parser(
         "publish",
@@ -223,7 +223,7 @@ def register(build_subcommands: argparse._SubParsersAction[argparse.ArgumentPars
     publish.add_argument("--out", metavar="DIR", help="write <name>.json and index.json here")
     _region_flag(publish)
     add_json_flag(publish)
-    publish.set_defaults(func=_guard(_publish))
+    publish.set_defaults(func=_publish)
 
 
 def _region_flag(parser: argparse.ArgumentParser) -> None:
@@ -260,23 +260,6 @@ def _checked(check: Callable[[str, str], str], flag: str) -> Callable[[str], str
 
 
 # --- plumbing -------------------------------------------------------------------------
-
-
-def _guard(handler: Handler) -> Handler:
-    """Every SharingError becomes one message and its exit code, never a traceback;
-    with --json a JSON error document goes to stdout too."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except SharingError as failure:
-            if _json(args):
-                print_json({"ok": False, "error": str(failure), "exit_code": failure.exit_code})
-            error(str(failure))
-            return failure.exit_code
-
-    return run
 
 
 def _json(args: argparse.Namespace) -> bool:

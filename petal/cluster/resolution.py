@@ -24,11 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_OS, TAG_SEED
+from petal.errors import EXIT_FAILURE, EXIT_INVALID, PetalError
 from petal.identifiers import FINGERPRINT, MAX_VOLUME_GB, REGION
 from petal.platforms import ARCHITECTURES, Architecture, UnknownOperatingSystem, operating_system
 from petal.registry.client import RegistryClient
@@ -52,16 +54,20 @@ _NOT_FOUND_CODES: Final = frozenset(
 RegistryFactory = Callable[[SnapshotSource], RegistryClient]
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(PetalError, ValueError):
     """A resolution request with a bad field; the message names it and the fix."""
+
+    exit_code = EXIT_INVALID
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
 
 
-class ResolutionError(RuntimeError):
+class ResolutionError(PetalError, RuntimeError):
     """AWS could not be asked (no credentials, no permission, network)."""
+
+    exit_code = EXIT_FAILURE
 
 
 @dataclass(frozen=True)
@@ -230,10 +236,13 @@ def resolve(
     raise SnapshotNotFound(request, tuple(checked), tuple(skipped))
 
 
-def default_registry_factory(config: UserConfig) -> RegistryFactory:
+def default_registry_factory(config: UserConfig, cache_dir: Path | None = None) -> RegistryFactory:
+    """Registry clients with the user's settings; `cache_dir` None: the user's cache."""
+
     def factory(source: SnapshotSource) -> RegistryClient:
         return RegistryClient(
             source.url or config.registry.url,
+            cache_dir=cache_dir,
             ttl_seconds=config.registry.cache_ttl_seconds,
             timeout=config.registry.timeout_seconds,
         )

@@ -10,6 +10,7 @@ from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from petal.deployment_contract import MOUNT_DIR
+from petal.errors import EXIT_INVALID, PetalError
 from petal.identifiers import MAX_VOLUME_GB, REGION, SUBNET_ID
 from petal.platforms import (
     ARCHITECTURES,
@@ -43,9 +44,11 @@ _CLUSTER_NAME: Final = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,59}$")
 _BUCKET: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-class ConfigError(ValueError):
+class ConfigError(PetalError, ValueError):
     """A setting the config cannot be generated with. `field` is the seed field (or
     request field) and `flag` the command-line option that provides it."""
+
+    exit_code = EXIT_INVALID
 
     def __init__(self, field: str, message: str, flag: str | None = None) -> None:
         self.field = field
@@ -104,26 +107,64 @@ def cluster_settings(
     default_region: str | None = None,
     default_node_setup_uri: str | None = None,
 ) -> ClusterSettings:
-    """Seed (or defaults) + overrides, checked; ConfigError names what is missing."""
-    warnings: list[str] = []
+    """Seed (or defaults) + overrides, checked; ConfigError names what is missing.
+
+    The checks run in a fixed order (platform, machines, region, subnet, key, node
+    setup, deletion policy, size, instance types, queues): the first problem is the
+    one reported."""
+    os_name, arch = _platform(seed, overrides)
+    cluster, volume = (seed.cluster, seed.volume) if seed is not None else default_cluster(arch)
+    # The default cluster's instance types are for `arch`; a seed's for its own.
+    cluster_arch = seed.architecture if seed is not None else arch
+    head_type, queues, warnings = _machines(cluster, cluster_arch, arch, overrides)
+    region = _region(overrides.region or cluster.region or default_region)
+    subnet = _head_node_subnet(overrides.subnet_id or cluster.head_node.subnet_id)
+    key_name = _key_name(overrides.key_name or cluster.key_name)
+    node_setup = _node_setup_uri(overrides.node_setup_uri or default_node_setup_uri)
+    policy = _deletion_policy(overrides.deletion_policy or "Delete")
+    if overrides.size_gb is not None:
+        volume = replace(volume, size_gb=_volume_size_gb(overrides.size_gb))
+    _check_instance(head_type, arch, "cluster.head_node.instance_type", "--head-node-instance-type")
+    _check_queues(queues, arch)
+    return ClusterSettings(
+        region=region,
+        os=os_name,
+        architecture=arch,
+        head_node_instance_type=head_type,
+        subnet_id=subnet,
+        key_name=key_name,
+        queues=queues,
+        volume=volume,
+        node_setup_uri=node_setup,
+        deletion_policy=policy,
+        warnings=warnings,
+    )
+
+
+def _platform(seed: Seed | None, overrides: ClusterOverrides) -> tuple[str, Architecture]:
+    """ParallelCluster OS name and architecture: the overrides', else the seed's, else
+    the seed schema's defaults."""
     os_name = pcluster_os(overrides.os or (seed.os if seed else "alinux2023"))
     seed_arch: Architecture = seed.architecture if seed else "x86_64"
-    arch = _architecture(overrides.architecture) if overrides.architecture else seed_arch
-    if seed is not None:
-        cluster, volume = seed.cluster, seed.volume
-    else:
-        cluster, volume = default_cluster(arch)
-    head_type = cluster.head_node.instance_type
-    queues = cluster.queues
-    if arch != seed_arch and seed is not None:
+    return os_name, _architecture(overrides.architecture) if overrides.architecture else seed_arch
+
+
+def _machines(
+    cluster: Cluster, cluster_arch: Architecture, arch: Architecture, overrides: ClusterOverrides
+) -> tuple[str, tuple[Queue, ...], tuple[str, ...]]:
+    """Head node type and queues: the cluster's (`cluster_arch` is the architecture its
+    instance types are for), then the overrides'; and a warning if they were replaced."""
+    head_type, queues = cluster.head_node.instance_type, cluster.queues
+    warnings: tuple[str, ...] = ()
+    if arch != cluster_arch:
         # The seed's instance types are for its own architecture (the seed validator
         # checks that), so another architecture needs other types.
         head_type = DEFAULT_INSTANCE_TYPES["head_node"][arch]
         compute = DEFAULT_INSTANCE_TYPES["compute"][arch]
         queues = tuple(replace(q, instance_type=compute) for q in queues)
-        warnings.append(
-            f"the seed's instance types are {seed_arch}; using {head_type} (head node) and "
-            f"{compute} (queues) for {arch}: set them with --head-node-instance-type/--queue"
+        warnings = (
+            f"the seed's instance types are {cluster_arch}; using {head_type} (head node) and "
+            f"{compute} (queues) for {arch}: set them with --head-node-instance-type/--queue",
         )
     if overrides.head_node_instance_type:
         head_type = overrides.head_node_instance_type
@@ -133,8 +174,10 @@ def cluster_settings(
         queues = overrides.queues
     if overrides.compute_subnet_ids is not None:
         queues = tuple(replace(q, subnet_ids=overrides.compute_subnet_ids) for q in queues)
+    return head_type, queues, warnings
 
-    region = overrides.region or cluster.region or default_region
+
+def _region(region: str | None) -> str:
     if not region:
         raise ConfigError(
             "cluster.region",
@@ -143,7 +186,10 @@ def cluster_settings(
         )
     if not REGION.match(region):
         raise ConfigError("cluster.region", f"{region!r} is not an AWS region", "--region")
-    subnet = overrides.subnet_id or cluster.head_node.subnet_id
+    return region
+
+
+def _head_node_subnet(subnet: str | None) -> str:
     if not subnet:
         raise ConfigError(
             "cluster.head_node.subnet_id",
@@ -157,11 +203,17 @@ def cluster_settings(
             f"{subnet!r} is not a subnet id (subnet-0123456789abcdef0)",
             "--subnet",
         )
-    key_name = overrides.key_name or cluster.key_name
+    return subnet
+
+
+def _key_name(key_name: str | None) -> str | None:
     if key_name is not None and not _KEY_NAME.match(key_name):
         raise ConfigError("cluster.key_name", f"{key_name!r} is not a key pair name", "--key-name")
-    node_setup = overrides.node_setup_uri or default_node_setup_uri
-    if not node_setup:
+    return key_name
+
+
+def _node_setup_uri(uri: str | None) -> str:
+    if not uri:
         raise ConfigError(
             "deployment.node_setup_uri",
             "is not set: every node needs the petal node-setup script; pass "
@@ -169,21 +221,28 @@ def cluster_settings(
             "PETAL_NODE_SETUP_URI or deployment.node_setup_uri in ~/.petal/config.yaml",
             "--node-setup-uri",
         )
-    _script_uri(node_setup)
-    policy = overrides.deletion_policy or "Delete"
-    if policy not in DELETION_POLICIES:
-        raise ConfigError(
-            "deletion_policy",
-            f"{policy!r} is not one of {', '.join(DELETION_POLICIES)}",
-            "--deletion-policy",
-        )
-    if overrides.size_gb is not None:
-        if not 1 <= overrides.size_gb <= MAX_VOLUME_GB:
-            raise ConfigError(
-                "volume.size_gb", f"{overrides.size_gb} is not from 1 to {MAX_VOLUME_GB}", "--size"
-            )
-        volume = replace(volume, size_gb=overrides.size_gb)
-    _check_instance(head_type, arch, "cluster.head_node.instance_type", "--head-node-instance-type")
+    _script_uri(uri)
+    return uri
+
+
+def _deletion_policy(policy: str) -> DeletionPolicy:
+    for known in DELETION_POLICIES:
+        if policy == known:
+            return known
+    raise ConfigError(
+        "deletion_policy",
+        f"{policy!r} is not one of {', '.join(DELETION_POLICIES)}",
+        "--deletion-policy",
+    )
+
+
+def _volume_size_gb(size_gb: int) -> int:
+    if not 1 <= size_gb <= MAX_VOLUME_GB:
+        raise ConfigError("volume.size_gb", f"{size_gb} is not from 1 to {MAX_VOLUME_GB}", "--size")
+    return size_gb
+
+
+def _check_queues(queues: tuple[Queue, ...], arch: Architecture) -> None:
     seen: set[str] = set()
     for index, queue in enumerate(queues):
         where = f"cluster.queues[{index}]"
@@ -210,19 +269,6 @@ def cluster_settings(
                 raise ConfigError(
                     f"{where}.subnet_ids", f"{subnet_id!r} is not a subnet id", "--compute-subnet"
                 )
-    return ClusterSettings(
-        region=region,
-        os=os_name,
-        architecture=arch,
-        head_node_instance_type=head_type,
-        subnet_id=subnet,
-        key_name=key_name,
-        queues=queues,
-        volume=volume,
-        node_setup_uri=node_setup,
-        deletion_policy=policy,
-        warnings=tuple(warnings),
-    )
 
 
 def volume_size(requested_gb: int, snapshot_size_gb: int) -> int:

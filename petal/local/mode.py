@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from petal.local.emulator import LocalAwsError, parse_failure
-from petal.local.server import STACK_NAME, failure_file, stopped_file
+from petal.errors import InvalidInput, PetalError
+from petal.local.deploy import STACK_NAME
+from petal.local.failures import LocalAwsError, parse_failure
+from petal.local.server import failure_file, stopped_file
 
 START_TIMEOUT_SECONDS: Final = 120
 STOP_TIMEOUT_SECONDS: Final = 30
@@ -35,7 +37,7 @@ NOTICE: Final = (
 )
 
 
-class LocalModeError(RuntimeError):
+class LocalModeError(PetalError, RuntimeError):
     """The emulator could not be started or reached; the message says what to do."""
 
 
@@ -171,7 +173,7 @@ def request_failure(build_id: str, spec: str) -> None:
     try:
         parse_failure(spec)
     except LocalAwsError as invalid:
-        raise LocalModeError(f"--simulate-failure: {invalid}") from None
+        raise InvalidInput(f"--simulate-failure: {invalid}") from None
     server = running_server()
     if server is None:
         raise LocalModeError("the local AWS emulator is not running")

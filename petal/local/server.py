@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from petal.deployment_contract import OUTPUT_NODE_SETUP_URI
+from petal.local.deploy import STACK_NAME
 from petal.local.emulator import LocalAws, LocalFailure, SimulatedInstall, parse_failure
 
-STACK_NAME: Final = "petal-local"
 IDLE_EXIT_SECONDS: Final = 3600
 # So a person watching `petal --local build` sees the install progress spec by spec.
 DEFAULT_PACE_SECONDS: Final = 1.0

@@ -32,7 +32,6 @@ from urllib.parse import urljoin, urlsplit
 from petal.platforms import operating_system
 from petal.registry.documents import (
     MAX_DOCUMENT_BYTES,
-    MAX_SEED_BYTES,
     IndexEntry,
     RegistryError,
     RegistryIndex,
@@ -40,10 +39,11 @@ from petal.registry.documents import (
     StackMetadata,
     StackNotFound,
     decode,
-    short,
     too_big,
     validated,
 )
+from petal.validation import short
+from petal.yaml_source import MAX_BYTES as MAX_SEED_BYTES
 
 INDEX_PATH: Final = "snapshots/index.json"
 

@@ -4,24 +4,17 @@ how each is decoded and validated (size-capped, strict, against petal/schemas/).
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Any, Final
 
-import jsonschema
-
+from petal.errors import PetalError
 from petal.platforms import Architecture
+from petal.validation import JSON, kind_of, problems
 
 MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024  # a 10,000-stack index is ~1.5 MiB
 
 
-MAX_SEED_BYTES: Final = 1024 * 1024  # petal.yaml_source's limit for seeds
-
-
-class RegistryError(Exception):
+class RegistryError(PetalError):
     """Registry data that cannot be used, or a registry that cannot be read."""
 
     def __init__(self, document: str, field: str, message: str) -> None:
@@ -91,12 +84,6 @@ class StackMetadata:
         return tuple(sorted({v.region for v in self.variants}))
 
 
-@cache
-def _validator(name: str) -> jsonschema.Draft202012Validator:
-    text = resources.files("petal").joinpath(f"schemas/{name}").read_text()
-    return jsonschema.Draft202012Validator(json.loads(text))
-
-
 def too_big(url: str, size: int, limit: int) -> RegistryError:
     return RegistryError(
         url, "", f"is larger than {limit:,} bytes ({size:,}); a registry document is smaller"
@@ -125,78 +112,10 @@ def validated(body: bytes, url: str, schema: str) -> dict[str, Any]:
         hint = " (it looks like an HTML page: is the registry URL right?)" if start == "<" else ""
         raise RegistryError(url, "", f"is not valid JSON: {error}{hint}") from None
     if not isinstance(data, dict):
-        raise RegistryError(url, "", f"must be a JSON object, not {_json_kind(data)}")
-    errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        path, message = _explain(first)
-        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise RegistryError(url, path, message + more)
+        raise RegistryError(url, "", f"must be a JSON object, not {kind_of(data, JSON)}")
+    found = problems(data, schema, vocabulary=JSON)
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
+        raise RegistryError(url, first.path, first.message + more)
     return data
-
-
-_KINDS: Final = {
-    "string": "text",
-    "integer": "a whole number",
-    "number": "a number",
-    "boolean": "true or false",
-    "array": "a list",
-    "object": "an object",
-}
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "null"
-
-
-def _path(parts: Iterable[Any]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
-    path = _path(error.absolute_path)
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    hint = schema.get("description")
-    kind = error.validator
-    expected: Any = error.validator_value
-    value: Any = error.instance
-    if kind == "required":
-        missing = next((n for n in expected if n not in value), expected[0])
-        sub = schema.get("properties", {}).get(missing, {})
-        detail = f": {sub['description']}" if "description" in sub else ""
-        return (f"{path}.{missing}" if path else str(missing)), f"is required{detail}"
-    if kind == "type":
-        message = f"must be {_KINDS.get(str(expected), expected)}, not {_json_kind(value)}"
-    elif kind == "pattern":
-        message = f"{short(value)} is not valid: use {hint or 'the documented format'}"
-    elif kind == "enum":
-        message = f"{short(value)} is not allowed; use one of: {', '.join(map(str, expected))}"
-    elif kind in ("minimum", "maximum"):
-        message = f"{short(value)} is out of range ({hint or kind + ' ' + str(expected)})"
-    elif kind in ("maxItems", "minItems"):
-        bound = "at most" if kind == "maxItems" else "at least"
-        message = f"has {len(value)} entries; {bound} {expected} allowed"
-    elif kind in ("maxLength", "minLength"):
-        bound = "at most" if kind == "maxLength" else "at least"
-        message = f"is {len(value)} characters long; {bound} {expected} allowed"
-    else:
-        message = re.sub(r"\s+", " ", error.message)[:200]
-    return path or "(document)", message

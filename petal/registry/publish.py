@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
-
-import jsonschema
+from typing import Any, Final, Literal
 
 from petal.deployment_contract import (
     TAG_FINGERPRINT,
 )
 from petal.platforms import operating_system
-from petal.snapshot_description import SnapshotDescription
-
-if TYPE_CHECKING:
-    pass
 from petal.sharing.errors import InvalidArgument, Refused, SharingError
 from petal.sharing.kms import KeyLookup, aws_managed_refusal
 from petal.sharing.public import BlockPublicAccessState
 from petal.sharing.snapshots import SharingInfo, SnapshotRecord
+from petal.snapshot_description import SnapshotDescription
+from petal.validation import JSON, problems
 
 INDEX_FILE: Final = "index.json"
 
@@ -32,21 +26,10 @@ INDEX_FILE: Final = "index.json"
 INDEX_VERSION: Final = "1.0"
 
 
-@functools.cache
-def registry_schema(kind: Literal["index", "stack"]) -> dict[str, Any]:
-    text = resources.files("petal").joinpath(f"schemas/registry_{kind}.schema.json").read_text()
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
 def schema_problems(document: Any, kind: Literal["index", "stack"]) -> list[str]:
     """What is wrong with a registry document, one line per problem (empty: valid)."""
-    validator = jsonschema.Draft202012Validator(registry_schema(kind))
-    problems = []
-    for problem in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
-        where = "/".join(str(p) for p in problem.absolute_path) or "(top level)"
-        problems.append(f"{where}: {problem.message}")
-    return problems
+    found = problems(document, f"registry_{kind}.schema.json", vocabulary=JSON)
+    return [str(problem) for problem in found]
 
 
 @dataclass(frozen=True)

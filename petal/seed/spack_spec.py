@@ -103,6 +103,28 @@ class _NodeBuilder:
             compiler=self.compiler,
         )
 
+    def modify(self, kind: str, match: re.Match[str], column: int) -> None:
+        """Apply a version, compiler, flag or key=value token, each at most once."""
+        if kind == "version":
+            if self.versions is not None:
+                raise SpecError(f"a second version for {self.name!r}", column)
+            self.versions = match.group("vvalue")
+        elif kind == "compiler":
+            if self.compiler is not None:
+                raise SpecError(f"a second compiler for {self.name!r}", column)
+            cversion = match.group("cversion")
+            self.compiler = match.group("cname") + (f"@{cversion}" if cversion else "")
+        elif kind == "flag":
+            fname = match.group("fname")
+            if fname in self.flags or fname in self.settings:
+                raise SpecError(f"variant {fname!r} given twice", column)
+            self.flags[fname] = match.group("fsign")
+        else:
+            key = match.group("key")
+            if key in self.settings or key in self.flags:
+                raise SpecError(f"{key!r} given twice", column)
+            self.settings[key] = (match.group("eq"), match.group("kvalue"))
+
 
 _AFTER = {
     "@": "a version such as 1.17, =1.17 or 1.2:1.4",
@@ -121,77 +143,80 @@ def _unexpected(text: str, pos: int) -> str:
 
 def parse_spec(text: str) -> Spec:
     """Parse `text` or raise SpecError naming the first offending character."""
+    _check_characters(text)
+    root, *deps = (node.build() for node in _Parser(text).nodes())
+    names = [d.name for d in deps]
+    for name in names:
+        if names.count(name) > 1 or name == root.name:
+            raise SpecError(f"dependency {name!r} given twice", 1)
+    return Spec(root=root, dependencies=tuple(deps))
+
+
+def _check_characters(text: str) -> None:
     if not text.strip():
         raise SpecError("is empty", 1)
     for index, char in enumerate(text):
         if not char.isascii() or (not char.isprintable() and char not in " \t"):
             raise SpecError(f"contains the control or non-ASCII character {char!r}", index + 1)
 
-    nodes: list[_NodeBuilder] = []
-    current: _NodeBuilder | None = None
-    expect_dependency = False
-    pos = 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise SpecError(_unexpected(text, pos), pos + 1)
-        # lastgroup names the innermost group, so pick the outermost token kind.
-        kind = next(
-            k
-            for k in ("space", "dep", "compiler", "version", "flag", "keyvalue", "name")
-            if match.group(k) is not None
-        )
-        column = pos + 1
-        pos = match.end()
+
+def _kind(match: re.Match[str]) -> str:
+    # lastgroup names the innermost group, so pick the outermost token kind.
+    return next(
+        k
+        for k in ("space", "dep", "compiler", "version", "flag", "keyvalue", "name")
+        if match.group(k) is not None
+    )
+
+
+class _Parser:
+    """Tokens left to right into nodes: the root, then one per '^'."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._nodes: list[_NodeBuilder] = []
+        self._current: _NodeBuilder | None = None
+        self._expect_dependency = False
+
+    def nodes(self) -> list[_NodeBuilder]:
+        text = self._text
+        pos = 0
+        while pos < len(text):
+            match = _TOKEN.match(text, pos)
+            if match is None or match.end() == pos:
+                raise SpecError(_unexpected(text, pos), pos + 1)
+            self._take(_kind(match), match)
+            pos = match.end()
+        if self._expect_dependency:
+            raise SpecError("ends with '^' and no dependency", len(text))
+        if not self._nodes:
+            raise SpecError("has no package name", 1)
+        return self._nodes
+
+    def _take(self, kind: str, match: re.Match[str]) -> None:
+        column = match.start() + 1
         if kind == "space":
-            continue
+            return
         if kind == "dep":
-            if current is None or expect_dependency:
+            if self._current is None or self._expect_dependency:
                 raise SpecError("'^' must follow a package and precede a dependency name", column)
-            expect_dependency = True
-            continue
-        if kind == "name":
-            name = match.group("name")
-            if text.startswith("=", pos):
-                raise SpecError(f"'{name}=' needs a value, e.g. {name}=VALUE", pos + 1)
-            if current is not None and not expect_dependency:
-                raise SpecError(
-                    f"a second package name {name!r}: one spec per list entry, "
-                    "dependencies after '^'",
-                    column,
-                )
-            current = _NodeBuilder(name)
-            nodes.append(current)
-            expect_dependency = False
-            continue
-        if current is None or expect_dependency:
+            self._expect_dependency = True
+        elif kind == "name":
+            self._start_node(match, column)
+        elif self._current is None or self._expect_dependency:
             raise SpecError("must start with a package name", column)
-        if kind == "version":
-            if current.versions is not None:
-                raise SpecError(f"a second version for {current.name!r}", column)
-            current.versions = match.group("vvalue")
-        elif kind == "compiler":
-            if current.compiler is not None:
-                raise SpecError(f"a second compiler for {current.name!r}", column)
-            cversion = match.group("cversion")
-            current.compiler = match.group("cname") + (f"@{cversion}" if cversion else "")
-        elif kind == "flag":
-            fname = match.group("fname")
-            if fname in current.flags or fname in current.settings:
-                raise SpecError(f"variant {fname!r} given twice", column)
-            current.flags[fname] = match.group("fsign")
         else:
-            key = match.group("key")
-            if key in current.settings or key in current.flags:
-                raise SpecError(f"{key!r} given twice", column)
-            current.settings[key] = (match.group("eq"), match.group("kvalue"))
-    if expect_dependency:
-        raise SpecError("ends with '^' and no dependency", len(text))
-    if not nodes:
-        raise SpecError("has no package name", 1)
-    root, *deps = (node.build() for node in nodes)
-    names = [d.name for d in deps]
-    for name in names:
-        if names.count(name) > 1 or name == root.name:
-            raise SpecError(f"dependency {name!r} given twice", 1)
-    return Spec(root=root, dependencies=tuple(deps))
+            self._current.modify(kind, match, column)
+
+    def _start_node(self, match: re.Match[str], column: int) -> None:
+        name = match.group("name")
+        if self._text.startswith("=", match.end()):
+            raise SpecError(f"'{name}=' needs a value, e.g. {name}=VALUE", match.end() + 1)
+        if self._current is not None and not self._expect_dependency:
+            raise SpecError(
+                f"a second package name {name!r}: one spec per list entry, dependencies after '^'",
+                column,
+            )
+        self._current = _NodeBuilder(name)
+        self._nodes.append(self._current)
+        self._expect_dependency = False

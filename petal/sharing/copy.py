@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from petal.aws.ec2_builder import MANAGED
 from petal.deployment_contract import (
+    MANAGED_VALUE,
     ROLE_VOLUME,
     TAG_ARCH,
     TAG_FINGERPRINT,
@@ -17,12 +17,12 @@ from petal.deployment_contract import (
     TAG_ROLE,
     TAG_SEED,
 )
+from petal.sharing.errors import AwsFailure, NotFound, Refused
+from petal.sharing.snapshots import SnapshotRecord, aws_action, get_snapshots
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import TagTypeDef
-from petal.sharing.errors import AwsFailure, NotFound, Refused
-from petal.sharing.snapshots import SnapshotRecord, aws_action, get_snapshots
 
 
 def copy_tags(snapshot: SnapshotRecord) -> list[TagTypeDef]:
@@ -39,7 +39,7 @@ def copy_tags(snapshot: SnapshotRecord) -> list[TagTypeDef]:
                 TAG_ARCH: described.architecture,
                 TAG_SEED: described.seed,
                 TAG_ROLE: ROLE_VOLUME,
-                TAG_MANAGED: MANAGED,  # so that `petal build list` finds the copy
+                TAG_MANAGED: MANAGED_VALUE,  # so that `petal build list` finds the copy
             }
         )
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from petal.errors import PetalError
 
 if TYPE_CHECKING:
     pass
 
 
-class SharingError(Exception):
+class SharingError(PetalError):
     """Something the user has to act on; the message says what."""
 
-    exit_code: int = 1
+    def json_document(self) -> dict[str, Any]:
+        return {"ok": False, "error": str(self), "exit_code": self.exit_code}
 
 
 class InvalidArgument(SharingError):

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Final
 
 from petal.aws.session import new_session
 from petal.identifiers import ACCOUNT_ID, SNAPSHOT_ID
+from petal.sharing.errors import InvalidArgument
 
 if TYPE_CHECKING:
     pass
-from petal.sharing.errors import InvalidArgument
 
 _REGISTRY_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-if TYPE_CHECKING:
-    pass
 from petal.sharing.errors import Refused
 from petal.sharing.snapshots import SnapshotRecord, aws_action
+
+if TYPE_CHECKING:
+    pass
 
 AWS_MANAGED_EBS_ALIAS: Final = "alias/aws/ebs"
 

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-if TYPE_CHECKING:
-    from mypy_boto3_ec2 import EC2Client
 from petal.sharing.errors import AwsFailure, Refused
 from petal.sharing.snapshots import (
     SharingInfo,
@@ -19,6 +17,9 @@ from petal.sharing.snapshots import (
     sharing_of,
     volume_permissions,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
 
 BlockPublicAccessState = Literal["block-all-sharing", "block-new-sharing", "unblocked", "unknown"]
 

@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from petal.aws.ec2_builder import share_snapshot
-
-if TYPE_CHECKING:
-    from mypy_boto3_ec2 import EC2Client
 from petal.sharing.kms import KeyInfo, KeyLookup, key_of, key_policy_statement
 from petal.sharing.snapshots import (
     SharingInfo,
@@ -19,6 +16,9 @@ from petal.sharing.snapshots import (
     sharing_of,
     volume_permissions,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from petal.aws.errors import error_code
 from petal.errors import PetalStepError
+from petal.sharing.errors import AwsFailure, NotFound
+from petal.sharing.inputs import SnapshotRef
 from petal.snapshot_description import SnapshotDescription, parse_description
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import SnapshotTypeDef
-from petal.sharing.errors import AwsFailure, NotFound
-from petal.sharing.inputs import SnapshotRef
 
 
 @contextmanager

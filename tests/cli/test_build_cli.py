@@ -24,10 +24,11 @@ from petal.build.records import BuildRecord, utc_now
 from petal.cli import build_commands
 from petal.cli.main import main
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS, TAG_SEED
+from petal.local.deploy import STACK_NAME
 from petal.local.emulator import NOTHING_INSTALLED, LocalAws, LocalFailure, bootstrap_step_names
-from petal.local.server import STACK_NAME, publish_stack
+from petal.local.server import publish_stack
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import load_seed
+from petal.seed.loading import load_seed
 from tests.workflow.helpers import locks, petal_instances, petal_snapshots, petal_volumes
 
 REPO = Path(__file__).resolve().parents[2]

@@ -29,7 +29,7 @@ from petal.cli.build_progress import (
     step_lines,
     summary_lines,
 )
-from petal.seed.model import load_seed
+from petal.seed.loading import load_seed
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_FILE = "seeds/testing/workload-basic.yaml"

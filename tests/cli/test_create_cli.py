@@ -16,9 +16,10 @@ from moto import mock_aws
 
 from petal.aws import session as aws_session
 from petal.cli import create_command
+from petal.cli.main import dispatch
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_OS, TAG_SEED
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import load_seed
+from petal.seed.loading import load_seed
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = str(REPO / "seeds/bioinformatics.yaml")
@@ -33,7 +34,7 @@ def petal(*argv: str) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     create_command.register(commands)
     args = parser.parse_args(list(argv))
-    code: int = args.func(args)
+    code: int = dispatch(args)
     return code
 
 
@@ -334,3 +335,15 @@ def test_clients_come_from_the_one_helper(env: Path, monkeypatch: pytest.MonkeyP
     petal("create", "--seed", SEED, "--name", "c1", "--subnet", SUBNET, "--dry-run")
     assert calls == [("ec2", "us-east-1")]
     assert os.environ.get("AWS_ENDPOINT_URL") is None
+
+
+def test_a_snapshot_the_config_cannot_use_is_shown_then_refused(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = own_snapshot(size=5)
+    code = petal("create", "--seed", SEED, "--name", "c1", "--subnet", SUBNET, "--size", "5")
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert f"📦 Using software volume: {snapshot}" in out
+    assert "volume.iops: 3000 IOPS needs at least 6 GiB" in err
+    assert not (env / "c1-config.yaml").exists()

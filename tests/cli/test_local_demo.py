@@ -36,7 +36,7 @@ from petal.deployment_contract import (
     TAG_SPACK_VERSION,
 )
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import load_seed
+from petal.seed.loading import load_seed
 from tests.workflow.helpers import petal_instances
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from petal.cli import registry_commands
+from petal.cli.main import dispatch
 from tests.data.registry.registry_server import BAD, RegistryServer
 
 BIO_SEED = str(
@@ -24,7 +25,7 @@ def petal(*argv: str) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     registry_commands.register(commands)
     args = parser.parse_args(list(argv))
-    code: int = args.func(args)
+    code: int = dispatch(args)
     return code
 
 

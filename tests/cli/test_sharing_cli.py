@@ -14,11 +14,12 @@ import boto3
 import pytest
 
 from petal.cli import sharing_commands
+from petal.cli.main import dispatch
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import load_seed
+from petal.seed.loading import load_seed
 from petal.sharing import public
 from petal.snapshot_description import format_description
-from tests.unit.test_snapshot_sharing import (
+from tests.unit.test_sharing import (
     FINGERPRINT,
     OTHER_FINGERPRINT,
     aws,
@@ -41,7 +42,7 @@ def run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="petal build")
     sharing_commands.register(parser.add_subparsers(dest="build_command", required=True))
     args = parser.parse_args(list(argv))
-    code: int = args.func(args)
+    code: int = dispatch(args)
     return code
 
 
@@ -522,12 +523,12 @@ def test_flags_given_to_petal_build_reach_the_subcommand(
             "111122223333",
         ]
     )
-    assert args.func(args) == 0
+    assert dispatch(args) == 0
     assert json.loads(capsys.readouterr().out)["region"] == "us-west-2"
     args = parser.parse_args(
         ["build", "share", f"us-west-2:{snapshot_id}", "--accounts", "444455556666"]
     )
-    assert args.func(args) == 0
+    assert dispatch(args) == 0
     assert "now accounts 111122223333, 444455556666." in capsys.readouterr().out
     # and the subcommand's own flag wins over the parent's
     args = parser.parse_args(
@@ -542,7 +543,7 @@ def test_flags_given_to_petal_build_reach_the_subcommand(
             "us-west-2",
         ]
     )
-    assert args.func(args) == 0
+    assert dispatch(args) == 0
     assert "was not public" in capsys.readouterr().out
 
 

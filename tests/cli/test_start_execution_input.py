@@ -28,8 +28,9 @@ from petal.build.request import (
 from petal.cli import build_commands
 from petal.cli.main import main
 from petal.deployment_contract import OUTPUT_SEED_BUCKET, OUTPUT_STATE_MACHINE_ARN
+from petal.local.deploy import STACK_NAME
 from petal.local.emulator import LocalAws
-from petal.local.server import STACK_NAME, publish_stack
+from petal.local.server import publish_stack
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = "seeds/testing/workload-basic.yaml"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.build_state_machine import PLACEHOLDER
+from petal.build.definition import PLACEHOLDER
 from tests.infra.conftest import REPO_ROOT, Synth, npx, tool, tool_env
 
 STATE_MACHINES = sorted((REPO_ROOT / "statemachines").glob("*.json"))

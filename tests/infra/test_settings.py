@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from stacks.settings import DEFAULTS, PREFIX, RETENTION, PetalSettings, SettingsError
+from petal.validation import load_schema
+from stacks.settings import DEFAULTS, PREFIX, RETENTION, SCHEMA, PetalSettings, SettingsError
 from tests.infra.conftest import TEST_SUBNETS, TEST_VPC, cdk_json_context
 
 NETWORK = {"vpcId": TEST_VPC, "subnetIds": list(TEST_SUBNETS)}
@@ -20,6 +21,12 @@ def test_cdk_json_lists_every_setting_with_its_default() -> None:
     context = cdk_json_context()
     petal_keys = {k.removeprefix(PREFIX): v for k, v in context.items() if k.startswith(PREFIX)}
     assert petal_keys == DEFAULTS
+
+
+def test_the_schema_describes_every_setting_and_retention() -> None:
+    properties = load_schema(SCHEMA)["properties"]
+    assert set(properties) == set(DEFAULTS)
+    assert properties["logRetentionDays"]["enum"] == sorted(RETENTION)
 
 
 def test_defaults() -> None:
@@ -64,9 +71,12 @@ def test_network_is_required_and_the_message_says_how() -> None:
     ("values", "message"),
     [
         ({"vpcId": "vpc-nothex!"}, "not a VPC id"),
-        ({"subnetIds": ["subnet-0123456789abcdef0", "sg-123"]}, "not subnet ids"),
+        (
+            {"subnetIds": ["subnet-0123456789abcdef0", "sg-123"]},
+            r"subnetIds\[1\]: 'sg-123' is not a subnet id",
+        ),
         ({"trustedAccounts": ["12345"]}, "12-digit"),
-        ({"volumeKmsKeyArns": "alias/aws/ebs"}, "not KMS key ARNs"),
+        ({"volumeKmsKeyArns": "alias/aws/ebs"}, "'alias/aws/ebs' is not a KMS key ARN"),
         ({"registryUrl": "http://example.com/index.json"}, "https://"),
         ({"logRetentionDays": 31}, "logRetentionDays"),
         ({"buildTimeoutMinutes": 0}, "buildTimeoutMinutes"),
@@ -90,3 +100,12 @@ def test_null_disables_reserved_concurrency_and_means_default_elsewhere() -> Non
 def test_misspelt_keys_are_errors_not_ignored() -> None:
     with pytest.raises(SettingsError, match="petal:subnetId"):
         settings(subnetId="subnet-0123456789abcdef0")
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings(region="moon-1", readyWaitSeconds="often", intakeConcurrency=0)
+    message = str(caught.value)
+    assert "petal:region: 'moon-1' is not a region name" in message
+    assert "petal:readyWaitSeconds: must be a whole number, not text ('often')" in message
+    assert "petal:intakeConcurrency: must be a whole number of at least 1, not 0" in message

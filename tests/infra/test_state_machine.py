@@ -7,13 +7,9 @@ from typing import Any
 
 import pytest
 
+from petal.build.definition import placeholders
 from petal.deployment_contract import STEP_FUNCTIONS
-from stacks.build_state_machine import (
-    iter_tasks,
-    parse_with_placeholders,
-    placeholders,
-    task_permission,
-)
+from stacks.build_state_machine import iter_tasks, parse_with_placeholders, task_permission
 from tests.infra.conftest import Synth
 
 

@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from petal.build.bootstrap_document import render_bootstrap_document
+from petal.build.definition import placeholders
 from petal.deployment_contract import (
     CALLBACK_FUNCTION,
     ENV_BUILD_LOG_GROUP,
@@ -44,7 +45,6 @@ from petal.deployment_contract import (
     TABLE_SORT_KEY,
     TABLE_TTL_ATTRIBUTE,
 )
-from stacks.build_state_machine import placeholders
 from stacks.functions import FUNCTION_SPECS
 from stacks.node_setup import NODE_SETUP_KEY, NODE_SETUP_PREFIX
 from tests.infra.conftest import REPO_ROOT, TEST_SUBNETS, TEST_TRUSTED_ACCOUNTS, TEST_VPC, Synth

@@ -24,7 +24,10 @@ import yaml
 
 from petal import deployment_contract as contract
 from petal.build.bootstrap_document import (
+    BOOTSTRAP_HELPER_FILE,
     DOCUMENT_SIZE_LIMIT,
+    HELPER_HEREDOC_DELIMITER,
+    HELPER_PLACEHOLDER,
     HEREDOC_DELIMITER,
     SCRIPT_PLACEHOLDER,
     command_parameters,
@@ -37,6 +40,7 @@ from petal.build.log_markers import parse_log
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "bootstrap"
 SCRIPT = REPO / contract.SSM_BOOTSTRAP_SCRIPT
+HELPER = REPO / BOOTSTRAP_HELPER_FILE
 DOCUMENT = REPO / contract.SSM_DOCUMENT_FILE
 
 
@@ -247,15 +251,88 @@ def test_rendered_document_leaves_room_for_the_environment() -> None:
     assert parameter_budget(document) > 24 * 1024
 
 
-def test_render_refuses_a_script_with_ssm_placeholders(tmp_path: Path) -> None:
+def test_rendered_document_holds_the_helper_exactly() -> None:
+    commands = run_command(render_bootstrap_document(REPO))
+    (heredoc,) = [
+        i for i, line in enumerate(commands) if line.endswith(f"<<'{HELPER_HEREDOC_DELIMITER}'")
+    ]
+    assert commands[heredoc].startswith('cat > "$petal_dir/bootstrap_helper.py" ')
+    end = commands.index(HELPER_HEREDOC_DELIMITER, heredoc)
+    # What the here-document writes on the builder.
+    assert "".join(line + "\n" for line in commands[heredoc + 1 : end]) == HELPER.read_text()
+    assert HELPER_PLACEHOLDER not in commands
+    # Next to bootstrap.sh, which finds it there, and written before bash runs the script.
+    script_at = commands.index(f"cat > \"$petal_dir/bootstrap.sh\" <<'{HEREDOC_DELIMITER}'")
+    run_at = commands.index('bash "$petal_dir/bootstrap.sh"')
+    assert script_at < heredoc < run_at
+
+
+def test_rendered_document_with_a_seed_environment_fits_the_limit() -> None:
+    document = render_bootstrap_document(REPO)
+    parameters = command_parameters(
+        volume_id=harness.VOLUME_ID,
+        spack_version="v0.23.0",
+        spack_yaml=(DATA / "spack.yaml").read_text(),
+        build_id=harness.BUILD_ID,
+        fingerprint=harness.FINGERPRINT,
+        execution_timeout_seconds=172800,
+    )
+    values = sum(len(value.encode()) for (value,) in parameters.values())
+    assert document_size(document) + values < DOCUMENT_SIZE_LIMIT
+    assert values < parameter_budget(document)
+
+
+def copy_document(tmp_path: Path) -> None:
+    """A repository root in tmp_path holding the document and the files it injects."""
     (tmp_path / "ssm_documents").mkdir()
-    shutil.copy(DOCUMENT, tmp_path / contract.SSM_DOCUMENT_FILE)
+    for path in (contract.SSM_DOCUMENT_FILE, contract.SSM_BOOTSTRAP_SCRIPT, BOOTSTRAP_HELPER_FILE):
+        shutil.copy(REPO / path, tmp_path / path)
+
+
+def test_render_refuses_a_script_with_ssm_placeholders(tmp_path: Path) -> None:
+    copy_document(tmp_path)
     script = SCRIPT.read_text()
     (tmp_path / contract.SSM_BOOTSTRAP_SCRIPT).write_text(script + "echo '{{ VolumeId }}'\n")
     with pytest.raises(ValueError, match="must not contain"):
         render_bootstrap_document(tmp_path)
     (tmp_path / contract.SSM_BOOTSTRAP_SCRIPT).write_text(script + HEREDOC_DELIMITER + "\n")
     with pytest.raises(ValueError, match="must not contain"):
+        render_bootstrap_document(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "addition",
+    [
+        "# '{{ VolumeId }}'\n",
+        HELPER_HEREDOC_DELIMITER + "\n",
+        "  " + HELPER_HEREDOC_DELIMITER + "\n",
+    ],
+)
+def test_render_refuses_a_helper_with_ssm_placeholders(tmp_path: Path, addition: str) -> None:
+    copy_document(tmp_path)
+    (tmp_path / BOOTSTRAP_HELPER_FILE).write_text(HELPER.read_text() + addition)
+    with pytest.raises(ValueError, match=f"{BOOTSTRAP_HELPER_FILE} must not contain"):
+        render_bootstrap_document(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["x = 1", "x = 1\n\x0cy = 2\n", "s = 'a\u2028b'\n"])
+def test_render_refuses_a_file_the_here_document_would_change(tmp_path: Path, text: str) -> None:
+    copy_document(tmp_path)
+    (tmp_path / BOOTSTRAP_HELPER_FILE).write_bytes(text.encode())
+    with pytest.raises(ValueError, match="must end with a newline"):
+        render_bootstrap_document(tmp_path)
+
+
+@pytest.mark.parametrize("placeholder", [SCRIPT_PLACEHOLDER, HELPER_PLACEHOLDER])
+@pytest.mark.parametrize("times", [0, 2])
+def test_render_needs_each_placeholder_once(tmp_path: Path, placeholder: str, times: int) -> None:
+    copy_document(tmp_path)
+    document = raw_document()
+    commands = run_command(document)
+    at = commands.index(placeholder)
+    commands[at : at + 1] = [placeholder] * times
+    (tmp_path / contract.SSM_DOCUMENT_FILE).write_text(yaml.safe_dump(document))
+    with pytest.raises(ValueError, match=f"must hold {placeholder} exactly once"):
         render_bootstrap_document(tmp_path)
 
 
@@ -302,6 +379,28 @@ _ENV_OF_PARAMETER = {
     "Fingerprint": "FINGERPRINT",
     "HeartbeatSeconds": "HEARTBEAT_SECONDS",
 }
+
+
+def test_script_without_its_helper_fails_before_touching_anything(host: Any) -> None:
+    alone = host.tmp / "alone" / "bootstrap.sh"
+    alone.parent.mkdir()
+    shutil.copy(SCRIPT, alone)
+    result = host.run(["bash", str(alone)])
+    assert result.returncode == 1
+    assert last_line(result.stdout) == (
+        f"PETAL-FAILED parameters: {alone.parent / 'bootstrap_helper.py'} is missing: "
+        "it must lie next to bootstrap.sh"
+    )
+    assert host.calls() == []
+
+
+def test_script_reached_through_a_link_finds_its_helper(tmp_path: Path) -> None:
+    host = harness.make_host(tmp_path)
+    link = host.tmp / "bootstrap.sh"
+    link.symlink_to(SCRIPT)
+    result = host.run(["bash", str(link)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"spack python {HELPER} roots" in " ".join(host.calls("spack"))
 
 
 # --- device --------------------------------------------------------------------------------
@@ -492,7 +591,7 @@ def test_spack_is_driven_through_the_environment(finished: FinishedRun) -> None:
 @pytest.mark.parametrize("modules", ["tcl", "lmod"])
 def test_bootstrap_builds_what_petal_renders(tmp_path: Path, modules: str) -> None:
     """The renderer's spack.yaml (petal.seed.spack_environment) drives the whole fake run."""
-    from petal.seed.model import parse_seed_mapping
+    from petal.seed.loading import parse_seed_mapping
     from petal.seed.spack_environment import render_spack_yaml
 
     data = yaml.safe_load((REPO / "seeds" / "testing" / "workload-basic.yaml").read_text())

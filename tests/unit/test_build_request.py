@@ -14,7 +14,8 @@ from petal.build.request import (
     parse_build_request,
     resolve_seed,
 )
-from petal.seed.model import SeedError, load_seed
+from petal.seed.loading import load_seed
+from petal.seed.model import SeedError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED_FILE = REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml"

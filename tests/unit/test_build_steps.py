@@ -22,7 +22,7 @@ from petal.build.steps.prepare import prepare
 from petal.build.steps.snapshot import snapshot_tags
 from petal.build.table import BuildTable, table_definition
 from petal.errors import CleanupPending, InvalidBuildRequest
-from petal.seed.model import load_seed
+from petal.seed.loading import load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = load_seed(REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml")
@@ -160,6 +160,103 @@ def test_cleanup_pending_is_raised_while_a_volume_detaches(aws: tuple[Any, Build
         )
         with pytest.raises(CleanupPending, match="vol-0123456789abcdef0"):
             cleanup(event, ec2=ec2, table=table, now=NOW)
+
+
+def test_cleanup_releases_each_volume_and_names_those_it_waits_for(
+    aws: tuple[Any, BuildTable],
+) -> None:
+    _, table = aws
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    views: dict[str, dict[str, Any]] = {
+        "vol-0000000000000000a": {
+            "State": "in-use",
+            "Attachments": [{"InstanceId": "i-1", "State": "attached"}],
+        },
+        "vol-0000000000000000b": {"State": "available"},
+        "vol-0000000000000000c": {"State": "creating"},
+    }
+    event = {
+        "state": {"resources": {"volume_id": "vol-0000000000000000b"}},
+        "execution": EXECUTION,
+    }
+    table.create_build(
+        BuildRecord(
+            build_id="b1",
+            status="RUNNING",
+            started_at=iso(NOW),
+            execution_arn=EXECUTION["arn"],
+            volume_id="vol-0000000000000000c",
+        )
+    )
+    with Stubber(ec2) as stub:
+        stub.add_response("describe_instances", {"Reservations": []})
+        stub.add_response(
+            "describe_volumes",
+            {"Volumes": [{"VolumeId": "vol-0000000000000000a", **views["vol-0000000000000000a"]}]},
+        )
+        for volume_id, view in views.items():
+            stub.add_response(
+                "describe_volumes",
+                {"Volumes": [{"VolumeId": volume_id, **view}]},
+                {"VolumeIds": [volume_id]},
+            )
+            if volume_id.endswith("a"):
+                expected = {"VolumeId": volume_id, "InstanceId": "i-1", "Force": True}
+                stub.add_response("detach_volume", {}, expected)
+            if volume_id.endswith("b"):
+                stub.add_response("delete_volume", {}, {"VolumeId": volume_id})
+        with pytest.raises(CleanupPending) as raised:
+            cleanup(event, ec2=ec2, table=table, now=NOW)
+        stub.assert_no_pending_responses()
+    assert str(raised.value) == (
+        "waiting for volume(s) vol-0000000000000000a (detaching), "
+        "vol-0000000000000000c (creating) to be released before deleting them"
+    )
+    record = table.get_build("b1")
+    assert record is not None and (record.status, record.step) == ("RUNNING", "cleanup")
+
+
+def test_cleanup_after_success_closes_the_record_and_releases_the_lock(
+    aws: tuple[Any, BuildTable],
+) -> None:
+    ec2, table = aws
+    fingerprint = "sha256:" + "1" * 64
+    table.create_build(
+        BuildRecord(
+            build_id="b1",
+            status="RUNNING",
+            started_at="2025-02-28T23:00:00Z",
+            fingerprint=fingerprint,
+            os="alinux2023",
+            architecture="x86_64",
+            execution_arn=EXECUTION["arn"],
+        )
+    )
+    table.acquire_lock(
+        fingerprint,
+        "alinux2023",
+        "x86_64",
+        build_id="b1",
+        execution_arn=EXECUTION["arn"],
+        now=NOW,
+        expires_at=NOW,
+    )
+    event = {"state": {"snapshot": {"snapshot_id": "snap-1"}}, "execution": EXECUTION}
+
+    outcome = cleanup(event, ec2=ec2, table=table, now=NOW)
+
+    assert outcome.to_json() == {
+        "build_id": "b1",
+        "status": "SUCCEEDED",
+        "snapshot_id": "snap-1",
+        "duration_seconds": 3600,
+        "removed": [],
+    }
+    record = table.get_build("b1")
+    assert record is not None
+    assert (record.status, record.step, record.snapshot_id) == ("SUCCEEDED", "done", "snap-1")
+    assert record.duration_seconds == 3600 and record.error is None
+    assert list(table.locks()) == []
 
 
 def test_failure_messages_name_step_reason_and_remedy() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import load_seed, parse_seed
+from petal.seed.loading import load_seed, parse_seed
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests/data/fingerprints.json"

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import load_seed, parse_seed
+from petal.seed.loading import load_seed, parse_seed
 from petal.seed.spack_environment import render_spack_yaml, spack_environment
 
 REPO = Path(__file__).resolve().parents[2]

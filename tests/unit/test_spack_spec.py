@@ -74,3 +74,32 @@ def test_error_column_points_at_the_offending_character() -> None:
     with pytest.raises(SpecError) as raised:
         parse_spec("samtools@1.17;rm")
     assert raised.value.column == len("samtools@1.17;")
+
+
+# One per refusal the parser makes: the whole message and the column it points at.
+COLUMNS = [
+    ("   ", "is empty", 1),
+    ("sam\x01tools", "contains the control or non-ASCII character '\\x01'", 4),
+    ("samtools@", "unexpected '@'", 9),
+    ("^zlib", "'^' must follow a package and precede a dependency name", 1),
+    ("samtools ^ ^zlib", "'^' must follow a package and precede a dependency name", 12),
+    ("samtools@1.17 fabrics=", "'fabrics=' needs a value, e.g. fabrics=VALUE", 22),
+    (
+        "samtools bwa",
+        "a second package name 'bwa': one spec per list entry, dependencies after '^'",
+        10,
+    ),
+    ("@1.17", "must start with a package name", 1),
+    ("samtools@1@2", "a second version for 'samtools'", 11),
+    ("samtools %gcc %clang", "a second compiler for 'samtools'", 15),
+    ("samtools +mpi mpi=on", "'mpi' given twice", 15),
+    ("samtools ^", "ends with '^' and no dependency", 10),
+    ("samtools ^zlib ^zlib", "dependency 'zlib' given twice", 1),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "column"), COLUMNS)
+def test_each_refusal_says_what_and_where(text: str, message: str, column: int) -> None:
+    with pytest.raises(SpecError) as raised:
+        parse_spec(text)
+    assert (str(raised.value), raised.value.column) == (message, column)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from petal.user_config import (
+    _STACK_NAME,
+    CONFIG_SCHEMA,
     DEFAULT_REGISTRY_URL,
     SnapshotSource,
     UserConfigError,
@@ -15,6 +17,7 @@ from petal.user_config import (
     default_config_path,
     load_user_config,
 )
+from petal.validation import load_schema
 
 FULL = """\
 # petal settings
@@ -160,7 +163,7 @@ def test_default_path(tmp_path: Path) -> None:
         ("registry:\n  url: ftp://x/y\n", ":2: registry.url: 'ftp://x/y' is not an http(s) URL"),
         (
             "registry:\n  use_public_snapshots: 'yes'\n",
-            ":2: registry.use_public_snapshots: must be true or false, not 'yes'",
+            ":2: registry.use_public_snapshots: must be true or false, not text ('yes')",
         ),
         (
             "registry:\n  trusted_accounts: 123456789012\n",
@@ -251,3 +254,8 @@ def test_unreadable_file(tmp_path: Path) -> None:
 def test_unquoted_twelve_digit_accounts_are_accepted(tmp_path: Path) -> None:
     path = write(tmp_path, "registry:\n  trusted_accounts: [123456789012, '123456789012']\n")
     assert load_user_config(path, environ={}).registry.trusted_accounts == ("123456789012",)
+
+
+def test_the_schema_and_the_environment_check_stack_names_alike() -> None:
+    deployment = load_schema(CONFIG_SCHEMA)["properties"]["deployment"]["properties"]
+    assert deployment["stack_name"]["pattern"] == _STACK_NAME.pattern

@@ -10,7 +10,7 @@ import pytest
 
 from petal.build.definition import StateMachineSettings
 from petal.local.emulator import LocalAws, SimulatedInstall
-from petal.seed.model import load_seed
+from petal.seed.loading import load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED_FILE = REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml"

@@ -14,7 +14,7 @@ from petal.deployment_contract import (
 )
 from petal.local.emulator import LocalAws
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import parse_seed_mapping
+from petal.seed.loading import parse_seed_mapping
 from petal.snapshot_description import parse_description
 from tests.workflow.conftest import seed_document
 from tests.workflow.helpers import locks, petal_instances, petal_snapshots, petal_volumes

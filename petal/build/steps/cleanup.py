@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from petal.aws import ec2_builder
+from petal.aws.ec2_builder import VolumeRelease
 from petal.build.records import BuildRecord, iso, parse_iso
-from petal.build.request import (
-    BUILD_ID_PATTERN,
-)
+from petal.build.request import BUILD_ID_PATTERN
 from petal.build.steps.failure import describe_failure, public_error_name
 from petal.build.table import BuildTable
-from petal.deployment_contract import (
-    TAG_BUILD_ID,
-    TAG_MANAGED,
-)
+from petal.deployment_contract import MANAGED_VALUE, TAG_BUILD_ID, TAG_MANAGED
 from petal.errors import CleanupPending
 
 
@@ -38,6 +34,15 @@ class CleanupOutcome:
         }
 
 
+@dataclass(frozen=True)
+class _OwnedBuild:
+    """The build record, when this execution owns it: only then is it updated."""
+
+    build_id: str
+    record: BuildRecord
+    execution_arn: str
+
+
 def cleanup(
     event: Mapping[str, Any],
     *,
@@ -54,110 +59,166 @@ def cleanup(
     """
     state = event.get("state") or {}
     execution = event["execution"]
-    build = state.get("build") or {}
-    resources = state.get("resources") or {}
     failure = state.get("failure")
     build_id = _cleanup_build_id(state, execution)
-
     record = table.get_build(build_id) if build_id else None
-    ours = record is not None and record.execution_arn == execution["arn"]
-    if ours and build_id and record is not None and record.status == "RUNNING":
-        values: dict[str, Any] = {"step": "cleanup"}
-        if failure:
-            # Recorded now, not only at the end, so a watcher knows which step failed
-            # while the cleanup runs.
-            step, error_name, cause = describe_failure(failure, build_id, record)
-            values["error"] = {"step": step, "error": error_name, "cause": cause}
-        table.update_build(build_id, values, execution_arn=str(execution["arn"]))
-    instance_ids: set[str] = set()
-    volume_ids: set[str] = set()
-    if resources.get("instance_id"):
-        instance_ids.add(str(resources["instance_id"]))
-    if resources.get("volume_id"):
-        volume_ids.add(str(resources["volume_id"]))
-    if ours and record is not None and build_id:
-        instance_ids.update(i for i in (record.instance_id,) if i)
-        volume_ids.update(v for v in (record.volume_id,) if v)
-        tags = {TAG_BUILD_ID: build_id, TAG_MANAGED: ec2_builder.MANAGED}
-        instance_ids.update(i.instance_id for i in ec2_builder.find_instances(ec2, tags))
-        volume_ids.update(
-            v.volume_id for v in ec2_builder.find_volumes(ec2, tags) if v.state != "deleting"
-        )
+    owned = _owned(build_id, record, execution)
+    if owned is not None:
+        _record_cleanup_started(table, owned, failure)
 
+    instance_ids, volume_ids = _leftovers(ec2, state.get("resources") or {}, owned)
     removed = [
         f"terminated {i}" for i in ec2_builder.terminate_instances(ec2, sorted(instance_ids))
     ]
+    removed += _release_volumes(ec2, sorted(volume_ids))
+
+    started = _started_at(state.get("build") or {}, record, execution)
+    duration = int((now - started).total_seconds()) if started else None
+    if failure:
+        outcome, error = _failed(failure, build_id, record, execution, duration, removed)
+    else:
+        outcome, error = _succeeded(state, build_id, duration, removed), None
+    if owned is not None:
+        _record_outcome(table, owned, outcome, error, now)
+    return outcome
+
+
+def _owned(
+    build_id: str | None, record: BuildRecord | None, execution: Mapping[str, Any]
+) -> _OwnedBuild | None:
+    if build_id and record is not None and record.execution_arn == execution["arn"]:
+        return _OwnedBuild(build_id, record, str(execution["arn"]))
+    return None
+
+
+def _record_cleanup_started(
+    table: BuildTable, owned: _OwnedBuild, failure: Mapping[str, Any] | None
+) -> None:
+    if owned.record.status != "RUNNING":
+        return
+    values: dict[str, Any] = {"step": "cleanup"}
+    if failure:
+        # Recorded now, not only at the end, so a watcher knows which step failed
+        # while the cleanup runs.
+        step, error_name, cause = describe_failure(failure, owned.build_id, owned.record)
+        values["error"] = {"step": step, "error": error_name, "cause": cause}
+    table.update_build(owned.build_id, values, execution_arn=owned.execution_arn)
+
+
+def _leftovers(
+    ec2: Any, resources: Mapping[str, Any], owned: _OwnedBuild | None
+) -> tuple[set[str], set[str]]:
+    """(instance ids, volume ids) the build may have left behind.
+
+    The record and the tags are searched only for this execution's build: another
+    execution's resources under the same build id are not ours to remove.
+    """
+    instance_ids = _ids(resources.get("instance_id"))
+    volume_ids = _ids(resources.get("volume_id"))
+    if owned is None:
+        return instance_ids, volume_ids
+    tags = {TAG_BUILD_ID: owned.build_id, TAG_MANAGED: MANAGED_VALUE}
+    instance_ids |= _ids(
+        owned.record.instance_id, *(i.instance_id for i in ec2_builder.find_instances(ec2, tags))
+    )
+    volume_ids |= _ids(
+        owned.record.volume_id,
+        *(v.volume_id for v in ec2_builder.find_volumes(ec2, tags) if v.state != "deleting"),
+    )
+    return instance_ids, volume_ids
+
+
+def _ids(*candidates: Any) -> set[str]:
+    return {str(candidate) for candidate in candidates if candidate}
+
+
+def _release_volumes(ec2: Any, volume_ids: Sequence[str]) -> list[str]:
+    """What was deleted; raises CleanupPending while a volume cannot be deleted yet."""
+    removed: list[str] = []
     pending: list[str] = []
-    for volume_id in sorted(volume_ids):
+    for volume_id in volume_ids:
         view = ec2_builder.describe_volume(ec2, volume_id)
-        if view is None or view.state in ("deleting", "deleted"):
+        if view is None:
             continue
-        if view.attached_to:
-            for instance_id in view.attached_to:
-                # The volume is discarded: a forced detach cannot hurt it.
-                ec2_builder.detach_volume(ec2, volume_id, instance_id, force=True)
-            pending.append(f"{volume_id} (detaching)")
-        elif view.state in ("available", "error"):
-            ec2_builder.delete_volume(ec2, volume_id)
+        released = ec2_builder.release_volume(ec2, view)
+        if released is VolumeRelease.DELETED:
             removed.append(f"deleted {volume_id}")
-        else:
+        elif released is VolumeRelease.DETACHING:
+            pending.append(f"{volume_id} (detaching)")
+        elif released is VolumeRelease.WAITING:
             pending.append(f"{volume_id} ({view.state})")
     if pending:
         raise CleanupPending(
             f"waiting for volume(s) {', '.join(pending)} to be released before deleting them"
         )
+    return removed
 
-    started = _started_at(build, record, execution)
-    duration = int((now - started).total_seconds()) if started else None
-    failed_error: str | None = None
-    if failure:
-        step, failed_error, cause = describe_failure(failure, build_id or "(none)", record)
-        outcome = CleanupOutcome(
-            build_id=build_id or str(execution.get("name", "")),
-            status="FAILED",
-            snapshot_id=None,
-            error=public_error_name(failed_error),
-            cause=cause,
-            failed_step=step,
-            duration_seconds=duration,
-            removed=tuple(removed),
-        )
-    else:
-        outcome = CleanupOutcome(
-            build_id=build_id or "",
-            status="SUCCEEDED",
-            snapshot_id=str((state.get("snapshot") or {}).get("snapshot_id") or "") or None,
-            error=None,
-            cause=None,
-            failed_step=None,
-            duration_seconds=duration,
-            removed=tuple(removed),
-        )
 
-    if ours and record is not None and build_id:
-        if record.fingerprint and record.os and record.architecture:
-            table.release_lock(
-                record.fingerprint,
-                record.os,
-                record.architecture,
-                execution_arn=str(execution["arn"]),
-            )
-        values = {
-            "status": outcome.status,
-            "finished_at": iso(now),
-            "duration_seconds": duration,
-            "step": "done" if outcome.status == "SUCCEEDED" else outcome.failed_step,
-        }
-        if outcome.snapshot_id:
-            values["snapshot_id"] = outcome.snapshot_id
-        if outcome.status == "FAILED":
-            values["error"] = {
-                "step": outcome.failed_step,
-                "error": failed_error,
-                "cause": outcome.cause,
-            }
-        table.update_build(build_id, values, execution_arn=str(execution["arn"]))
-    return outcome
+def _failed(
+    failure: Mapping[str, Any],
+    build_id: str | None,
+    record: BuildRecord | None,
+    execution: Mapping[str, Any],
+    duration: int | None,
+    removed: Sequence[str],
+) -> tuple[CleanupOutcome, dict[str, Any]]:
+    """The outcome, and the error for the record (which keeps the reserved error name)."""
+    step, error_name, cause = describe_failure(failure, build_id or "(none)", record)
+    outcome = CleanupOutcome(
+        build_id=build_id or str(execution.get("name", "")),
+        status="FAILED",
+        snapshot_id=None,
+        error=public_error_name(error_name),
+        cause=cause,
+        failed_step=step,
+        duration_seconds=duration,
+        removed=tuple(removed),
+    )
+    return outcome, {"step": step, "error": error_name, "cause": cause}
+
+
+def _succeeded(
+    state: Mapping[str, Any], build_id: str | None, duration: int | None, removed: Sequence[str]
+) -> CleanupOutcome:
+    return CleanupOutcome(
+        build_id=build_id or "",
+        status="SUCCEEDED",
+        snapshot_id=str((state.get("snapshot") or {}).get("snapshot_id") or "") or None,
+        error=None,
+        cause=None,
+        failed_step=None,
+        duration_seconds=duration,
+        removed=tuple(removed),
+    )
+
+
+def _record_outcome(
+    table: BuildTable,
+    owned: _OwnedBuild,
+    outcome: CleanupOutcome,
+    error: dict[str, Any] | None,
+    now: datetime,
+) -> None:
+    """Release the build's lock and close its record."""
+    record = owned.record
+    if record.fingerprint and record.os and record.architecture:
+        table.release_lock(
+            record.fingerprint,
+            record.os,
+            record.architecture,
+            execution_arn=owned.execution_arn,
+        )
+    values: dict[str, Any] = {
+        "status": outcome.status,
+        "finished_at": iso(now),
+        "duration_seconds": outcome.duration_seconds,
+        "step": "done" if outcome.status == "SUCCEEDED" else outcome.failed_step,
+    }
+    if outcome.snapshot_id:
+        values["snapshot_id"] = outcome.snapshot_id
+    if error is not None:
+        values["error"] = error
+    table.update_build(owned.build_id, values, execution_arn=owned.execution_arn)
 
 
 def _cleanup_build_id(state: Mapping[str, Any], execution: Mapping[str, Any]) -> str | None:

@@ -18,6 +18,7 @@ from petal.build.request import (
 )
 from petal.build.table import BuildIdTaken, BuildTable
 from petal.deployment_contract import (
+    MANAGED_VALUE,
     TAG_ARCH,
     TAG_FINGERPRINT,
     TAG_MANAGED,
@@ -53,7 +54,7 @@ MAX_SCRIPT_HEARTBEAT_SECONDS: Final = 9999
 def managed_snapshot_tags(fingerprint_: str, os_name: str, architecture: str) -> dict[str, str]:
     """The tags that identify a completed build of one stack variant."""
     return {
-        TAG_MANAGED: ec2_builder.MANAGED,
+        TAG_MANAGED: MANAGED_VALUE,
         TAG_FINGERPRINT: fingerprint_,
         TAG_OS: os_name,
         TAG_ARCH: architecture,

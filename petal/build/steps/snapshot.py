@@ -8,6 +8,7 @@ from typing import Any
 from petal.aws import ec2_builder
 from petal.build.table import BuildTable
 from petal.deployment_contract import (
+    MANAGED_VALUE,
     TAG_ARCH,
     TAG_BUILD_ID,
     TAG_FINGERPRINT,
@@ -23,7 +24,7 @@ from petal.snapshot_description import format_description
 def snapshot_tags(build: Mapping[str, Any]) -> dict[str, str]:
     return {
         "Name": f"petal-{build['seed_name']}-{build['os']}-{build['architecture']}",
-        TAG_MANAGED: ec2_builder.MANAGED,
+        TAG_MANAGED: MANAGED_VALUE,
         TAG_FINGERPRINT: str(build["fingerprint"]),
         TAG_OS: str(build["os"]),
         TAG_ARCH: str(build["architecture"]),
@@ -40,7 +41,7 @@ def snapshot(event: Mapping[str, Any], *, ec2: Any, table: BuildTable) -> dict[s
     volume_id, instance_id = str(resources["volume_id"]), str(resources["instance_id"])
     # A retry after the snapshot was created must not start a second one.
     for existing in ec2_builder.find_snapshots(
-        ec2, {TAG_BUILD_ID: build_id, TAG_MANAGED: ec2_builder.MANAGED}, states=()
+        ec2, {TAG_BUILD_ID: build_id, TAG_MANAGED: MANAGED_VALUE}, states=()
     ):
         if existing.state in ("pending", "completed"):
             return {"snapshot_id": existing.snapshot_id, "completed": False, "attempt": 0}

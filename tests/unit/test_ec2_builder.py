@@ -10,9 +10,12 @@ from botocore.stub import Stubber
 
 from petal.aws.ec2_builder import (
     OfficialImage,
+    VolumeRelease,
+    VolumeView,
     find_official_image,
     find_snapshots,
     packages_tag_value,
+    release_volume,
     run_builder,
 )
 from petal.aws.errors import AwsRequestFailed, RetryableAwsError
@@ -214,3 +217,48 @@ def test_the_packages_tag_fits_and_says_how_many_are_left_out() -> None:
     assert shown[:-1] == many[: len(shown) - 1]
     assert packages_tag_value(["x" * 300]) == "+1 more"
     assert packages_tag_value([]) == ""
+
+
+def volume(state: str, attached_to: tuple[str, ...] = ()) -> VolumeView:
+    return VolumeView(
+        volume_id="vol-1", state=state, attached_to=attached_to, create_time=None, tags={}
+    )
+
+
+def test_releasing_an_attached_volume_force_detaches_it_and_does_not_wait(ec2: object) -> None:
+    with Stubber(ec2) as stub:  # type: ignore[arg-type]
+        for instance_id in ("i-1", "i-2"):
+            stub.add_response(
+                "detach_volume",
+                {},
+                {"VolumeId": "vol-1", "InstanceId": instance_id, "Force": True},
+            )
+        released = release_volume(ec2, volume("in-use", ("i-1", "i-2")))
+        stub.assert_no_pending_responses()
+    assert released is VolumeRelease.DETACHING
+
+
+@pytest.mark.parametrize("state", ["available", "error"])
+def test_releasing_a_detached_volume_deletes_it(ec2: object, state: str) -> None:
+    with Stubber(ec2) as stub:  # type: ignore[arg-type]
+        stub.add_response("delete_volume", {}, {"VolumeId": "vol-1"})
+        assert release_volume(ec2, volume(state)) is VolumeRelease.DELETED
+
+
+def test_releasing_tolerates_a_volume_that_is_gone_or_going(ec2: object) -> None:
+    with Stubber(ec2) as stub:  # type: ignore[arg-type]
+        stub.add_client_error("delete_volume", "InvalidVolume.NotFound", "gone")
+        assert release_volume(ec2, volume("available")) is VolumeRelease.DELETED
+        stub.add_client_error("detach_volume", "IncorrectState", "detaching already")
+        assert release_volume(ec2, volume("in-use", ("i-1",))) is VolumeRelease.DETACHING
+        # No request at all: the Stubber would fail on an unexpected call.
+        assert release_volume(ec2, volume("deleting")) is VolumeRelease.GONE
+        assert release_volume(ec2, volume("deleted")) is VolumeRelease.GONE
+        assert release_volume(ec2, volume("creating")) is VolumeRelease.WAITING
+
+
+def test_a_volume_that_cannot_be_deleted_is_an_error(ec2: object) -> None:
+    with Stubber(ec2) as stub:  # type: ignore[arg-type]
+        stub.add_client_error("delete_volume", "VolumeInUse", "attached")
+        with pytest.raises(AwsRequestFailed, match="DeleteVolume vol-1"):
+            release_volume(ec2, volume("available"))

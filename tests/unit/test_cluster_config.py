@@ -20,7 +20,8 @@ from petal.cluster.settings import (
 )
 from petal.deployment_contract import MOUNT_DIR
 from petal.platforms import ARCHITECTURES, OPERATING_SYSTEMS
-from petal.seed.model import Queue, Seed, load_seed
+from petal.seed.loading import load_seed
+from petal.seed.model import Queue, Seed
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = sorted(REPO.glob("seeds/**/*.yaml"))

@@ -14,7 +14,7 @@ from petal.platforms import OPERATING_SYSTEMS
 from petal.registry.client import RegistryClient, default_cache_dir
 from petal.registry.documents import MAX_DOCUMENT_BYTES, RegistryError, StackNotFound
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import parse_seed
+from petal.seed.loading import parse_seed
 from tests.data.registry.registry_server import BAD, RegistryServer, good_files
 
 BIO_FP = "sha256:b0d9ba9061a5149075694a63883706883fadb32066c103b67735e2a627046562"

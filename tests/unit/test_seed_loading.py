@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from petal.seed.model import SeedError, load_seed, parse_seed, parse_seed_mapping
+from petal.seed.loading import load_seed, parse_seed, parse_seed_mapping
+from petal.seed.model import SeedError
 from petal.yaml_source import MAX_BYTES
 
 REPO = Path(__file__).resolve().parents[2]

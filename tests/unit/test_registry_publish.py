@@ -22,7 +22,7 @@ from petal.registry.publish import (
 from petal.sharing.errors import InvalidArgument, Refused
 from petal.sharing.kms import KeyInfo
 from petal.sharing.snapshots import SharingInfo, SnapshotRecord
-from tests.unit.test_snapshot_sharing import (
+from tests.unit.test_sharing import (
     FINGERPRINT,
     OTHER_FINGERPRINT,
     petal_description,

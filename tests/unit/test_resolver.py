@@ -12,12 +12,13 @@ import yaml
 from moto import mock_aws
 
 from lambdas import resolver
+from petal.cluster.resolver_event import ResolverInputError
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import load_seed
+from petal.seed.loading import load_seed
 from petal.user_config import config_from_environment
 from tests.data.registry.moto_sharing import install
 from tests.data.registry.registry_server import RegistryServer
-from tests.unit.test_resolution import TRUSTED, UNTRUSTED, World
+from tests.unit.test_cluster_resolution import TRUSTED, UNTRUSTED, World
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_FILE = REPO / "seeds/bioinformatics.yaml"
@@ -165,11 +166,11 @@ def test_invalid_input_names_the_field(world: World, event: dict[str, Any], mess
     event = {**event}
     if "seed" in event and "overrides" not in event and "subnet_id: is not set" not in message:
         event["overrides"] = {"subnet_id": SUBNET}
-    with pytest.raises(resolver.ResolverInputError, match=message.replace("(", r"\(")):
+    with pytest.raises(ResolverInputError, match=message.replace("(", r"\(")):
         resolver.resolve_event(event, ec2_for_region=world.ec2)
 
 
 def test_a_malformed_environment_is_reported(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PETAL_TRUSTED_ACCOUNTS", "not-an-account")
-    with pytest.raises(resolver.ResolverInputError, match="function environment: environment"):
+    with pytest.raises(ResolverInputError, match="function environment: environment"):
         resolver.resolve_event({"fingerprint": "sha256:" + "0" * 64}, ec2_for_region=world.ec2)

@@ -1,0 +1,391 @@
+"""The SIMULATED builder: an SSM agent that acts out the bootstrap and installs nothing.
+
+When the bootstrap command is sent, an agent thread writes the marker lines a real
+bootstrap prints (PETAL-STEP, PETAL-PROGRESS, PETAL-HEARTBEAT) into the build log
+group, delivers them to log_heartbeat as a CloudWatch Logs subscription would, then
+delivers SSM's "EC2 Command Invocation Status-change Notification" to callback. It
+says in the log that nothing is installed. It also answers DescribeInstanceInformation
+(moto has none) with the builders' agents Online, and acts out the bootstrap's
+injected failures.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import yaml
+from botocore.exceptions import ClientError
+
+from petal.build.bootstrap_document import PARAM_BUILD_ID, PARAM_SPACK_YAML
+from petal.build.log_events import encode_subscription_event
+from petal.deployment_contract import (
+    CALLBACK_FUNCTION,
+    FAILURE_MARKER,
+    HEARTBEAT_MARKER,
+    LOG_HEARTBEAT_FUNCTION,
+    PROGRESS_MARKER,
+    SSM_BOOTSTRAP_SCRIPT,
+    STEP_MARKER,
+    TAG_BUILD_ID,
+)
+from petal.local.deploy import ACCOUNT_ID
+from petal.local.event_bus import command_status_event
+from petal.local.failures import SSM_FAILURE_STATUS
+from petal.local.moto_fixes import BACKEND_LOCK
+
+if TYPE_CHECKING:
+    from petal.build.table import BuildTable
+    from petal.local.deploy import LocalDeployment
+    from petal.local.failures import LocalFailure
+
+NOTHING_INSTALLED: Final = (
+    "petal local mode: SIMULATED builder - nothing runs on any machine and NO SOFTWARE IS "
+    "INSTALLED; these lines only imitate the real bootstrap's output"
+)
+_BEGIN_STEP: Final = re.compile(r"^\s*begin_step\s+([a-z][a-z0-9_-]*)\s*$", re.MULTILINE)
+
+LogLine = tuple[int, str]  # (milliseconds since the epoch, message)
+
+
+class Harness(Protocol):
+    """What the simulated builder uses of the emulator (petal.local.emulator.Harness)."""
+
+    region: str
+    repo_root: Path
+    install: SimulatedInstall
+
+    @property
+    def deployment(self) -> LocalDeployment: ...
+
+    @property
+    def table(self) -> BuildTable: ...
+
+    def client(self, service: str) -> Any: ...
+
+    def failure_for(self, build_id: str | None) -> LocalFailure | None: ...
+
+    def deliver_event(self, module: str, event: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class SimulatedInstall:
+    """How the simulated bootstrap behaves. Time is simulated: log timestamps span
+    `minutes`, with a heartbeat every `heartbeat_minutes`, but it runs in moments."""
+
+    minutes: float = 1.0
+    heartbeat_minutes: float = 5.0
+    # Deliver the final status event twice, then a stale InProgress and a conflicting
+    # Failed after it: what at-least-once, unordered EventBridge delivery may do.
+    duplicate_events: bool = False
+    # Real seconds spent on each root spec, so a person watching local mode sees the
+    # install progress (tests keep 0).
+    pace_seconds: float = 0.0
+
+
+def bootstrap_step_names(repo_root: Path) -> list[str]:
+    """The steps the real bootstrap announces, in order (read from bootstrap.sh)."""
+    script = (repo_root / SSM_BOOTSTRAP_SCRIPT).read_text(encoding="utf-8")
+    return _BEGIN_STEP.findall(script)
+
+
+class SimulatedBuilders:
+    """The SSM agents of every builder: one thread per bootstrap command sent."""
+
+    def __init__(self, harness: Harness, stopped: threading.Event) -> None:
+        self._harness = harness
+        self._stopped = stopped
+        self._agents: list[threading.Thread] = []
+
+    def command_sent(self, command: Any) -> None:
+        """SendCommand returned: each instance's agent starts on the bootstrap."""
+        if command.document_name != self._harness.deployment.document_name:
+            return
+        for instance_id in command.instance_ids:
+            run = _BootstrapRun(
+                self._harness, self._stopped, command.command_id, instance_id, command.parameters
+            )
+            agent = threading.Thread(
+                target=run.run, name=f"local-agent-{command.command_id[:8]}", daemon=True
+            )
+            self._agents.append(agent)
+            agent.start()
+
+    def idle(self) -> bool:
+        """No agent is acting out a bootstrap."""
+        return not any(agent.is_alive() for agent in self._agents)
+
+    def instance_information(self, filters: Any) -> dict[str, Any]:
+        """DescribeInstanceInformation: running builders are Online, unless the build
+        asked for agent-offline."""
+        from moto.ec2.models import ec2_backends
+
+        wanted: set[str] = set()
+        for item in filters or []:
+            if item.get("Key") == "InstanceIds":
+                wanted.update(item.get("Values", []))
+        backend = ec2_backends[ACCOUNT_ID][self._harness.region]
+        found = []
+        for reservation in backend.reservations.values():
+            for instance in reservation.instances:
+                if wanted and instance.id not in wanted:
+                    continue
+                tags = backend.describe_tags(filters={"resource-id": [instance.id]})
+                tag_map = {t["key"]: t["value"] for t in tags}
+                failure = self._harness.failure_for(tag_map.get(TAG_BUILD_ID))
+                offline = failure is not None and failure.mode == "agent-offline"
+                if instance.state != "running" or offline:
+                    continue
+                found.append(
+                    {
+                        "InstanceId": instance.id,
+                        "PingStatus": "Online",
+                        "PlatformType": "Linux",
+                        "AgentVersion": "3.3.0.0-petal-local",
+                        "ResourceType": "EC2Instance",
+                    }
+                )
+        return {"InstanceInformationList": found}
+
+
+class _Transcript:
+    """The bootstrap's output on a simulated clock, handed to `flush` a batch per
+    heartbeat interval, as CloudWatch Logs delivers a stream to a subscription."""
+
+    def __init__(
+        self, start: datetime, beat: timedelta, flush: Callable[[list[LogLine]], None]
+    ) -> None:
+        self.clock = start
+        self._next_beat = start
+        self._beat = beat
+        self._flush = flush
+        self._batch: list[LogLine] = []
+
+    def emit(self, message: str) -> None:
+        self._batch.append((_ms(self.clock), message))
+
+    def advance(self, by: timedelta) -> None:
+        self.clock += by
+        self.heartbeats_due()
+
+    def heartbeats_due(self) -> None:
+        while self.clock >= self._next_beat:
+            beat_line = f"{HEARTBEAT_MARKER} {int(self._next_beat.timestamp())}"
+            self._batch.append((_ms(self._next_beat), beat_line))
+            self._next_beat += self._beat
+            self.flush()
+
+    def flush(self) -> None:
+        self._flush(self._batch)
+        self._batch = []
+
+
+class _BootstrapRun:
+    """One bootstrap command on one builder, acted out by its agent thread."""
+
+    def __init__(
+        self,
+        harness: Harness,
+        stopped: threading.Event,
+        command_id: str,
+        instance_id: str,
+        parameters: dict[str, Any],
+    ) -> None:
+        self._harness = harness
+        self._stopped = stopped
+        self._command_id = command_id
+        self._instance_id = instance_id
+        self._parameters = dict(parameters)
+        self._stream = f"{command_id}/{instance_id}/bootstrap/stdout"
+
+    def run(self) -> None:
+        try:
+            self._simulate()
+        except Exception as error:  # a broken simulation must show, not hang a build
+            self._write_log([(_ms(datetime.now(UTC)), f"agent error: {error}")])
+            raise
+
+    def _simulate(self) -> None:
+        harness = self._harness
+        build_id = str(_first(self._parameters.get(PARAM_BUILD_ID)) or "")
+        failure = harness.failure_for(build_id)
+        mode = failure.mode if failure is not None and failure.step == "bootstrap" else None
+        if not self._wait_until_task_waits():
+            return
+        specs = _root_specs(str(_first(self._parameters.get(PARAM_SPACK_YAML)) or ""))
+        steps = bootstrap_step_names(harness.repo_root)
+        minutes = max(harness.install.minutes, 0.01)
+        beat = max(harness.install.heartbeat_minutes, 0.01)
+        transcript = _Transcript(
+            datetime.now(UTC) - timedelta(minutes=minutes), timedelta(minutes=beat), self._flush
+        )
+        other_share = timedelta(minutes=minutes * 0.2) / max(len(steps), 1)
+        transcript.emit(NOTHING_INSTALLED)
+        transcript.heartbeats_due()
+        for step in steps:
+            transcript.emit(f"{STEP_MARKER} {step}")
+            if step != "install":
+                transcript.emit(f"petal local mode: step {step} simulated, nothing done")
+                transcript.advance(other_share)
+                continue
+            install_share = timedelta(minutes=minutes * 0.8)
+            if not self._install(transcript, specs, install_share / max(len(specs), 1), mode):
+                return
+        transcript.emit(f"{STEP_MARKER} done")
+        transcript.flush()
+        self._finish_command("Success")
+
+    def _install(
+        self, transcript: _Transcript, specs: list[str], per_spec: timedelta, mode: str | None
+    ) -> bool:
+        """The install step, spec by spec; False if `mode` ended the bootstrap in it."""
+        for index, spec in enumerate(specs, start=1):
+            transcript.emit(f"{PROGRESS_MARKER} {index}/{len(specs)} {spec}")
+            transcript.emit(f"==> petal local mode: {spec} NOT installed (simulation)")
+            if mode in SSM_FAILURE_STATUS or mode in ("terminated", "hang"):
+                transcript.flush()
+                self._end_early(str(mode), "install", spec)
+                return False
+            transcript.advance(per_spec)
+            if self._harness.install.pace_seconds > 0:
+                transcript.flush()
+                self._stopped.wait(self._harness.install.pace_seconds)
+        return True
+
+    def _end_early(self, mode: str, step: str, spec: str) -> None:
+        now = _ms(datetime.now(UTC))
+        if mode == "hang":
+            return  # silence: the task's HeartbeatSeconds runs out
+        if mode == "terminated":
+            self._harness.client("ec2").terminate_instances(InstanceIds=[self._instance_id])
+            # The command then fails too, but after the instance events: too late to matter.
+            self._finish_command("Failed")
+            return
+        lines: list[LogLine] = []
+        if mode == "failed":
+            lines = [
+                (now, f"==> Error: simulated failure while installing {spec}"),
+                (now, f"{FAILURE_MARKER} {step}: spack install failed for {spec} (simulated)"),
+            ]
+        self._flush(lines)
+        self._finish_command(SSM_FAILURE_STATUS[mode])
+
+    def _wait_until_task_waits(self, timeout: float = 15.0) -> bool:
+        """Harness plumbing, not the instance's: the bootstrap handler parks the token
+        after SendCommand returns, and moto arms the task's heartbeat clock only after
+        the handler returns. Wait for both, so no event arrives before a real one could."""
+        table, sfn = self._harness.table, self._harness.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stopped.is_set():
+            token = table.get_token(self._command_id)
+            if token is not None:
+                try:
+                    sfn.send_task_heartbeat(taskToken=token.task_token)
+                    return True
+                except ClientError as error:
+                    code = error.response["Error"]["Code"]
+                    if code in ("TaskTimedOut", "TaskDoesNotExist"):
+                        return False
+            time.sleep(0.01)
+        return False
+
+    def _flush(self, batch: list[LogLine]) -> None:
+        """Write lines to the log, and deliver their markers as the subscription would."""
+        if not batch:
+            return
+        self._write_log(batch)
+        markers = [(t, m) for t, m in batch if m.lstrip().startswith("PETAL-")]
+        if markers:
+            self._harness.deliver_event(
+                LOG_HEARTBEAT_FUNCTION,
+                encode_subscription_event(
+                    log_group=self._harness.deployment.build_log_group,
+                    log_stream=self._stream,
+                    messages=markers,
+                    owner=ACCOUNT_ID,
+                ),
+            )
+
+    def _write_log(self, lines: list[LogLine]) -> None:
+        logs = self._harness.client("logs")
+        log_group = self._harness.deployment.build_log_group
+        with contextlib.suppress(ClientError):
+            logs.create_log_stream(logGroupName=log_group, logStreamName=self._stream)
+        logs.put_log_events(
+            logGroupName=log_group,
+            logStreamName=self._stream,
+            # In time order; lines of the same millisecond stay in the order printed.
+            logEvents=[
+                {"timestamp": t, "message": m} for t, m in sorted(lines, key=lambda line: line[0])
+            ],
+        )
+
+    def _finish_command(self, status: str) -> None:
+        """The command ends with `status`: in SSM, and as status events to callback."""
+        harness = self._harness
+        _set_command_status(harness.region, self._command_id, status)
+        document = harness.deployment.document_name
+
+        def event(reported: str) -> dict[str, Any]:
+            return command_status_event(
+                self._command_id, self._instance_id, document, reported, harness.region
+            )
+
+        events = [event(status)]
+        if harness.install.duplicate_events:
+            events += [
+                events[0],
+                event("InProgress"),
+                event("Failed" if status == "Success" else "Success"),
+            ]
+        for each in events:
+            harness.deliver_event(CALLBACK_FUNCTION, each)
+
+
+def _set_command_status(region: str, command_id: str, status: str) -> None:
+    from moto.ssm.models import ssm_backends
+
+    backend = ssm_backends[ACCOUNT_ID][region]
+    with BACKEND_LOCK:
+        for command in backend._commands:
+            if command.command_id == command_id:
+                command.status = status
+                for invocation in command.invocations:
+                    invocation.update(
+                        Status=status,
+                        StatusDetails=status,
+                        ResponseCode=0 if status == "Success" else 1,
+                    )
+
+
+def _root_specs(spack_yaml_base64: str) -> list[str]:
+    """The root specs of the rendered spack.yaml, in the order the bootstrap installs."""
+    try:
+        document = yaml.safe_load(base64.b64decode(spack_yaml_base64))
+        definitions = document["spack"]["definitions"]
+    except (ValueError, TypeError, KeyError, yaml.YAMLError):
+        return ["(unreadable spack.yaml)"]
+    specs: list[str] = []
+    for definition in definitions:
+        for values in definition.values():
+            specs.extend(str(v) for v in values)
+    return specs or ["(no specs)"]
+
+
+def _first(value: Any) -> Any:
+    # SSM parameters are lists of strings.
+    if isinstance(value, list | tuple):
+        return value[0] if value else None
+    return value
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)

@@ -1,0 +1,292 @@
+"""Reading a seed: `load_seed` / `parse_seed` turn a file (or the inline mapping of a
+build request) into a validated, normalised `Seed`, or raise `SeedError` listing every
+problem with its line, field path and what is allowed.
+
+The JSON Schema in petal/schemas/seed.schema.json is the structural truth (editors use
+it too); the checks here are those a schema cannot express: the Spack spec grammar,
+instance-type architecture, EBS ratios.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from petal.identifiers import GP3_IOPS_PER_GIB
+from petal.platforms import DEFAULT_INSTANCE_TYPES, Architecture, instance_architecture
+from petal.seed.model import (
+    COMPILER_PACKAGES,
+    GP3_MIBPS_PER_IOPS,
+    Build,
+    Cluster,
+    HeadNode,
+    Mirror,
+    Queue,
+    Seed,
+    SeedError,
+    Software,
+    Volume,
+)
+from petal.seed.spack_spec import GRAMMAR_HINT, SpecError, parse_spec
+from petal.validation import Problem, kind_of, load_schema, locate
+from petal.validation import problems as schema_problems
+from petal.yaml_source import YamlDocument, YamlSourceError, load_yaml_document
+
+SEED_SCHEMA = "seed.schema.json"
+
+
+def load_seed(path: str | Path) -> Seed:
+    """Read and validate a seed file; raises SeedError (also for unreadable files)."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        raise SeedError(source, [Problem("", f"cannot be read: {error.strerror}")]) from None
+    return parse_seed(raw, source)
+
+
+def parse_seed(text: str | bytes, source: str = "<seed>") -> Seed:
+    try:
+        document = load_yaml_document(text)
+    except YamlSourceError as error:
+        raise SeedError(source, [Problem("", str(error), error.line)]) from None
+    return _validate(document, source)
+
+
+def parse_seed_mapping(data: Any, source: str = "<seed>") -> Seed:
+    """Validate a seed given as already-parsed data (the `seed` of a build request)."""
+    return _validate(YamlDocument(data=data), source)
+
+
+def _validate(document: YamlDocument, source: str) -> Seed:
+    data = document.data
+    if not isinstance(data, dict):
+        problem = Problem("", f"must be a YAML mapping of fields, not {kind_of(data)}", 1)
+        raise SeedError(source, [problem])
+    located = locate(schema_problems(data, SEED_SCHEMA) + _semantic_problems(data), document)
+    if any(p.severity == "error" for p in located):
+        raise SeedError(source, located)
+    return _build_seed(data, tuple(located))
+
+
+# --- checks a schema cannot express -------------------------------------------------
+
+
+def _semantic_problems(data: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    software = _mapping(data.get("software"))
+    for path, spec in _strings(software.get("compilers"), "software.compilers"):
+        problems += _spec_problems(path, spec, compiler=True)
+    for path, spec in _strings(software.get("packages"), "software.packages"):
+        problems += _spec_problems(path, spec, compiler=False)
+    problems += _duplicate_warnings(software.get("packages"), "software.packages")
+    problems += _duplicate_warnings(software.get("compilers"), "software.compilers")
+    problems += _unique_names(software.get("mirrors"), "software.mirrors")
+
+    arch = data.get("architecture", "x86_64")
+    build = _mapping(data.get("build"))
+    cluster = _mapping(data.get("cluster"))
+    head = _mapping(cluster.get("head_node"))
+    queues: list[Any] = cluster["queues"] if isinstance(cluster.get("queues"), list) else []
+    typed: list[tuple[str, Any]] = [
+        ("build.instance_type", build.get("instance_type")),
+        ("cluster.head_node.instance_type", head.get("instance_type")),
+    ]
+    typed += [
+        (f"cluster.queues[{i}].instance_type", _mapping(q).get("instance_type"))
+        for i, q in enumerate(queues)
+    ]
+    if arch in ("x86_64", "arm64"):
+        for path, instance_type in typed:
+            problems += _architecture_problems(path, instance_type, arch)
+
+    volume = _mapping(data.get("volume"))
+    problems += _volume_problems(volume)
+    for index, queue in enumerate(queues):
+        q = _mapping(queue)
+        low, high = q.get("min_count", 0), q.get("max_count", 10)
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            message = (
+                f"min_count {low} is above max_count {high}: lower min_count or raise max_count"
+            )
+            problems.append(Problem(f"cluster.queues[{index}].min_count", message))
+    problems += _unique_names(queues, "cluster.queues")
+    return problems
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                yield f"{path}[{index}]", item
+
+
+def _spec_problems(path: str, text: str, *, compiler: bool) -> list[Problem]:
+    try:
+        spec = parse_spec(text)
+    except SpecError as error:
+        message = f"{text!r} is not a valid Spack spec: {error} at column {error.column}"
+        return [Problem(path, f"{message}; expected {GRAMMAR_HINT}")]
+    if compiler:
+        if spec.name not in COMPILER_PACKAGES:
+            close = difflib.get_close_matches(spec.name, sorted(COMPILER_PACKAGES), n=1)
+            suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+            allowed = ", ".join(sorted(COMPILER_PACKAGES))
+            return [Problem(path, f"{spec.name!r} is not a compiler{suggestion}; use {allowed}")]
+        if spec.root.versions is None:
+            return [Problem(path, f"{text!r} needs a version, e.g. {spec.name}@13.2.0")]
+    return []
+
+
+def _duplicate_warnings(value: Any, path: str) -> list[Problem]:
+    seen: dict[str, str] = {}
+    problems = []
+    for item_path, text in _strings(value, path):
+        try:
+            canonical = parse_spec(text).canonical()
+        except SpecError:
+            continue
+        if canonical in seen:
+            message = f"{text!r} repeats {seen[canonical]}; the duplicate is dropped"
+            problems.append(Problem(item_path, message, severity="warning"))
+        else:
+            seen[canonical] = item_path
+    return problems
+
+
+def _unique_names(value: Any, path: str) -> list[Problem]:
+    seen: set[str] = set()
+    problems = []
+    for index, item in enumerate(value if isinstance(value, list) else []):
+        name = _mapping(item).get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(Problem(f"{path}[{index}].name", f"{name!r} is used twice"))
+            seen.add(name)
+    return problems
+
+
+def _architecture_problems(path: str, instance_type: Any, arch: str) -> list[Problem]:
+    if not isinstance(instance_type, str):
+        return []
+    actual = instance_architecture(instance_type)
+    if actual is None:
+        return [Problem(path, f"{instance_type!r} is not an EC2 instance type (e.g. c6a.4xlarge)")]
+    if actual != arch:
+        example = DEFAULT_INSTANCE_TYPES["builder"][arch]  # type: ignore[index]
+        message = (
+            f"{instance_type} is an {actual} instance type but the seed's architecture is "
+            f"{arch}: use an {arch} type such as {example}, or set architecture: {actual}"
+        )
+        return [Problem(path, message)]
+    return []
+
+
+def _volume_problems(volume: dict[str, Any]) -> list[Problem]:
+    problems = []
+    size, iops = volume.get("size_gb", 500), volume.get("iops", 3000)
+    throughput = volume.get("throughput", 125)
+    # Out-of-range values are already reported by the schema; ratios would only echo them.
+    if all(isinstance(v, int) and v > 0 for v in (size, iops, throughput)):
+        if iops > size * GP3_IOPS_PER_GIB:
+            message = (
+                f"{iops} IOPS needs a volume of at least {-(-iops // GP3_IOPS_PER_GIB)} GiB "
+                f"(gp3 allows {GP3_IOPS_PER_GIB} IOPS per GiB): lower iops or raise size_gb"
+            )
+            problems.append(Problem("volume.iops", message))
+        if throughput > iops * GP3_MIBPS_PER_IOPS:
+            message = (
+                f"{throughput} MiB/s needs at least {int(throughput / GP3_MIBPS_PER_IOPS)} IOPS "
+                "(gp3 allows 0.25 MiB/s per IOPS): lower throughput or raise iops"
+            )
+            problems.append(Problem("volume.throughput", message))
+    if volume.get("kms_key_id") and volume.get("encrypted") is False:
+        message = "a KMS key needs encrypted: true; remove kms_key_id or set encrypted: true"
+        problems.append(Problem("volume.kms_key_id", message))
+    return problems
+
+
+# --- the normalised model ------------------------------------------------------------
+
+
+def _defaults(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with the schema's defaults filled in, one level deep."""
+    filled = dict(data)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in filled and "default" in sub:
+            filled[key] = sub["default"]
+    return filled
+
+
+def _canonical_unique(specs: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for text in specs:
+        seen.setdefault(parse_spec(text).canonical(), None)
+    return tuple(seen)
+
+
+def _build_seed(data: dict[str, Any], warnings: tuple[Problem, ...]) -> Seed:
+    schema = load_schema(SEED_SCHEMA)
+    props = schema["properties"]
+    top = _defaults(schema, data)
+    arch: Architecture = top["architecture"]
+    sw = _defaults(props["software"], top["software"])
+    vol = _defaults(props["volume"], top["volume"])
+    bld = _defaults(props["build"], top["build"])
+    cluster_props = props["cluster"]["properties"]
+    cl = _defaults(props["cluster"], top.get("cluster", {}))
+    head = _defaults(cluster_props["head_node"], cl.get("head_node", {}))
+    queue_schema = cluster_props["queues"]["items"]
+    queues = [_defaults(queue_schema, q) for q in cl["queues"]]
+    return Seed(
+        name=top["name"],
+        description=top["description"],
+        software=Software(
+            spack_version=sw["spack_version"],
+            compilers=_canonical_unique(sw["compilers"]),
+            packages=_canonical_unique(sw["packages"]),
+            mirrors=tuple(Mirror(m["name"], m["url"]) for m in sw["mirrors"]),
+            official_buildcache=sw["official_buildcache"],
+            modules=sw["modules"],
+        ),
+        os=top["os"],
+        architecture=arch,
+        volume=Volume(
+            size_gb=vol["size_gb"],
+            type=vol["type"],
+            iops=vol["iops"],
+            throughput=vol["throughput"],
+            encrypted=vol["encrypted"],
+            kms_key_id=vol.get("kms_key_id"),
+        ),
+        build=Build(
+            instance_type=bld.get("instance_type", DEFAULT_INSTANCE_TYPES["builder"][arch]),
+            timeout_minutes=bld["timeout_minutes"],
+            parallelcluster_version=bld["parallelcluster_version"],
+        ),
+        cluster=Cluster(
+            region=cl.get("region"),
+            key_name=cl.get("key_name"),
+            head_node=HeadNode(
+                instance_type=head.get("instance_type", DEFAULT_INSTANCE_TYPES["head_node"][arch]),
+                subnet_id=head.get("subnet_id"),
+            ),
+            queues=tuple(
+                Queue(
+                    name=q["name"],
+                    instance_type=q.get("instance_type", DEFAULT_INSTANCE_TYPES["compute"][arch]),
+                    min_count=q["min_count"],
+                    max_count=q["max_count"],
+                    subnet_ids=tuple(q.get("subnet_ids", ())),
+                )
+                for q in queues
+            ),
+        ),
+        warnings=warnings,
+    )

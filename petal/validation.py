@@ -1,0 +1,206 @@
+"""Checking documents against petal's JSON Schemas, with messages that name the fix.
+
+Every document petal reads from people or from the network (seeds, build requests,
+registry documents, ~/.petal/config.yaml, the CDK settings) is checked here against its
+schema in petal/schemas/, and every problem is reported the same way: a field path
+such as `software.packages[2]` and a sentence saying what is allowed.
+
+A value's schema can shape the sentences with two annotations: `description` says how
+to fix it ("use <description>"), and `title` names what it is ("must be <title>",
+"'x' is not <title>").
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+import jsonschema
+
+from petal.yaml_source import YamlDocument, join_path
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # "" is the document itself
+    message: str
+    line: int | None = None
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+    def format(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        label = "warning: " if self.severity == "warning" else ""
+        return f"{where}: {label}{self}"
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words for a document's parts, as its authors know them."""
+
+    mapping: str = "a mapping"  # a dict value, in "not a mapping"
+    object: str = "a mapping of fields"  # in "must be a mapping of fields"
+    null: str = "empty (null)"
+    key: str = "field"  # a mapping's key, in "unknown field"
+
+
+YAML = Vocabulary()
+JSON = Vocabulary(mapping="an object", object="an object", null="null")
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A schema of petal/schemas/ by file name, e.g. "seed.schema.json"; callers must
+    not change it (it is shared)."""
+    text = resources.files("petal").joinpath(f"schemas/{name}").read_text()
+    return dict(json.loads(text))
+
+
+@cache
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema(name))
+
+
+def problems(
+    document: Any,
+    schema: str,
+    *,
+    vocabulary: Vocabulary = YAML,
+    leave: Collection[str] = (),
+) -> list[Problem]:
+    """Every way `document` breaks the schema of petal/schemas/ named `schema`, in
+    field order; `leave` names keywords (e.g. "oneOf") the caller explains itself."""
+    found = [
+        problem
+        for error in _validator(schema).iter_errors(document)
+        if error.validator not in leave
+        for problem in _explain(error, vocabulary)
+    ]
+    return sorted(found, key=lambda p: _sort_key(p.path))
+
+
+def locate(found: Iterable[Problem], source: YamlDocument) -> list[Problem]:
+    """The problems with the line of their field (or its nearest ancestor), in line order."""
+    located = [
+        problem if problem.line else replace(problem, line=source.line_of(problem.path))
+        for problem in found
+    ]
+    return sorted(located, key=lambda p: (p.line or 0, _sort_key(p.path)))
+
+
+def kind_of(value: Any, vocabulary: Vocabulary = YAML) -> str:
+    """What `value` is, in words: "a list", "text", ..."""
+    if isinstance(value, dict):
+        return vocabulary.mapping
+    if value is None:
+        return vocabulary.null
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "text", list: "a list"}
+    return names.get(type(value), type(value).__name__)
+
+
+def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _sort_key(path: str) -> list[tuple[int, int | str]]:
+    # "a[10]" after "a[9]": indexes compare as numbers
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\[\]]+", path) if p]
+
+
+def _json_type(name: str, vocabulary: Vocabulary) -> str:
+    return {
+        "string": "text",
+        "integer": "a whole number",
+        "number": "a number",
+        "boolean": "true or false",
+        "array": "a list",
+        "object": vocabulary.object,
+        "null": vocabulary.null,
+    }.get(name, name)
+
+
+def _did_you_mean(value: str, options: list[str], cutoff: float) -> str:
+    close = difflib.get_close_matches(value, options, n=1, cutoff=cutoff)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _explain(error: jsonschema.ValidationError, vocabulary: Vocabulary) -> Iterator[Problem]:
+    path = ""
+    for part in error.absolute_path:
+        path = join_path(path, part)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    value: Any = error.instance
+    expected: Any = error.validator_value
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        for key in sorted(set(value) - set(allowed)):
+            suggestion = _did_you_mean(str(key), allowed, 0.6)
+            message = f"unknown {vocabulary.key}{suggestion}; allowed here: {', '.join(allowed)}"
+            yield Problem(join_path(path, str(key)), message)
+        return
+    if error.validator == "required":
+        for name in expected:
+            if name not in value:
+                sub = schema.get("properties", {}).get(name, {})
+                detail = f": {sub['description']}" if "description" in sub else ""
+                yield Problem(join_path(path, str(name)), f"is required{detail}")
+        return
+    yield Problem(path, _message(error, schema, vocabulary))
+
+
+def _message(error: jsonschema.ValidationError, schema: dict[str, Any], words: Vocabulary) -> str:
+    hint = schema.get("description")
+    # The document's own title names the schema ("petal seed"), not what a value must be.
+    title = schema.get("title") if error.absolute_path else None
+    value: Any = error.instance
+    expected: Any = error.validator_value
+    kind = error.validator
+    if kind == "type":
+        types = [expected] if isinstance(expected, str) else list(expected)
+        wanted = title or " or ".join(_json_type(t, words) for t in types)
+        # A scalar is shown too: "not text ('yes')" says which value to fix.
+        shown = f" ({short(value)})" if type(value) in (str, int, float) else ""
+        return f"must be {wanted}, not {kind_of(value, words)}{shown}"
+    if kind == "enum":
+        options = [str(o) for o in expected]
+        # Numbers that are close as text ("31", "3") are not a likely slip.
+        suggestion = _did_you_mean(value, options, 0.5) if isinstance(value, str) else ""
+        what = f"not {title}" if title else "not allowed"
+        return f"{short(value)} is {what}{suggestion}; use one of: {', '.join(options)}"
+    if kind == "pattern":
+        if title:
+            return f"{short(value)} is not {title}" + (f": use {hint}" if hint else "")
+        return f"{short(value)} is not valid: use {hint or 'the documented format'}"
+    if kind in ("minimum", "maximum"):
+        return _range_message(value, schema.get("minimum"), schema.get("maximum"), title, hint)
+    if kind == "minItems" and expected == 1:
+        return "must not be empty" + (f": {hint}" if hint else "")
+    if kind in ("minItems", "maxItems"):
+        bound = "at least" if kind == "minItems" else "at most"
+        return f"has {len(value)} entries; {bound} {expected} allowed"
+    if kind in ("minLength", "maxLength"):
+        bound = "at least" if kind == "minLength" else "at most"
+        return f"is {len(value)} characters long; {bound} {expected} allowed"
+    return re.sub(r"\s+", " ", error.message)[:200]
+
+
+def _range_message(value: Any, low: Any, high: Any, title: str | None, hint: str | None) -> str:
+    if low is not None and high is not None:
+        bounds = f"from {low} to {high}"
+    else:
+        bounds = f"at least {low}" if low is not None else f"at most {high}"
+    if title:
+        joint = " " if high is not None and low is not None else " of "
+        return f"must be {title}{joint}{bounds}, not {value}"
+    return f"{value} is out of range: must be {bounds}" + (f" ({hint})" if hint else "")
