@@ -1,4 +1,4 @@
-"""Build step CheckBuilderReady: instance running, SSM agent Online, volume available;
+"""Build step CheckReady: instance running, SSM agent Online, volume available;
 then attach the volume. Called in a Wait loop; fails after max_attempts checks."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Build step Prepare: validate the request and seed, fingerprint, find the official
-AMI; reuse a completed snapshot of the stack, or record the build and take its lock."""
+AMI; reuse a completed snapshot of the same software, or record the build and take its lock."""
 
 from __future__ import annotations
 

@@ -34,7 +34,6 @@ from typing import Final
 # and the wheels pip selects must agree, or compiled extensions fail to import.
 LAMBDA_PYTHON_VERSION: Final = "3.12"
 LAMBDA_PLATFORM: Final = "manylinux2014_x86_64"
-LAMBDA_ARCHITECTURE: Final = "x86_64"
 
 # Pinned, transitive dependencies included, so the asset is reproducible and the
 # cache key changes exactly when the bundle's content would. `verify_dependencies`

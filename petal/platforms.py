@@ -20,19 +20,18 @@ class OperatingSystem:
     name: str  # ParallelCluster's Image.Os
     registry_name: str  # the registry format's short name
     ami_name_part: str  # aws-parallelcluster-<version>-<part>-<arch>*
-    package_family: Literal["dnf", "apt"]
 
 
 OPERATING_SYSTEMS: Final[dict[str, OperatingSystem]] = {
     os.name: os
     for os in (
-        OperatingSystem("alinux2023", "al2023", "amzn2023-hvm", "dnf"),
-        OperatingSystem("ubuntu2204", "ubuntu2204", "ubuntu-2204-lts-hvm", "apt"),
-        OperatingSystem("ubuntu2404", "ubuntu2404", "ubuntu-2404-lts-hvm", "apt"),
-        OperatingSystem("rhel8", "rhel8", "rhel8-hvm", "dnf"),
-        OperatingSystem("rocky8", "rocky8", "rocky8-hvm", "dnf"),
-        OperatingSystem("rhel9", "rhel9", "rhel9-hvm", "dnf"),
-        OperatingSystem("rocky9", "rocky9", "rocky9-hvm", "dnf"),
+        OperatingSystem("alinux2023", "al2023", "amzn2023-hvm"),
+        OperatingSystem("ubuntu2204", "ubuntu2204", "ubuntu-2204-lts-hvm"),
+        OperatingSystem("ubuntu2404", "ubuntu2404", "ubuntu-2404-lts-hvm"),
+        OperatingSystem("rhel8", "rhel8", "rhel8-hvm"),
+        OperatingSystem("rocky8", "rocky8", "rocky8-hvm"),
+        OperatingSystem("rhel9", "rhel9", "rhel9-hvm"),
+        OperatingSystem("rocky9", "rocky9", "rocky9-hvm"),
     )
 }
 _BY_REGISTRY_NAME: Final = {os.registry_name: os for os in OPERATING_SYSTEMS.values()}

@@ -15,11 +15,11 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import jsonschema
 
@@ -159,40 +159,90 @@ def _explain(error: jsonschema.ValidationError, vocabulary: Vocabulary) -> Itera
     yield Problem(path, _message(error, schema, vocabulary))
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """One failed schema keyword, with the annotations that shape its message."""
+
+    keyword: str
+    value: Any
+    expected: Any  # the keyword's value in the schema
+    schema: dict[str, Any]
+    title: str | None
+    hint: str | None
+    words: Vocabulary
+
+
 def _message(error: jsonschema.ValidationError, schema: dict[str, Any], words: Vocabulary) -> str:
-    hint = schema.get("description")
-    # The document's own title names the schema ("petal seed"), not what a value must be.
-    title = schema.get("title") if error.absolute_path else None
-    value: Any = error.instance
-    expected: Any = error.validator_value
-    kind = error.validator
-    if kind == "type":
-        types = [expected] if isinstance(expected, str) else list(expected)
-        wanted = title or " or ".join(_json_type(t, words) for t in types)
-        # A scalar is shown too: "not text ('yes')" says which value to fix.
-        shown = f" ({short(value)})" if type(value) in (str, int, float) else ""
-        return f"must be {wanted}, not {kind_of(value, words)}{shown}"
-    if kind == "enum":
-        options = [str(o) for o in expected]
-        # Numbers that are close as text ("31", "3") are not a likely slip.
-        suggestion = _did_you_mean(value, options, 0.5) if isinstance(value, str) else ""
-        what = f"not {title}" if title else "not allowed"
-        return f"{short(value)} is {what}{suggestion}; use one of: {', '.join(options)}"
-    if kind == "pattern":
-        if title:
-            return f"{short(value)} is not {title}" + (f": use {hint}" if hint else "")
-        return f"{short(value)} is not valid: use {hint or 'the documented format'}"
-    if kind in ("minimum", "maximum"):
-        return _range_message(value, schema.get("minimum"), schema.get("maximum"), title, hint)
-    if kind == "minItems" and expected == 1:
-        return "must not be empty" + (f": {hint}" if hint else "")
-    if kind in ("minItems", "maxItems"):
-        bound = "at least" if kind == "minItems" else "at most"
-        return f"has {len(value)} entries; {bound} {expected} allowed"
-    if kind in ("minLength", "maxLength"):
-        bound = "at least" if kind == "minLength" else "at most"
-        return f"is {len(value)} characters long; {bound} {expected} allowed"
-    return re.sub(r"\s+", " ", error.message)[:200]
+    explain = _MESSAGES.get(str(error.validator))
+    if explain is None:
+        return re.sub(r"\s+", " ", error.message)[:200]
+    failure = _Failure(
+        keyword=str(error.validator),
+        value=error.instance,
+        expected=error.validator_value,
+        schema=schema,
+        # The document's own title names the schema ("petal seed"), not what a value must be.
+        title=schema.get("title") if error.absolute_path else None,
+        hint=schema.get("description"),
+        words=words,
+    )
+    return explain(failure)
+
+
+def _type_message(failure: _Failure) -> str:
+    expected, value, words = failure.expected, failure.value, failure.words
+    types = [expected] if isinstance(expected, str) else list(expected)
+    wanted = failure.title or " or ".join(_json_type(t, words) for t in types)
+    # A scalar is shown too: "not text ('yes')" says which value to fix.
+    shown = f" ({short(value)})" if type(value) in (str, int, float) else ""
+    return f"must be {wanted}, not {kind_of(value, words)}{shown}"
+
+
+def _enum_message(failure: _Failure) -> str:
+    value, title = failure.value, failure.title
+    options = [str(o) for o in failure.expected]
+    # Numbers that are close as text ("31", "3") are not a likely slip.
+    suggestion = _did_you_mean(value, options, 0.5) if isinstance(value, str) else ""
+    what = f"not {title}" if title else "not allowed"
+    return f"{short(value)} is {what}{suggestion}; use one of: {', '.join(options)}"
+
+
+def _pattern_message(failure: _Failure) -> str:
+    value, title, hint = failure.value, failure.title, failure.hint
+    if title:
+        return f"{short(value)} is not {title}" + (f": use {hint}" if hint else "")
+    return f"{short(value)} is not valid: use {hint or 'the documented format'}"
+
+
+def _bound_message(failure: _Failure) -> str:
+    low, high = failure.schema.get("minimum"), failure.schema.get("maximum")
+    return _range_message(failure.value, low, high, failure.title, failure.hint)
+
+
+def _items_message(failure: _Failure) -> str:
+    if failure.keyword == "minItems" and failure.expected == 1:
+        return "must not be empty" + (f": {failure.hint}" if failure.hint else "")
+    bound = "at least" if failure.keyword == "minItems" else "at most"
+    return f"has {len(failure.value)} entries; {bound} {failure.expected} allowed"
+
+
+def _length_message(failure: _Failure) -> str:
+    bound = "at least" if failure.keyword == "minLength" else "at most"
+    return f"is {len(failure.value)} characters long; {bound} {failure.expected} allowed"
+
+
+# Keywords without an entry get jsonschema's own message.
+_MESSAGES: Final[dict[str, Callable[[_Failure], str]]] = {
+    "type": _type_message,
+    "enum": _enum_message,
+    "pattern": _pattern_message,
+    "minimum": _bound_message,
+    "maximum": _bound_message,
+    "minItems": _items_message,
+    "maxItems": _items_message,
+    "minLength": _length_message,
+    "maxLength": _length_message,
+}
 
 
 def _range_message(value: Any, low: Any, high: Any, title: str | None, hint: str | None) -> str:

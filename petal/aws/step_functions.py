@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from petal.aws.errors import aws_call, error_code, translate
+from petal.aws.errors import error_code, translate
 
 # The token is no longer usable: the task ended (completed, timed out, or its
 # execution stopped). Nothing to do then, which is what at-least-once delivery needs.
@@ -81,11 +81,3 @@ def execution_status(sfn: Any, arn: str) -> str | None:
             return None
         raise translate("Step Functions DescribeExecution", error) from error
     return str(response["status"])
-
-
-def execution_history_events(sfn: Any, arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    with aws_call("Step Functions GetExecutionHistory"):
-        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-            events.extend(page.get("events", []))
-    return events

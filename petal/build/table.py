@@ -208,7 +208,7 @@ class BuildTable:
         now: datetime,
         expires_at: datetime,
     ) -> LockHolder | None:
-        """Take the lock of a stack variant. None when taken (or already ours); else
+        """Take the lock of a software variant. None when taken (or already ours); else
         who holds it. An expired lock (its ttl passed, TTL deletion lags) is taken over."""
         item = {
             **lock_key(fingerprint, os_name, architecture),

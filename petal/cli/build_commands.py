@@ -2,7 +2,7 @@
 
 The CLI only talks to the deployed pipeline: it starts Step Functions executions with
 the same JSON input a user would pass to `aws stepfunctions start-execution`, and reads
-progress from the builds table the pipeline writes.
+progress from the builds table the pipeline writes; build_watch.py follows the builds.
 """
 
 from __future__ import annotations
@@ -10,22 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from botocore.exceptions import ClientError
-from rich.console import Console
-from rich.live import Live
-
-from petal.aws import session as aws_session
-from petal.aws.deployment import Deployment, DeploymentNotFound, discover_deployment
-from petal.aws.ec2_builder import find_snapshots
+from petal.aws.ec2_builder import SnapshotView, find_snapshots
 from petal.build.cancel import cancel_build
-from petal.build.records import FINISHED, BuildFailure, BuildRecord, iso
+from petal.build.records import FINISHED, BuildRecord
 from petal.build.request import (
     BuildRequest,
     BuildRequestError,
@@ -34,16 +26,17 @@ from petal.build.request import (
     parse_build_request,
     resolve_seed,
 )
-from petal.build.table import BuildTable
 from petal.cli import sharing_commands
-from petal.cli.build_progress import (
-    new_lines,
-    rich_view,
-    status_line,
-    step_lines,
-    summary_lines,
+from petal.cli.build_progress import status_line, step_lines, summary_lines
+from petal.cli.build_watch import (
+    Pipeline,
+    Speaker,
+    build_execution,
+    find_pipeline,
+    print_log,
+    watch,
 )
-from petal.cli.output import add_json_flag, error, is_terminal, print_json
+from petal.cli.output import add_json_flag, error, print_json
 from petal.deployment_contract import MANAGED_VALUE, TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from petal.local import mode as local_mode
@@ -51,13 +44,8 @@ from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_sys
 from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import load_seed
 from petal.seed.model import Seed, SeedError
-from petal.sharing.snapshots import describe_sharing
-from petal.user_config import load_user_config
+from petal.sharing.snapshots import SharingInfo, describe_sharing
 from petal.yaml_source import load_yaml_document
-
-POLL_SECONDS: Final = 5.0
-LOCAL_POLL_SECONDS: Final = 0.3
-EXIT_INTERRUPTED: Final = 130
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,8 +79,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     build.add_argument("--json", action="store_true", help="machine-readable output")
     build.set_defaults(func=_start, build_parser=build)
+    _register_commands(build.add_subparsers(dest="build_command", metavar="COMMAND"))
 
-    commands = build.add_subparsers(dest="build_command", metavar="COMMAND")
+
+def _register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = commands.add_parser("status", help="show a build; --watch follows it")
     _deployment_flags(status, default=argparse.SUPPRESS)
     status.add_argument("build_id", metavar="BUILD_ID")
@@ -140,33 +130,70 @@ def _deployment_flags(parser: argparse.ArgumentParser, default: Any = None) -> N
     )
 
 
-# --- the deployment and its clients -------------------------------------------------
+# --- petal build --seed --------------------------------------------------------------
 
 
 @dataclass
-class Pipeline:
-    deployment: Deployment
-    client: Callable[[str], Any]
+class _Order:
+    """What `petal build --seed FILE` was asked to build."""
 
-    @property
-    def table(self) -> BuildTable:
-        return BuildTable(self.client("dynamodb"), self.deployment.table_name)
-
-
-def _pipeline(args: argparse.Namespace) -> Pipeline:
-    config = load_user_config()
-    region = args.region or config.deployment.region or aws_session.default_region()
-    if region is None:
-        raise DeploymentNotFound("no AWS region: pass --region or set AWS_REGION")
-    stack = args.stack_name or config.deployment.stack_name
-
-    def client(service: str) -> Any:
-        return aws_session.client(service, region)
-
-    return Pipeline(discover_deployment(client("cloudformation"), stack, region), client)
+    seed: Seed
+    # The seed as written, not with the seed's defaults filled in: a request's
+    # os/architecture then gets the defaults of its own variant (an arm64 builder
+    # for --arch arm64), as for a seed_uri request.
+    written: Any
+    variants: list[tuple[str, str]]
 
 
-# --- petal build --seed --------------------------------------------------------------
+def _start(args: argparse.Namespace) -> int:
+    if not _start_flags_fit(args):
+        return EXIT_INVALID
+    order = _read_order(args)
+    if order is None:
+        return EXIT_INVALID
+    pipeline = find_pipeline(args.region, args.stack_name)
+    fp = fingerprint(order.seed)
+    say = Speaker(args.json)
+    say(f"🌸 Building software volume from {args.seed} ({fp[:19]}...)")
+    plan = _plan(args, pipeline, order, fp, say)
+    if plan is None:
+        return EXIT_INVALID
+    requests, reused = plan
+    started = _start_executions(pipeline, requests, args.simulate_failure, say)
+    if args.detach or not started:
+        if args.json:
+            print_json({"fingerprint": fp, "started": started, "reused": reused})
+        for build_id in started:
+            say(f"   Track with: petal build status {build_id} --watch")
+        return EXIT_OK
+    return watch(pipeline, started, order.seed, args.seed, as_json=args.json)
+
+
+def _start_flags_fit(args: argparse.Namespace) -> bool:
+    if args.seed is None:
+        args.build_parser.print_usage(sys.stderr)
+        error("petal build needs --seed FILE (or a command: status, list, logs, cancel, ...)")
+        return False
+    if args.simulate_failure and not local_mode.is_active():
+        error("--simulate-failure works only in local mode: petal --local build ...")
+        return False
+    return True
+
+
+def _read_order(args: argparse.Namespace) -> _Order | None:
+    """The seed and its variants to build; None, reported, when a flag is wrong."""
+    try:
+        seed = load_seed(args.seed)
+        written = load_yaml_document(Path(args.seed).read_bytes()).data
+        variants = _variants(seed, args.os, args.arch)
+        if args.name is not None:
+            check_build_id(args.name, "--name")
+    except SeedError:
+        raise  # a ValueError too, but reported whole by the CLI's one error guard
+    except (UnknownOperatingSystem, ValueError) as failure:
+        error(f"--os: {failure}" if isinstance(failure, UnknownOperatingSystem) else str(failure))
+        return None
+    return _Order(seed, written, variants)
 
 
 def _variants(seed: Seed, os_flag: str | None, arch_flag: str | None) -> list[tuple[str, str]]:
@@ -178,224 +205,85 @@ def _variants(seed: Seed, os_flag: str | None, arch_flag: str | None) -> list[tu
     return [(o, a) for o in dict.fromkeys(oses) for a in dict.fromkeys(arches)]
 
 
-def _start(args: argparse.Namespace) -> int:
-    if args.seed is None:
-        args.build_parser.print_usage(sys.stderr)
-        error("petal build needs --seed FILE (or a command: status, list, logs, cancel, ...)")
-        return EXIT_INVALID
-    if args.simulate_failure and not local_mode.is_active():
-        error("--simulate-failure works only in local mode: petal --local build ...")
-        return EXIT_INVALID
-    try:
-        seed = load_seed(args.seed)
-        # The seed as written, not with the seed's defaults filled in: a request's
-        # os/architecture then gets the defaults of its own variant (an arm64 builder
-        # for --arch arm64), as for a seed_uri request.
-        written = load_yaml_document(Path(args.seed).read_bytes()).data
-        variants = _variants(seed, args.os, args.arch)
-        if args.name is not None:
-            check_build_id(args.name, "--name")
-    except SeedError:
-        raise  # a ValueError too, but reported whole by the CLI's one error guard
-    except (UnknownOperatingSystem, ValueError) as failure:
-        error(f"--os: {failure}" if isinstance(failure, UnknownOperatingSystem) else str(failure))
-        return EXIT_INVALID
-    pipeline = _pipeline(args)
-    fp = fingerprint(seed)
-    say = _Speaker(args.json)
-    say(f"🌸 Building software volume from {args.seed} ({fp[:19]}...)")
-    started: list[str] = []
-    reused: list[dict[str, str]] = []
+def _plan(
+    args: argparse.Namespace, pipeline: Pipeline, order: _Order, fp: str, say: Speaker
+) -> tuple[list[BuildRequest], list[dict[str, str]]] | None:
+    """Per variant, the snapshot to reuse or the request to build one; None, reported,
+    when the seed does not fit a variant (before any build starts)."""
     requests: list[BuildRequest] = []
+    reused: list[dict[str, str]] = []
     now = datetime.now(UTC)
-    for os_name, arch in variants:
-        if not args.force:
-            existing = find_snapshots(
-                pipeline.client("ec2"),
-                {TAG_FINGERPRINT: fp, TAG_OS: os_name, TAG_ARCH: arch, TAG_MANAGED: MANAGED_VALUE},
-            )
-            if existing:
-                snap = existing[0].snapshot_id
-                say(f"✅ Software volume already exists for {os_name}/{arch}: {snap}")
-                reused.append({"os": os_name, "architecture": arch, "snapshot_id": snap})
-                continue
-        build_id = new_build_id(args.name or seed.name, now)
-        if len(variants) > 1:
-            build_id += f"-{operating_system(os_name).registry_name}-{arch.replace('_', '-')}"
-        request = BuildRequest(
-            seed=written,
-            seed_uri=None,
-            seed_version_id=None,
-            force=args.force,
-            build_id=build_id[:64].rstrip("-"),
-            os=os_name,
-            architecture=arch,
-            source=f"cli:{args.seed}",
-        )
-        try:
-            # The checks Prepare makes, before any build starts: a variant the seed
-            # does not fit (x86_64 instance types for arm64) is bad input, not a
-            # build that fails later.
-            resolve_seed(parse_build_request(request.to_document()), _no_seed_reader)
-        except (SeedError, BuildRequestError) as failure:
-            sys.stderr.write(f"{failure}\n")
-            return EXIT_INVALID
+    for os_name, arch in order.variants:
+        snapshot_id = None if args.force else _existing_snapshot(pipeline, fp, os_name, arch)
+        if snapshot_id is not None:
+            say(f"✅ Software volume already exists for {os_name}/{arch}: {snapshot_id}")
+            reused.append({"os": os_name, "architecture": arch, "snapshot_id": snapshot_id})
+            continue
+        request = _request(args, order, os_name, arch, now)
+        if not _seed_fits(request):
+            return None
         requests.append(request)
-    for request in requests:
-        document = request.to_document()
-        if args.simulate_failure:
-            local_mode.request_failure(str(request.build_id), args.simulate_failure)
-        pipeline.client("stepfunctions").start_execution(
-            stateMachineArn=pipeline.deployment.state_machine_arn,
-            name=request.build_id,
-            input=_json(document),
-        )
-        started.append(str(request.build_id))
-        say(f"⏳ Started build {request.build_id} ({request.os}/{request.architecture})")
-    if args.json and (args.detach or not started):
-        print_json({"fingerprint": fp, "started": started, "reused": reused})
-    if not started:
-        return EXIT_OK
-    if args.detach:
-        for build_id in started:
-            say(f"   Track with: petal build status {build_id} --watch")
-        return EXIT_OK
-    return _watch(pipeline, started, seed, args.seed, as_json=args.json)
+    return requests, reused
 
 
-def _json(document: Any) -> str:
-    return json.dumps(document, separators=(",", ":"))
+def _existing_snapshot(pipeline: Pipeline, fp: str, os_name: str, arch: str) -> str | None:
+    existing = find_snapshots(
+        pipeline.client("ec2"),
+        {TAG_FINGERPRINT: fp, TAG_OS: os_name, TAG_ARCH: arch, TAG_MANAGED: MANAGED_VALUE},
+    )
+    return existing[0].snapshot_id if existing else None
+
+
+def _request(
+    args: argparse.Namespace, order: _Order, os_name: str, arch: str, now: datetime
+) -> BuildRequest:
+    build_id = new_build_id(args.name or order.seed.name, now)
+    if len(order.variants) > 1:
+        build_id += f"-{operating_system(os_name).registry_name}-{arch.replace('_', '-')}"
+    return BuildRequest(
+        seed=order.written,
+        seed_uri=None,
+        seed_version_id=None,
+        force=args.force,
+        build_id=build_id[:64].rstrip("-"),
+        os=os_name,
+        architecture=arch,
+        source=f"cli:{args.seed}",
+    )
+
+
+def _seed_fits(request: BuildRequest) -> bool:
+    try:
+        # The checks Prepare makes, before any build starts: a variant the seed
+        # does not fit (x86_64 instance types for arm64) is bad input, not a
+        # build that fails later.
+        resolve_seed(parse_build_request(request.to_document()), _no_seed_reader)
+    except (SeedError, BuildRequestError) as failure:
+        sys.stderr.write(f"{failure}\n")
+        return False
+    return True
 
 
 def _no_seed_reader(bucket: str, key: str, version_id: str | None) -> bytes:
     raise AssertionError("the CLI sends the seed inline")
 
 
-class _Speaker:
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def __call__(self, text: str) -> None:
-        if not self.quiet:
-            print(text, flush=True)
-
-
-# --- watching -------------------------------------------------------------------------
-
-
-def _watch(
-    pipeline: Pipeline,
-    build_ids: Sequence[str],
-    seed: Seed | None,
-    seed_file: str | None,
-    *,
-    as_json: bool = False,
-    json_list: bool = True,
-    sleep: Callable[[float], None] = time.sleep,
-) -> int:
-    table = pipeline.table
-    records: dict[str, BuildRecord] = {}
-
-    def unrecorded(build_id: str) -> BuildRecord | None:
-        return _ended_without_record(pipeline, table, build_id)
-
-    try:
-        if is_terminal() and not as_json:
-            with Live(console=Console(), refresh_per_second=2, transient=False) as live:
-                while not _all_finished(table, build_ids, records, unrecorded):
-                    live.update(rich_view(list(records.values()), datetime.now(UTC)))
-                    sleep(_poll_seconds())
-                live.update(rich_view(list(records.values()), datetime.now(UTC)))
-        else:
-            printed: dict[str, list[str]] = {b: [] for b in build_ids}
-            while True:
-                done = _all_finished(table, build_ids, records, unrecorded)
-                if not as_json:
-                    for build_id, record in records.items():
-                        for line in new_lines(printed[build_id], record, len(build_ids) > 1):
-                            print(line, flush=True)
-                if done:
-                    break
-                sleep(_poll_seconds())
-    except KeyboardInterrupt:
-        sys.stderr.write("\nStopped watching; the build goes on. Resume with:\n")
-        for build_id in build_ids:
-            sys.stderr.write(f"  petal build status {build_id} --watch\n")
-        return EXIT_INTERRUPTED
-    if as_json:
-        documents = [records[b].to_json() for b in build_ids if b in records]
-        # `petal build status ID --json` prints one record, watched or not.
-        print_json(documents if json_list or len(documents) != 1 else documents[0])
-    else:
-        for build_id in build_ids:
-            if build_id in records:
-                print()
-                print("\n".join(summary_lines(records[build_id], seed, seed_file or "SEED")))
-    ok = all(records[b].status in ("SUCCEEDED", "REUSED") for b in build_ids if b in records)
-    return EXIT_OK if ok and len(records) == len(build_ids) else EXIT_FAILURE
-
-
-def _poll_seconds() -> float:
-    return LOCAL_POLL_SECONDS if local_mode.is_active() else POLL_SECONDS
-
-
-def _all_finished(
-    table: BuildTable,
-    build_ids: Sequence[str],
-    records: dict[str, BuildRecord],
-    unrecorded: Callable[[str], BuildRecord | None],
-) -> bool:
-    for build_id in build_ids:
-        record = table.get_build(build_id)
-        if record is None and build_id not in records:
-            record = unrecorded(build_id)
-        if record is not None:
-            records[build_id] = record
-    return len(records) == len(build_ids) and all(r.status in FINISHED for r in records.values())
-
-
-def _ended_without_record(
-    pipeline: Pipeline, table: BuildTable, build_id: str
-) -> BuildRecord | None:
-    """A build whose execution ended before Prepare wrote its record (Prepare rejected
-    the request, or failed): no record will come, so the execution says what happened."""
-    execution = _build_execution(pipeline, build_id)
-    if execution is None or execution["status"] == "RUNNING":
-        return None
-    record = table.get_build(build_id)  # written just before the execution ended
-    if record is not None:
-        return record
-    request = json.loads(execution.get("input") or "{}")
-    status = execution["status"]
-    arn = execution["executionArn"]
-    return BuildRecord(
-        build_id=build_id,
-        status="CANCELLED" if status == "ABORTED" else "FAILED",
-        started_at=iso(execution["startDate"]),
-        finished_at=iso(execution.get("stopDate") or datetime.now(UTC)),
-        os=request.get("os"),
-        architecture=request.get("architecture"),
-        step="prepare",
-        execution_arn=arn,
-        error=BuildFailure(
-            step="prepare",
-            error=str(execution.get("error") or status),
-            cause=str(execution.get("cause") or f"the execution ended {status} before it began"),
-        ),
-    )
-
-
-def _build_execution(pipeline: Pipeline, build_id: str) -> dict[str, Any] | None:
-    """DescribeExecution of the build's execution (named by the build id), if any."""
-    machine = pipeline.deployment.state_machine_arn
-    arn = machine.replace(":stateMachine:", ":execution:", 1) + f":{build_id}"
-    try:
-        execution: dict[str, Any] = pipeline.client("stepfunctions").describe_execution(
-            executionArn=arn
+def _start_executions(
+    pipeline: Pipeline, requests: list[BuildRequest], simulate_failure: str | None, say: Speaker
+) -> list[str]:
+    """Start each request's execution; the build ids started."""
+    started: list[str] = []
+    for request in requests:
+        if simulate_failure:
+            local_mode.request_failure(str(request.build_id), simulate_failure)
+        pipeline.client("stepfunctions").start_execution(
+            stateMachineArn=pipeline.deployment.state_machine_arn,
+            name=request.build_id,
+            input=json.dumps(request.to_document(), separators=(",", ":")),
         )
-    except ClientError:
-        return None  # not started (yet)
-    return {**execution, "executionArn": arn}
+        started.append(str(request.build_id))
+        say(f"⏳ Started build {request.build_id} ({request.os}/{request.architecture})")
+    return started
 
 
 # --- status, list, logs, cancel ------------------------------------------------------------
@@ -409,19 +297,19 @@ def _find(pipeline: Pipeline, build_id: str) -> BuildRecord | None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args)
+    pipeline = find_pipeline(args.region, args.stack_name)
     if (
         args.watch
         and pipeline.table.get_build(args.build_id) is None
-        and _build_execution(pipeline, args.build_id) is not None
+        and build_execution(pipeline, args.build_id) is not None
     ):
         # Started moments ago (`petal build --detach`): Prepare writes the record soon.
-        return _watch(pipeline, [args.build_id], None, None, as_json=args.json, json_list=False)
+        return watch(pipeline, [args.build_id], None, None, as_json=args.json, json_list=False)
     record = _find(pipeline, args.build_id)
     if record is None:
         return EXIT_FAILURE
     if args.watch and record.status not in FINISHED:
-        return _watch(pipeline, [args.build_id], None, None, as_json=args.json, json_list=False)
+        return watch(pipeline, [args.build_id], None, None, as_json=args.json, json_list=False)
     if args.json:
         print_json(record.to_json())
     else:
@@ -435,7 +323,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args)
+    pipeline = find_pipeline(args.region, args.stack_name)
     builds = pipeline.table.list_builds(limit=args.limit, status=args.status, seed=args.seed)
     ec2 = pipeline.client("ec2")
     volumes = find_snapshots(ec2, {TAG_MANAGED: MANAGED_VALUE})
@@ -446,25 +334,32 @@ def _list(args: argparse.Namespace) -> int:
         print_json(
             {
                 "builds": [b.to_json() for b in builds],
-                "software_volumes": [
-                    {
-                        "snapshot_id": v.snapshot_id,
-                        "fingerprint": v.tags.get(TAG_FINGERPRINT),
-                        "os": v.tags.get(TAG_OS),
-                        "architecture": v.tags.get(TAG_ARCH),
-                        "seed": v.tags.get("petal:seed"),
-                        "packages": v.tags.get("petal:packages"),
-                        "size_gb": v.size_gb,
-                        "created": v.start_time,
-                        "sharing": shared[v.snapshot_id].to_json()
-                        if v.snapshot_id in shared
-                        else None,
-                    }
-                    for v in volumes
-                ],
+                "software_volumes": [_volume_json(v, shared.get(v.snapshot_id)) for v in volumes],
             }
         )
-        return EXIT_OK
+    else:
+        _print_listing(builds, volumes, shared)
+    return EXIT_OK
+
+
+def _volume_json(volume: SnapshotView, sharing: SharingInfo | None) -> dict[str, Any]:
+    tags = volume.tags
+    return {
+        "snapshot_id": volume.snapshot_id,
+        "fingerprint": tags.get(TAG_FINGERPRINT),
+        "os": tags.get(TAG_OS),
+        "architecture": tags.get(TAG_ARCH),
+        "seed": tags.get("petal:seed"),
+        "packages": tags.get("petal:packages"),
+        "size_gb": volume.size_gb,
+        "created": volume.start_time,
+        "sharing": sharing.to_json() if sharing is not None else None,
+    }
+
+
+def _print_listing(
+    builds: list[BuildRecord], volumes: list[SnapshotView], shared: dict[str, SharingInfo]
+) -> None:
     now = datetime.now(UTC)
     print("Builds:" if builds else "Builds: none yet (start one with: petal build --seed FILE)")
     for record in builds:
@@ -479,40 +374,22 @@ def _list(args: argparse.Namespace) -> int:
         if v.snapshot_id in shared:
             line += f"  shared: {shared[v.snapshot_id].summary()}"
         print(line)
-    return EXIT_OK
 
 
 def _logs(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args)
+    pipeline = find_pipeline(args.region, args.stack_name)
     record = _find(pipeline, args.build_id)
     if record is None:
         return EXIT_FAILURE
     if not record.command_id:
         error(f"build {args.build_id} has no bootstrap log yet (step: {record.step})")
         return EXIT_FAILURE
-    logs = pipeline.client("logs")
     group = record.log_group or pipeline.deployment.build_log_group
-    seen: set[str] = set()
-    while True:
-        # Read before printing: lines written until the build finished are all printed.
-        latest = pipeline.table.get_build(args.build_id) if args.follow else None
-        kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNamePrefix": record.command_id}
-        for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
-            for event in page.get("events", []):
-                if event["eventId"] not in seen:
-                    seen.add(event["eventId"])
-                    sys.stdout.write(event["message"].rstrip("\n") + "\n")
-        sys.stdout.flush()
-        if not args.follow or latest is None or latest.status in FINISHED:
-            return EXIT_OK
-        try:
-            time.sleep(_poll_seconds())
-        except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
+    return print_log(pipeline, args.build_id, group, record.command_id, follow=args.follow)
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args)
+    pipeline = find_pipeline(args.region, args.stack_name)
     record = _find(pipeline, args.build_id)
     if record is None:
         return EXIT_FAILURE

@@ -16,7 +16,7 @@ from petal.cli.output import error, is_terminal, print_json
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, InvalidInput, PetalError
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
 from petal.registry.client import RegistryClient
-from petal.registry.documents import IndexEntry, RegistryError, SnapshotVariant, StackMetadata
+from petal.registry.documents import EntryMetadata, IndexEntry, RegistryError, SnapshotVariant
 from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import load_seed
 from petal.user_config import UserConfig, UserConfigError, load_user_config
@@ -124,7 +124,7 @@ def _warn(client: RegistryClient) -> None:
         sys.stderr.write(f"petal: warning: {warning}\n")
 
 
-def _entry_json(entry: IndexEntry) -> dict[str, Any]:
+def _index_entry_json(entry: IndexEntry) -> dict[str, Any]:
     return {
         "name": entry.name,
         "fingerprint": entry.fingerprint,
@@ -147,20 +147,20 @@ def _variant_json(variant: SnapshotVariant) -> dict[str, Any]:
     }
 
 
-def _stack_json(stack: StackMetadata) -> dict[str, Any]:
+def _metadata_json(entry: EntryMetadata) -> dict[str, Any]:
     return {
-        "name": stack.name,
-        "description": stack.description,
-        "fingerprint": stack.fingerprint,
-        "aws_account": stack.aws_account,
-        "seed_url": stack.seed_url,
-        "packages": list(stack.packages),
-        "public": stack.public,
-        "verified": stack.verified,
-        "created": stack.created,
-        "updated": stack.updated,
-        "metadata_url": stack.url,
-        "variants": [_variant_json(v) for v in stack.variants],
+        "name": entry.name,
+        "description": entry.description,
+        "fingerprint": entry.fingerprint,
+        "aws_account": entry.aws_account,
+        "seed_url": entry.seed_url,
+        "packages": list(entry.packages),
+        "public": entry.public,
+        "verified": entry.verified,
+        "created": entry.created,
+        "updated": entry.updated,
+        "metadata_url": entry.url,
+        "variants": [_variant_json(v) for v in entry.variants],
     }
 
 
@@ -203,7 +203,7 @@ def _list(args: argparse.Namespace) -> int:
                 {
                     "registry": client.base_url,
                     "version": index.version,
-                    "snapshots": [_entry_json(e) for e in index.entries],
+                    "snapshots": [_index_entry_json(e) for e in index.entries],
                 }
             )
         else:
@@ -219,7 +219,7 @@ def _search(args: argparse.Namespace) -> int:
 
     def body(client: RegistryClient) -> int:
         # The index carries names, descriptions and package lists, so a search is one
-        # request however many stacks there are.
+        # request however many entries there are.
         hits = [
             e
             for e in client.index().entries
@@ -232,7 +232,7 @@ def _search(args: argparse.Namespace) -> int:
                 {
                     "registry": client.base_url,
                     "query": args.text,
-                    "snapshots": [_entry_json(e) for e in hits],
+                    "snapshots": [_index_entry_json(e) for e in hits],
                 }
             )
         elif hits:
@@ -247,25 +247,25 @@ def _search(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     def body(client: RegistryClient) -> int:
-        stack = client.stack(args.name)
+        entry = client.entry(args.name)
         if args.json:
-            print_json({"registry": client.base_url, **_stack_json(stack)})
+            print_json({"registry": client.base_url, **_metadata_json(entry)})
             return EXIT_OK
-        print(f"{stack.name}: {stack.description}")
-        print(f"  fingerprint: {stack.fingerprint}")
-        print(f"  owner: AWS account {stack.aws_account}")
-        if stack.packages:
-            print(f"  packages: {', '.join(stack.packages)}")
-        if stack.seed_url:
-            print(f"  seed: {stack.seed_url}")
-        flags = [f"{k}={v}" for k, v in (("public", stack.public), ("verified", stack.verified))]
+        print(f"{entry.name}: {entry.description}")
+        print(f"  fingerprint: {entry.fingerprint}")
+        print(f"  owner: AWS account {entry.aws_account}")
+        if entry.packages:
+            print(f"  packages: {', '.join(entry.packages)}")
+        if entry.seed_url:
+            print(f"  seed: {entry.seed_url}")
+        flags = [f"{k}={v}" for k, v in (("public", entry.public), ("verified", entry.verified))]
         dates = [
-            f"{k} {v}" for k, v in (("created", stack.created), ("updated", stack.updated)) if v
+            f"{k} {v}" for k, v in (("created", entry.created), ("updated", entry.updated)) if v
         ]
         print(f"  {', '.join(flags + dates)}")
         rows = [
             (v.region, v.snapshot_id, v.os, v.architecture, f"{v.size_gb} GiB", v.description)
-            for v in stack.variants
+            for v in entry.variants
         ]
         _table("Variants", ("REGION", "SNAPSHOT", "OS", "ARCH", "SIZE", "DESCRIPTION"), rows)
         return EXIT_OK
@@ -275,7 +275,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _regions(args: argparse.Namespace) -> int:
     def body(client: RegistryClient) -> int:
-        stack = client.stack(args.name)
+        entry = client.entry(args.name)
         regions: list[dict[str, Any]] = [
             {
                 "region": region,
@@ -286,27 +286,27 @@ def _regions(args: argparse.Namespace) -> int:
                         "architecture": v.architecture,
                         "size_gb": v.size_gb,
                     }
-                    for v in stack.variants
+                    for v in entry.variants
                     if v.region == region
                 ],
             }
-            for region in stack.regions()
+            for region in entry.regions()
         ]
         if args.json:
-            print_json({"registry": client.base_url, "name": stack.name, "regions": regions})
+            print_json({"registry": client.base_url, "name": entry.name, "regions": regions})
         else:
             rows = [
                 (
                     region,
                     ", ".join(
                         f"{v.os}/{v.architecture}/{v.size_gb} GiB"
-                        for v in stack.variants
+                        for v in entry.variants
                         if v.region == region
                     ),
                 )
-                for region in stack.regions()
+                for region in entry.regions()
             ]
-            _table(f"Regions of {stack.name}", ("REGION", "VARIANTS"), rows)
+            _table(f"Regions of {entry.name}", ("REGION", "VARIANTS"), rows)
         return EXIT_OK
 
     return _run(args, body)
@@ -323,10 +323,10 @@ def _check(args: argparse.Namespace) -> int:
     fp = fingerprint(seed)
 
     def body(client: RegistryClient) -> int:
-        stack = client.find(fp)
+        entry = client.find(fp)
         variants = [
             v
-            for v in (stack.variants if stack else ())
+            for v in (entry.variants if entry else ())
             if v.os == os_name
             and v.architecture == arch
             and (args.region is None or v.region == args.region)
@@ -342,16 +342,16 @@ def _check(args: argparse.Namespace) -> int:
                     "architecture": arch,
                     "region": args.region,
                     "found": found,
-                    "stack": stack.name if stack else None,
+                    "stack": entry.name if entry else None,
                     "variants": [_variant_json(v) for v in variants],
                 }
             )
-        elif found and stack is not None:
+        elif found and entry is not None:
             where = ", ".join(sorted({v.region for v in variants}))
-            print(f"{args.seed}: {stack.name} has {os_name}/{arch} snapshots in {where}")
+            print(f"{args.seed}: {entry.name} has {os_name}/{arch} snapshots in {where}")
             print(f"  create a cluster with: petal create --seed {args.seed} --name <cluster>")
         else:
-            offered = "" if stack is None else f" ({stack.name} offers other variants)"
+            offered = "" if entry is None else f" ({entry.name} offers other variants)"
             print(f"{args.seed}: no {os_name}/{arch} snapshot in the registry for {fp}{offered}")
             print(f"  build one with: petal build --seed {args.seed}")
         return EXIT_OK if found else EXIT_FAILURE

@@ -34,7 +34,7 @@ from petal.errors import EXIT_FAILURE, EXIT_INVALID, PetalError
 from petal.identifiers import FINGERPRINT, MAX_VOLUME_GB, REGION
 from petal.platforms import ARCHITECTURES, Architecture, UnknownOperatingSystem, operating_system
 from petal.registry.client import RegistryClient
-from petal.registry.documents import RegistryError, StackMetadata
+from petal.registry.documents import EntryMetadata, RegistryError
 from petal.snapshot_description import description_filter, parse_description
 from petal.user_config import SnapshotSource, UserConfig
 
@@ -148,6 +148,8 @@ class Resolution:
     kms_key_id: str | None = None
     seed_name: str | None = None
     registry_url: str | None = None
+    # The registry entry's name; spelt as in the JSON of `petal create --json` and the
+    # resolver's result, which to_dict() feeds.
     stack_name: str | None = None
     warnings: tuple[str, ...] = ()
     skipped: tuple[Skipped, ...] = ()
@@ -182,7 +184,6 @@ class _Candidate:
     encrypted: bool
     kms_key_id: str | None
     seed_name: str | None
-    stack: StackMetadata | None = None
     extra_warnings: list[str] = field(default_factory=list)
 
 
@@ -204,7 +205,7 @@ def resolve(
     checked: list[str] = []
     for source in config.enabled_sources():
         checked.append(source.label)
-        stack: StackMetadata | None = None
+        entry: EntryMetadata | None = None
         warnings: list[str] = []
         if source.type == "local":
             candidates = _own_account(ec2, request, skipped)
@@ -217,22 +218,22 @@ def resolve(
         else:
             try:
                 client = factory(source)
-                stack = client.find(request.fingerprint)
+                entry = client.find(request.fingerprint)
             except RegistryError as error:
                 skipped.append(Skipped(source.label, f"registry unusable: {error}"))
                 continue
             warnings += client.warnings
-            if stack is None:
+            if entry is None:
                 skipped.append(
                     Skipped(source.label, f"the registry {client.base_url} has no such stack")
                 )
                 continue
             owners = config.owners_for(source)
-            candidates = _registry(ec2, request, stack, owners, source.label, skipped)
+            candidates = _registry(ec2, request, entry, owners, source.label, skipped)
             if source.url and source.url.startswith("http://"):
                 warnings.append(f"registry {source.url} is read over plain http")
         if candidates:
-            return _choose(request, source, candidates, stack, warnings, skipped)
+            return _choose(request, source, candidates, entry, warnings, skipped)
     raise SnapshotNotFound(request, tuple(checked), tuple(skipped))
 
 
@@ -354,7 +355,7 @@ def _organization(
 def _registry(
     ec2: EC2Client,
     request: ResolutionRequest,
-    stack: StackMetadata,
+    entry: EntryMetadata,
     owners: Iterable[str],
     label: str,
     skipped: list[Skipped],
@@ -362,15 +363,15 @@ def _registry(
     trusted = set(owners)
     variants = [
         v
-        for v in stack.variants
+        for v in entry.variants
         if (v.region, v.os, v.architecture) == (request.region, request.os, request.architecture)
     ]
     if not variants:
-        offered = sorted({f"{v.region}/{v.os}/{v.architecture}" for v in stack.variants})
+        offered = sorted({f"{v.region}/{v.os}/{v.architecture}" for v in entry.variants})
         skipped.append(
             Skipped(
                 label,
-                f"{stack.name} has no {request.region}/{request.os}/{request.architecture} "
+                f"{entry.name} has no {request.region}/{request.os}/{request.architecture} "
                 f"snapshot; it offers: {', '.join(offered)}",
             )
         )
@@ -393,9 +394,7 @@ def _registry(
         if snapshot is None:
             skipped.append(Skipped(label, reason, snapshot_id, owner))
             continue
-        candidate = _candidate(snapshot, stack.name)
-        candidate.stack = stack
-        found.append(candidate)
+        found.append(_candidate(snapshot, entry.name))
     return found
 
 
@@ -440,7 +439,7 @@ def _choose(
     request: ResolutionRequest,
     source: SnapshotSource,
     candidates: list[_Candidate],
-    stack: StackMetadata | None,
+    entry: EntryMetadata | None,
     warnings: list[str],
     skipped: list[Skipped],
 ) -> Resolution:
@@ -496,8 +495,8 @@ def _choose(
         encrypted=chosen.encrypted,
         kms_key_id=chosen.kms_key_id,
         seed_name=chosen.seed_name,
-        registry_url=source.url if stack is not None else None,
-        stack_name=stack.name if stack is not None else None,
+        registry_url=source.url if entry is not None else None,
+        stack_name=entry.name if entry is not None else None,
         warnings=tuple(notes),
         skipped=tuple(skipped),
     )

@@ -1,9 +1,9 @@
 """Client for a snapshot registry: snapshots/index.json, one metadata document per
-stack, and the seed files, served over http(s) (by default from GitHub).
+entry, and the seed files, served over http(s) (by default from GitHub).
 
 The registry is data from the internet, so every document is size-capped, decoded
 strictly, validated against the JSON Schemas in petal/schemas/ and cross-checked
-(index against stack, names, fingerprints); anything wrong is a `RegistryError`
+(index against entry, names, fingerprints); anything wrong is a `RegistryError`
 naming the document, the field and the fix, and nothing unvalidated (a snapshot id
 above all) ever leaves this module. A valid registry entry is still only a claim:
 petal.cluster.resolution confirms each snapshot with EC2 before using it.
@@ -11,7 +11,7 @@ petal.cluster.resolution confirms each snapshot with EC2 before using it.
 Documents are cached on disk under $XDG_CACHE_HOME/petal (else ~/.cache/petal) with
 their ETag: within the TTL a lookup makes no request, after it one conditional request
 (304 Not Modified costs no body). Looking up a fingerprint reads the index (keyed by
-fingerprint) and that one stack's document: at most 2 requests, however long the index."""
+fingerprint) and that one entry's document: at most 2 requests, however long the index."""
 
 from __future__ import annotations
 
@@ -32,12 +32,12 @@ from urllib.parse import urljoin, urlsplit
 from petal.platforms import operating_system
 from petal.registry.documents import (
     MAX_DOCUMENT_BYTES,
+    EntryMetadata,
+    EntryNotFound,
     IndexEntry,
     RegistryError,
     RegistryIndex,
     SnapshotVariant,
-    StackMetadata,
-    StackNotFound,
     decode,
     too_big,
     validated,
@@ -137,37 +137,37 @@ class RegistryClient:
             self._index = self._load(self.index_url, refresh, self._parse_index)
         return self._index
 
-    def stack(self, name: str, *, refresh: bool = False) -> StackMetadata:
-        entry = self.index(refresh=refresh).by_name(name)
-        if entry is None:
+    def entry(self, name: str, *, refresh: bool = False) -> EntryMetadata:
+        listed = self.index(refresh=refresh).by_name(name)
+        if listed is None:
             names = ", ".join(e.name for e in self.index().entries[:20]) or "none"
-            raise StackNotFound(
+            raise EntryNotFound(
                 self.index_url, "", f"lists no stack named {name!r}; it lists: {names}"
             )
-        return self._stack(entry, refresh)
+        return self._metadata(listed, refresh)
 
-    def find(self, fingerprint: str) -> StackMetadata | None:
-        """The stack built from this fingerprint, or None if the registry has none."""
-        entry = self.index().by_fingerprint(fingerprint)
-        return None if entry is None else self._stack(entry, refresh=False)
+    def find(self, fingerprint: str) -> EntryMetadata | None:
+        """The entry built from this fingerprint, or None if the registry has none."""
+        listed = self.index().by_fingerprint(fingerprint)
+        return None if listed is None else self._metadata(listed, refresh=False)
 
     def seed_text(self, name: str) -> str:
-        """The seed file a stack was built from."""
-        stack = self.stack(name)
-        if stack.seed_url is None:
-            raise RegistryError(stack.url, "seed_url", "is not given for this stack")
+        """The seed file an entry was built from."""
+        entry = self.entry(name)
+        if entry.seed_url is None:
+            raise RegistryError(entry.url, "seed_url", "is not given for this stack")
 
         def parse(body: bytes, url: str) -> str:
             return decode(body, url)
 
-        return self._load(stack.seed_url, False, parse, limit=MAX_SEED_BYTES)
+        return self._load(entry.seed_url, False, parse, limit=MAX_SEED_BYTES)
 
     def update(self) -> UpdateResult:
-        """Revalidate the index and every stack document, whatever their age."""
+        """Revalidate the index and every entry's document, whatever their age."""
         before = dict(self._stats)
         index = self.index(refresh=True)
-        for entry in index.entries:
-            self._stack(entry, refresh=True)
+        for listed in index.entries:
+            self._metadata(listed, refresh=True)
         return UpdateResult(
             registry=self.base_url,
             documents=1 + len(index.entries),
@@ -177,11 +177,11 @@ class RegistryClient:
 
     # --- documents -------------------------------------------------------------------
 
-    def _stack(self, entry: IndexEntry, refresh: bool) -> StackMetadata:
-        def parse(body: bytes, url: str) -> StackMetadata:
-            return self._parse_stack(body, url, entry)
+    def _metadata(self, listed: IndexEntry, refresh: bool) -> EntryMetadata:
+        def parse(body: bytes, url: str) -> EntryMetadata:
+            return self._parse_entry(body, url, listed)
 
-        return self._load(entry.metadata_url, refresh, parse)
+        return self._load(listed.metadata_url, refresh, parse)
 
     def _parse_index(self, body: bytes, url: str) -> RegistryIndex:
         data = validated(body, url, "registry_index.schema.json")
@@ -220,15 +220,17 @@ class RegistryClient:
             url, data["version"], data.get("registry"), tuple(entries), by_fp, by_name
         )
 
-    def _parse_stack(self, body: bytes, url: str, entry: IndexEntry) -> StackMetadata:
-        data = validated(body, url, "registry_stack.schema.json")
-        if data["name"] != entry.name:
+    def _parse_entry(self, body: bytes, url: str, listed: IndexEntry) -> EntryMetadata:
+        data = validated(body, url, "registry_entry.schema.json")
+        if data["name"] != listed.name:
             raise RegistryError(
-                url, "name", f"{data['name']!r} differs from the index's {entry.name!r}"
+                url, "name", f"{data['name']!r} differs from the index's {listed.name!r}"
             )
-        if data["fingerprint"] != entry.fingerprint:
+        if data["fingerprint"] != listed.fingerprint:
             raise RegistryError(
-                url, "fingerprint", f"differs from the index's {entry.fingerprint} for {entry.name}"
+                url,
+                "fingerprint",
+                f"differs from the index's {listed.fingerprint} for {listed.name}",
             )
         variants: list[SnapshotVariant] = []
         seen: set[str] = set()
@@ -257,7 +259,7 @@ class RegistryClient:
                     url, "seed_url", f"{short(seed_url)} is outside the registry {self.base_url}"
                 )
             seed_url = resolved
-        return StackMetadata(
+        return EntryMetadata(
             url=url,
             name=data["name"],
             description=data.get("description", ""),

@@ -1,4 +1,4 @@
-"""What a snapshot registry holds: the index, one metadata document per stack, and
+"""What a snapshot registry holds: the index, one metadata document per entry, and
 how each is decoded and validated (size-capped, strict, against petal/schemas/)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from petal.errors import PetalError
 from petal.platforms import Architecture
 from petal.validation import JSON, kind_of, problems
 
-MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024  # a 10,000-stack index is ~1.5 MiB
+MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024  # a 10,000-entry index is ~1.5 MiB
 
 
 class RegistryError(PetalError):
@@ -25,8 +25,8 @@ class RegistryError(PetalError):
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 
-class StackNotFound(RegistryError):
-    """The registry lists no stack by that name."""
+class EntryNotFound(RegistryError):
+    """The registry lists no entry by that name."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,9 @@ class SnapshotVariant:
 
 
 @dataclass(frozen=True)
-class StackMetadata:
+class EntryMetadata:
+    """One registry entry: the software of one fingerprint and its snapshot variants."""
+
     url: str
     name: str
     description: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -26,7 +26,10 @@ INDEX_FILE: Final = "index.json"
 INDEX_VERSION: Final = "1.0"
 
 
-def schema_problems(document: Any, kind: Literal["index", "stack"]) -> list[str]:
+_NO_PACKAGES_WARNING: Final = "no package list: pass --seed FILE to record the seed's packages"
+
+
+def schema_problems(document: Any, kind: Literal["index", "entry"]) -> list[str]:
     """What is wrong with a registry document, one line per problem (empty: valid)."""
     found = problems(document, f"registry_{kind}.schema.json", vocabulary=JSON)
     return [str(problem) for problem in found]
@@ -45,6 +48,9 @@ def _variant_description(snapshot: SnapshotRecord, described: SnapshotDescriptio
     return f"{described.seed} stack - {os_.registry_name}, {arch}, {size} GiB"
 
 
+# --- what may be published -------------------------------------------------------------
+
+
 def check_publishable(
     snapshots: Sequence[SnapshotRecord],
     sharing: Mapping[str, SharingInfo],
@@ -54,80 +60,167 @@ def check_publishable(
     block_public_access: Mapping[str, BlockPublicAccessState] | None = None,
 ) -> tuple[str, list[str]]:
     """The one fingerprint the snapshots share, and warnings; refuses snapshots that are
-    not petal's, not finished, of different stacks, or whose encryption and sharing do
+    not petal's, not finished, of different software, or whose encryption and sharing do
     not match what the registry entry will say (`public`). `keys(region)` looks up KMS
     keys for private entries: snapshots under the AWS managed key cannot be shared."""
     problems: list[str] = []
     warnings: list[str] = []
     fingerprints: dict[str, list[str]] = {}
     for snapshot in snapshots:
-        name = str(snapshot.ref)
-        described = snapshot.petal
-        tag = snapshot.tags.get(TAG_FINGERPRINT)
-        if described is None:
-            problems.append(
-                f"{name} has no petal Description ('petal sha256:... os=... arch=... "
-                "seed=...'): only snapshots built by petal can be published"
-            )
-            continue
-        if tag is None:
-            problems.append(
-                f"{name} has no {TAG_FINGERPRINT} tag: only snapshots built by petal can be "
-                "published (a copy made outside petal loses its tags)"
-            )
-            continue
-        if tag != described.fingerprint:
-            problems.append(
-                f"{name}: its {TAG_FINGERPRINT} tag ({tag}) and its Description "
-                f"({described.fingerprint}) disagree; it was changed after the build"
-            )
+        fingerprint = _built_fingerprint(snapshot, problems)
+        if fingerprint is None:
             continue
         if snapshot.state != "completed":
-            problems.append(f"{name} is {snapshot.state}: publish it once it is completed")
-        fingerprints.setdefault(described.fingerprint, []).append(name)
+            problems.append(f"{snapshot.ref} is {snapshot.state}: publish it once it is completed")
+        fingerprints.setdefault(fingerprint, []).append(str(snapshot.ref))
         info = sharing[snapshot.snapshot_id]
         if public:
-            if snapshot.encrypted:
-                problems.append(
-                    f"{name} is encrypted, so it can never be public. Publish unencrypted "
-                    "snapshots, or pass --private for an organization registry whose readers "
-                    "the snapshot is shared with"
-                )
-            elif not info.public:
-                problems.append(
-                    f"{name} is not public, so registry users could not use it. Make it "
-                    f"public first (petal build share {name} --public --yes-make-public) or "
-                    "pass --private to publish it as shared with accounts only"
-                )
-            elif (block_public_access or {}).get(snapshot.region) == "block-all-sharing":
-                problems.append(
-                    f"{name} is marked public but block-all-sharing in {snapshot.region} "
-                    "hides it from every other account"
-                )
+            problems += _public_problems(snapshot, info, block_public_access)
         else:
-            if info.public:
-                problems.append(
-                    f"{name} is public but --private says it is not: leave out --private, "
-                    f"or make it private first (petal build unshare {name} --public)"
-                )
-            if snapshot.encrypted and keys is not None and snapshot.kms_key_id is not None:
-                key = keys(snapshot.region).describe_key(snapshot.kms_key_id)
-                if key.aws_managed:
-                    problems.append(str(aws_managed_refusal(snapshot, key, "sharing")))
+            problems += _private_problems(snapshot, info, keys)
             if not info.account_ids:
-                warnings.append(f"{name} is not shared with any account yet")
+                warnings.append(f"{snapshot.ref} is not shared with any account yet")
     if len(fingerprints) > 1:
-        listing = "; ".join(f"{fp}: {', '.join(names)}" for fp, names in fingerprints.items())
-        problems.append(
-            "the snapshots are of different stacks (fingerprints differ); publish each "
-            f"stack under its own --name: {listing}"
-        )
+        problems.append(_mixed_fingerprints(fingerprints))
     if problems:
         raise Refused("cannot publish:\n  " + "\n  ".join(problems))
     owners = {s.owner_id for s in snapshots}
     if len(owners) > 1:
         raise Refused(f"cannot publish: the snapshots belong to different accounts ({owners})")
     return next(iter(fingerprints)), warnings
+
+
+def _built_fingerprint(snapshot: SnapshotRecord, problems: list[str]) -> str | None:
+    """The fingerprint petal built the snapshot from; None, with the problem added, when
+    its Description and tag do not both say it."""
+    name = str(snapshot.ref)
+    described = snapshot.petal
+    tag = snapshot.tags.get(TAG_FINGERPRINT)
+    if described is None:
+        problems.append(
+            f"{name} has no petal Description ('petal sha256:... os=... arch=... "
+            "seed=...'): only snapshots built by petal can be published"
+        )
+    elif tag is None:
+        problems.append(
+            f"{name} has no {TAG_FINGERPRINT} tag: only snapshots built by petal can be "
+            "published (a copy made outside petal loses its tags)"
+        )
+    elif tag != described.fingerprint:
+        problems.append(
+            f"{name}: its {TAG_FINGERPRINT} tag ({tag}) and its Description "
+            f"({described.fingerprint}) disagree; it was changed after the build"
+        )
+    else:
+        return described.fingerprint
+    return None
+
+
+def _public_problems(
+    snapshot: SnapshotRecord,
+    info: SharingInfo,
+    block_public_access: Mapping[str, BlockPublicAccessState] | None,
+) -> list[str]:
+    """Why registry users could not use the snapshot in a public entry."""
+    name = str(snapshot.ref)
+    if snapshot.encrypted:
+        return [
+            f"{name} is encrypted, so it can never be public. Publish unencrypted "
+            "snapshots, or pass --private for an organization registry whose readers "
+            "the snapshot is shared with"
+        ]
+    if not info.public:
+        return [
+            f"{name} is not public, so registry users could not use it. Make it "
+            f"public first (petal build share {name} --public --yes-make-public) or "
+            "pass --private to publish it as shared with accounts only"
+        ]
+    if (block_public_access or {}).get(snapshot.region) == "block-all-sharing":
+        return [
+            f"{name} is marked public but block-all-sharing in {snapshot.region} "
+            "hides it from every other account"
+        ]
+    return []
+
+
+def _private_problems(
+    snapshot: SnapshotRecord, info: SharingInfo, keys: Callable[[str], KeyLookup] | None
+) -> list[str]:
+    """Why the snapshot cannot be in a private entry: public, or unshareable."""
+    found: list[str] = []
+    if info.public:
+        found.append(
+            f"{snapshot.ref} is public but --private says it is not: leave out --private, "
+            f"or make it private first (petal build unshare {snapshot.ref} --public)"
+        )
+    if snapshot.encrypted and keys is not None and snapshot.kms_key_id is not None:
+        key = keys(snapshot.region).describe_key(snapshot.kms_key_id)
+        if key.aws_managed:
+            found.append(str(aws_managed_refusal(snapshot, key, "sharing")))
+    return found
+
+
+def _mixed_fingerprints(fingerprints: Mapping[str, list[str]]) -> str:
+    listing = "; ".join(f"{fp}: {', '.join(names)}" for fp, names in fingerprints.items())
+    return (
+        "the snapshots are of different stacks (fingerprints differ); publish each "
+        f"stack under its own --name: {listing}"
+    )
+
+
+# --- the documents ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _EntryDraft:
+    """What the published entry will say, before it is written as its two documents."""
+
+    name: str
+    fingerprint: str
+    public: bool
+    aws_account: str
+    variants: list[dict[str, Any]]
+    description: str
+    packages: tuple[str, ...]
+    seed_url: str | None
+    created: str
+    updated: str
+
+    def metadata(self) -> dict[str, Any]:
+        metadata: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "fingerprint": self.fingerprint,
+        }
+        if self.seed_url:
+            metadata["seed_url"] = self.seed_url
+        metadata.update(
+            {
+                "snapshots": self.variants,
+                "packages": list(self.packages),
+                "aws_account": self.aws_account,
+                "public": self.public,
+                "verified": False,  # only the registry's maintainers set it, after review
+                "created": self.created,
+                "updated": self.updated,
+            }
+        )
+        return metadata
+
+    def index_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            # relative to index.json, as the registry resolves it
+            "metadata_url": f"{self.name}.json",
+        }
+        # what `petal registry snapshots list` shows and `search` searches, without the
+        # entry's document
+        if self.description:
+            entry["description"] = self.description
+        if self.packages:
+            entry["packages"] = list(self.packages)
+        return entry
 
 
 def build_publication(
@@ -146,77 +239,22 @@ def build_publication(
     `existing` (the current <name>.json) the entry is updated: other variants are kept,
     `created` is kept, `updated` is today."""
     day = (today or datetime.now(UTC).date()).isoformat()
-    variants: list[dict[str, Any]] = []
-    for snapshot in snapshots:
-        described = snapshot.petal
-        assert described is not None  # check_publishable refused the others
-        variants.append(
-            {
-                "region": snapshot.region,
-                "snapshot_id": snapshot.snapshot_id,
-                "os": operating_system(described.os).registry_name,
-                "size_gb": snapshot.size_gb,
-                "description": _variant_description(snapshot, described),
-                "architecture": described.architecture,
-            }
-        )
-    created = day
-    warnings: list[str] = []
-    if existing is not None:
-        if existing.get("fingerprint") != fingerprint:
-            raise Refused(
-                f"the registry already has {name} with fingerprint "
-                f"{existing.get('fingerprint')}, another stack: publish this one under a new "
-                "--name (e.g. with a -v2 suffix)"
-            )
-        if bool(existing.get("public", True)) != public:
-            raise Refused(
-                f"the registry's {name} says public={existing.get('public')}, these snapshots "
-                f"are public={public}: one entry cannot mix public and private snapshots"
-            )
-        created = str(existing.get("created", day))
-        new_keys = {(v["region"], v["snapshot_id"]) for v in variants}
-        kept = [
-            v
-            for v in existing.get("snapshots", [])
-            if (v.get("region"), v.get("snapshot_id")) not in new_keys
-        ]
-        variants = kept + variants
-        description = description or str(existing.get("description", ""))
-        packages = list(packages) or list(existing.get("packages", []))
-        seed_url = seed_url or existing.get("seed_url")
-    metadata: dict[str, Any] = {
-        "name": name,
-        "description": description,
-        "fingerprint": fingerprint,
-    }
-    if seed_url:
-        metadata["seed_url"] = seed_url
-    metadata.update(
-        {
-            "snapshots": variants,
-            "packages": list(packages),
-            "aws_account": snapshots[0].owner_id,
-            "public": public,
-            "verified": False,  # only the registry's maintainers set it, after review
-            "created": created,
-            "updated": day,
-        }
+    draft = _EntryDraft(
+        name=name,
+        fingerprint=fingerprint,
+        public=public,
+        aws_account=snapshots[0].owner_id,
+        variants=[_variant(snapshot) for snapshot in snapshots],
+        description=description,
+        packages=tuple(packages),
+        seed_url=seed_url,
+        created=day,
+        updated=day,
     )
-    if not packages:
-        warnings.append("no package list: pass --seed FILE to record the seed's packages")
-    index_entry: dict[str, Any] = {
-        "name": name,
-        "fingerprint": fingerprint,
-        "metadata_url": f"{name}.json",  # relative to index.json, as the registry resolves it
-    }
-    # what `petal registry snapshots list` shows and `search` searches, without the
-    # stack document
-    if description:
-        index_entry["description"] = description
-    if packages:
-        index_entry["packages"] = list(packages)
-    problems = schema_problems(metadata, "stack") + schema_problems(
+    if existing is not None:
+        draft = _updated(draft, existing)
+    metadata, index_entry = draft.metadata(), draft.index_entry()
+    problems = schema_problems(metadata, "entry") + schema_problems(
         _index_with([index_entry]), "index"
     )
     if problems:
@@ -224,7 +262,52 @@ def build_publication(
             "the generated registry documents are invalid (a petal bug, please report it): "
             + "; ".join(problems)
         )
-    return Publication(metadata, index_entry, tuple(warnings))
+    warnings = () if draft.packages else (_NO_PACKAGES_WARNING,)
+    return Publication(metadata, index_entry, warnings)
+
+
+def _variant(snapshot: SnapshotRecord) -> dict[str, Any]:
+    described = snapshot.petal
+    assert described is not None  # check_publishable refused the others
+    return {
+        "region": snapshot.region,
+        "snapshot_id": snapshot.snapshot_id,
+        "os": operating_system(described.os).registry_name,
+        "size_gb": snapshot.size_gb,
+        "description": _variant_description(snapshot, described),
+        "architecture": described.architecture,
+    }
+
+
+def _updated(draft: _EntryDraft, existing: Mapping[str, Any]) -> _EntryDraft:
+    """The draft merged into the entry already published under its name: the new
+    snapshots replace their own variants only, and what the draft leaves out is kept."""
+    if existing.get("fingerprint") != draft.fingerprint:
+        raise Refused(
+            f"the registry already has {draft.name} with fingerprint "
+            f"{existing.get('fingerprint')}, another stack: publish this one under a new "
+            "--name (e.g. with a -v2 suffix)"
+        )
+    if bool(existing.get("public", True)) != draft.public:
+        raise Refused(
+            f"the registry's {draft.name} says public={existing.get('public')}, these "
+            f"snapshots are public={draft.public}: one entry cannot mix public and private "
+            "snapshots"
+        )
+    new_keys = {(v["region"], v["snapshot_id"]) for v in draft.variants}
+    kept = [
+        v
+        for v in existing.get("snapshots", [])
+        if (v.get("region"), v.get("snapshot_id")) not in new_keys
+    ]
+    return replace(
+        draft,
+        variants=kept + draft.variants,
+        description=draft.description or str(existing.get("description", "")),
+        packages=draft.packages or tuple(existing.get("packages", [])),
+        seed_url=draft.seed_url or existing.get("seed_url"),
+        created=str(existing.get("created", draft.created)),
+    )
 
 
 def _index_with(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -243,7 +326,7 @@ def read_existing_metadata(out_dir: Path, name: str) -> dict[str, Any] | None:
     if not path.exists():
         return None
     document = _read_json(path)
-    problems = schema_problems(document, "stack")
+    problems = schema_problems(document, "entry")
     if problems:
         raise InvalidArgument(
             f"--out: {path} exists but is not valid registry metadata ({'; '.join(problems)}); "
@@ -275,7 +358,7 @@ def updated_index(out_dir: Path, entry: Mapping[str, Any]) -> dict[str, Any]:
             replaced = True
             continue
         if current.get("fingerprint") == entry["fingerprint"]:
-            # petal.registry refuses an index with two stacks of one fingerprint
+            # petal.registry refuses an index with two entries of one fingerprint
             raise Refused(
                 f"{path} already lists this stack as {current.get('name')} (same "
                 f"fingerprint): publish under --name {current.get('name')} to add snapshots "

@@ -1,6 +1,6 @@
 """The Spack environment (spack.yaml) a build installs onto the software volume.
 
-One environment concretized together is how Spack wants a stack built: dependencies
+One environment concretized together is how Spack wants software built: dependencies
 are shared, and `spack install` builds them in parallel. The bootstrap installs the
 seed's compilers first (they must exist before packages can be concretized with them),
 then concretizes and installs this environment.
@@ -32,7 +32,7 @@ def spack_environment(seed: Seed) -> dict[str, Any]:
     packages = list(software.packages)
     if software.modules == "lmod" and "lmod" not in {parse_spec(p).name for p in packages}:
         # ParallelCluster nodes ship environment-modules; Lmod module files need Lmod,
-        # so the stack carries its own (profile.sh puts it on every node).
+        # so the software volume carries its own (profile.sh puts it on every node).
         packages.append("lmod")
     module_set: dict[str, Any] = {
         "enable": [software.modules],

@@ -21,7 +21,7 @@ from moto import mock_aws
 
 import lambdas.prepare
 from petal.build.records import BuildRecord, utc_now
-from petal.cli import build_commands
+from petal.cli import build_commands, build_watch
 from petal.cli.main import main
 from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS, TAG_SEED
 from petal.local.deploy import STACK_NAME
@@ -56,7 +56,7 @@ def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PETAL_CONFIG", str(tmp_path / "no-petal-config.yaml"))
     for name in ("PETAL_STACK_NAME", "PETAL_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(build_commands, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(build_watch, "POLL_SECONDS", 0.05)
 
 
 @pytest.fixture
@@ -360,7 +360,7 @@ def test_status_watch_follows_a_build_started_moments_ago(
             runtime.release()
         return 0.05
 
-    monkeypatch.setattr(build_commands, "_poll_seconds", first_poll_releases_prepare)
+    monkeypatch.setattr(build_watch, "poll_seconds", first_poll_releases_prepare)
     try:
         build_id = detached(aws, capsys)
         assert aws.table.get_build(build_id) is None

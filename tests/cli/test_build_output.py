@@ -3,7 +3,7 @@
 The records are written by hand (what the pipeline leaves in the builds table at each
 step), so every line a person reads is pinned here as golden text: the checklist
 (`step_lines`), the one-line status, the plain lines printed to a pipe, the summary,
-the terminal view, and `_watch` following a scripted sequence of records.
+the terminal view, and `watch` following a scripted sequence of records.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 
 from petal.build.records import BuildFailure, BuildRecord, Progress
-from petal.cli import build_commands
+from petal.cli import build_watch
 from petal.cli.build_progress import (
     new_lines,
     rich_view,
@@ -545,7 +545,7 @@ def test_the_terminal_view_shows_every_watched_build_in_order() -> None:
     assert render([REUSED, RUNNING["prepare"]]) == golden(RICH["reused"] + RICH["prepare"])
 
 
-# --- _watch: following builds in plain mode ---------------------------------------------
+# --- watch: following builds in plain mode ----------------------------------------------
 
 
 class ScriptedTable:
@@ -612,7 +612,7 @@ def watch(
         client=lambda service: {"stepfunctions": sfn}[service],
     )
     clock = Clock(table, interrupt_at)
-    code = build_commands._watch(
+    code = build_watch.watch(
         pipeline,  # type: ignore[arg-type]
         list(script),
         SEED,
@@ -677,7 +677,7 @@ Deploy clusters with:
     )
     # One poll per record state, no sleep after the last one.
     assert len(clock.sleeps) == len(SUCCESSFUL_RUN) - 1
-    assert clock.sleeps == [build_commands.POLL_SECONDS] * (len(SUCCESSFUL_RUN) - 1)
+    assert clock.sleeps == [build_watch.POLL_SECONDS] * (len(SUCCESSFUL_RUN) - 1)
     # Only the poll without a record asked Step Functions.
     assert sfn.described == [f"{MACHINE.replace(':stateMachine:', ':execution:')}:{BUILD_ID}"]
 

@@ -250,7 +250,7 @@ def test_malformed_registry_exits_1_with_the_document_and_field(
     server: RegistryServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server.files["snapshots/bioinformatics-v1.json"] = (
-        BAD / "stack-bad-snapshot-id.json"
+        BAD / "entry-bad-snapshot-id.json"
     ).read_bytes()
     code, data = run_json(
         capsys, "registry", "snapshots", "info", "bioinformatics-v1", "--registry-url", server.url

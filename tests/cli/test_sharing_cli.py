@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from petal.cli import sharing_commands
+from petal.cli import sharing_commands, snapshot_flags
 from petal.cli.main import dispatch
 from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import load_seed
@@ -54,7 +54,7 @@ def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(service: str, region: str) -> Any:
         pytest.fail(f"an AWS client ({service}, {region}) was created for invalid input")
 
-    monkeypatch.setattr(sharing_commands, "_new_client", forbidden)
+    monkeypatch.setattr(snapshot_flags, "new_client", forbidden)
 
 
 @pytest.fixture
@@ -388,7 +388,7 @@ def test_publish_writes_schema_valid_registry_files(
     assert "wrote" in stdout and "open a pull request" in stdout
     metadata = json.loads((out / "workload-basic-v1.json").read_text())
     index = json.loads((out / "index.json").read_text())
-    jsonschema.Draft202012Validator(registry_schema("stack")).validate(metadata)
+    jsonschema.Draft202012Validator(registry_schema("entry")).validate(metadata)
     jsonschema.Draft202012Validator(registry_schema("index")).validate(index)
     assert metadata["fingerprint"] == fp
     assert metadata["packages"] == ["zlib@1.3.1", "bzip2@1.0.8", "xz@5.4.6"]
@@ -479,9 +479,7 @@ def test_region_from_the_petal_config(
     config = tmp_path / "config.yaml"
     config.write_text("deployment:\n  region: eu-west-1\n")
     monkeypatch.setenv("PETAL_CONFIG", str(config))
-    monkeypatch.setattr(
-        sharing_commands, "_new_client", lambda service, region: pytest.fail(region)
-    )
+    monkeypatch.setattr(snapshot_flags, "new_client", lambda service, region: pytest.fail(region))
     with pytest.raises(pytest.fail.Exception, match="eu-west-1"):
         run("share", SNAP, "--accounts", "111122223333")
     config.write_text("deployment: [not, a, mapping]\n")

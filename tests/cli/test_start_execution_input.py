@@ -25,7 +25,7 @@ from petal.build.request import (
     parse_build_request,
     resolve_seed,
 )
-from petal.cli import build_commands
+from petal.cli import build_watch
 from petal.cli.main import main
 from petal.deployment_contract import OUTPUT_SEED_BUCKET, OUTPUT_STATE_MACHINE_ARN
 from petal.local.deploy import STACK_NAME
@@ -50,7 +50,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[LocalAws]:
     monkeypatch.setenv("PETAL_CONFIG", str(tmp_path / "no-petal-config.yaml"))
     for name in ("PETAL_STACK_NAME", "PETAL_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(build_commands, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(build_watch, "POLL_SECONDS", 0.05)
     with LocalAws(REPO) as local:
         yield local
 

@@ -94,7 +94,7 @@ def test_the_install_waits_by_callback_with_a_heartbeat() -> None:
 
 def test_waits_are_bounded_loops() -> None:
     for check, choice, wait in (
-        ("CheckBuilderReady", "BuilderReady", "WaitForBuilder"),
+        ("CheckReady", "BuilderReady", "WaitForBuilder"),
         ("CheckSnapshot", "SnapshotCompleted", "WaitForSnapshot"),
     ):
         assert STATES[check]["Next"] == choice

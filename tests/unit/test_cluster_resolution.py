@@ -54,7 +54,7 @@ NOW = datetime.now(UTC)
 class World:
     tmp_path: Path
     server: RegistryServer
-    stacks: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
     clients: dict[str, Any] = field(default_factory=dict)
 
     def ec2(self, region: str = "us-east-1") -> Any:
@@ -113,10 +113,10 @@ class World:
         return snapshot_id
 
     def publish(self, name: str, variants: list[dict[str, Any]], fp: str = FP) -> None:
-        """Put a stack into the registry served by `server`."""
-        self.stacks.append({"name": name, "fingerprint": fp})
+        """Put an entry into the registry served by `server`."""
+        self.entries.append({"name": name, "fingerprint": fp})
         self.server.files["snapshots/index.json"] = json.dumps(
-            {"version": "1.0", "snapshots": self.stacks}
+            {"version": "1.0", "snapshots": self.entries}
         ).encode()
         self.server.files[f"snapshots/{name}.json"] = json.dumps(
             {"name": name, "fingerprint": fp, "aws_account": OFFICIAL, "snapshots": variants}

@@ -12,7 +12,7 @@ import pytest
 
 from petal.platforms import OPERATING_SYSTEMS
 from petal.registry.client import RegistryClient, default_cache_dir
-from petal.registry.documents import MAX_DOCUMENT_BYTES, RegistryError, StackNotFound
+from petal.registry.documents import MAX_DOCUMENT_BYTES, EntryNotFound, RegistryError
 from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import parse_seed
 from tests.data.registry.registry_server import BAD, RegistryServer, good_files
@@ -60,22 +60,22 @@ def client_for(
 def test_cold_lookup_costs_two_requests_and_warm_lookup_none(
     server: RegistryServer, tmp_path: Path, clock: Clock
 ) -> None:
-    stack = client_for(server, tmp_path, clock).find(BIO_FP)
-    assert stack is not None and stack.name == "bioinformatics-v1"
+    entry = client_for(server, tmp_path, clock).find(BIO_FP)
+    assert entry is not None and entry.name == "bioinformatics-v1"
     assert server.requests() == 2
     server.reset_hits()
     # A new client (a new `petal` process) with the same cache, within the TTL.
     again = client_for(server, tmp_path, clock).find(BIO_FP)
-    assert again == stack
+    assert again == entry
     assert server.requests() == 0
 
 
-def test_two_requests_however_many_stacks_the_index_lists(
+def test_two_requests_however_many_entries_the_index_lists(
     server: RegistryServer, tmp_path: Path
 ) -> None:
     index = json.loads(server.files["snapshots/index.json"])
     for n in range(3000):
-        index["snapshots"].append({"name": f"stack-{n}", "fingerprint": f"sha256:{n:064x}"})
+        index["snapshots"].append({"name": f"entry-{n}", "fingerprint": f"sha256:{n:064x}"})
     server.files["snapshots/index.json"] = json.dumps(index).encode()
     client = client_for(server, tmp_path)
     assert client.find(BIO_FP) is not None
@@ -94,8 +94,8 @@ def test_after_the_ttl_documents_are_revalidated_with_304(
     client_for(server, tmp_path, clock).find(BIO_FP)
     server.reset_hits()
     clock.now += 601
-    stack = client_for(server, tmp_path, clock).find(BIO_FP)
-    assert stack is not None
+    entry = client_for(server, tmp_path, clock).find(BIO_FP)
+    assert entry is not None
     assert [(h.status, h.conditional) for h in server.hits] == [(304, True), (304, True)]
     server.reset_hits()
     # The 304 renewed the copies: within the new TTL, no request at all.
@@ -112,8 +112,8 @@ def test_a_changed_document_is_downloaded_again(
     server.files["snapshots/bioinformatics-v1.json"] = json.dumps(doc).encode()
     clock.now += 601
     server.reset_hits()
-    stack = client_for(server, tmp_path, clock).find(BIO_FP)
-    assert stack is not None and stack.description == "updated"
+    entry = client_for(server, tmp_path, clock).find(BIO_FP)
+    assert entry is not None and entry.description == "updated"
     assert [h.status for h in server.hits] == [304, 200]
 
 
@@ -180,22 +180,22 @@ def test_cache_location_follows_xdg(tmp_path: Path) -> None:
 # --- what the client returns -----------------------------------------------------------
 
 
-def test_stack_metadata_is_parsed_with_os_names_normalised(
+def test_entry_metadata_is_parsed_with_os_names_normalised(
     server: RegistryServer, tmp_path: Path
 ) -> None:
     client = client_for(server, tmp_path)
-    stack = client.stack("bioinformatics-v1")
-    assert stack.aws_account == "999888777666"
-    assert stack.regions() == ("eu-west-1", "us-east-1", "us-west-2")
-    assert {v.os for v in stack.variants} == {"alinux2023", "ubuntu2404"}
-    assert all(SNAPSHOT_ID.match(v.snapshot_id) for v in stack.variants)
+    entry = client.entry("bioinformatics-v1")
+    assert entry.aws_account == "999888777666"
+    assert entry.regions() == ("eu-west-1", "us-east-1", "us-west-2")
+    assert {v.os for v in entry.variants} == {"alinux2023", "ubuntu2404"}
+    assert all(SNAPSHOT_ID.match(v.snapshot_id) for v in entry.variants)
     # An index entry without metadata_url reads <name>.json next to the index.
-    assert client.stack("machine-learning-v1").variants[0].size_gb == 300
+    assert client.entry("machine-learning-v1").variants[0].size_gb == 300
 
 
-def test_unknown_stack_name_is_a_clear_error(server: RegistryServer, tmp_path: Path) -> None:
-    with pytest.raises(StackNotFound, match="no stack named 'genomics'; it lists: bioinf"):
-        client_for(server, tmp_path).stack("genomics")
+def test_unknown_entry_name_is_a_clear_error(server: RegistryServer, tmp_path: Path) -> None:
+    with pytest.raises(EntryNotFound, match="no stack named 'genomics'; it lists: bioinf"):
+        client_for(server, tmp_path).entry("genomics")
 
 
 def test_seed_file_is_served_and_matches_the_fingerprint(
@@ -214,8 +214,8 @@ def test_fixture_fingerprints_match_their_seed() -> None:
     )
 
 
-def test_stack_schema_accepts_every_os_spelling_and_only_those() -> None:
-    schema_path = Path("petal/schemas/registry_stack.schema.json")
+def test_entry_schema_accepts_every_os_spelling_and_only_those() -> None:
+    schema_path = Path("petal/schemas/registry_entry.schema.json")
     schema = json.loads(schema_path.read_text())
     enum = set(schema["properties"]["snapshots"]["items"]["properties"]["os"]["enum"])
     names = {os.name for os in OPERATING_SYSTEMS.values()}
@@ -240,16 +240,16 @@ BIO = "snapshots/bioinformatics-v1.json"
         (INDEX, "index-outside-url.json", "snapshots[0].metadata_url", "outside the registry"),
         (INDEX, "index-duplicate-fingerprint.json", "snapshots[2].fingerprint", "repeats"),
         (INDEX, "index-version-2.json", "version", "'2.0' is not valid: use format version 1"),
-        (BIO, "stack-bad-snapshot-id.json", "snapshots[0].snapshot_id", "'snap-0abc123'"),
-        (BIO, "stack-bad-account.json", "aws_account", "12-digit AWS account id"),
-        (BIO, "stack-bad-region.json", "snapshots[4].region", "'US-WEST-2' is not valid"),
-        (BIO, "stack-size-as-text.json", "snapshots[1].size_gb", "must be a whole number"),
-        (BIO, "stack-fingerprint-mismatch.json", "fingerprint", "differs from the index"),
-        (BIO, "stack-name-mismatch.json", "name", "differs from the index"),
-        (BIO, "stack-map-form.json", "snapshots", "must be a list, not an object"),
-        (BIO, "stack-unknown-os.json", "snapshots[0].os", "'windows2022' is not allowed"),
-        (BIO, "stack-missing-account.json", "aws_account", "is required"),
-        (BIO, "stack-duplicate-snapshot.json", "snapshots[1].snapshot_id", "listed twice"),
+        (BIO, "entry-bad-snapshot-id.json", "snapshots[0].snapshot_id", "'snap-0abc123'"),
+        (BIO, "entry-bad-account.json", "aws_account", "12-digit AWS account id"),
+        (BIO, "entry-bad-region.json", "snapshots[4].region", "'US-WEST-2' is not valid"),
+        (BIO, "entry-size-as-text.json", "snapshots[1].size_gb", "must be a whole number"),
+        (BIO, "entry-fingerprint-mismatch.json", "fingerprint", "differs from the index"),
+        (BIO, "entry-name-mismatch.json", "name", "differs from the index"),
+        (BIO, "entry-map-form.json", "snapshots", "must be a list, not an object"),
+        (BIO, "entry-unknown-os.json", "snapshots[0].os", "'windows2022' is not allowed"),
+        (BIO, "entry-missing-account.json", "aws_account", "is required"),
+        (BIO, "entry-duplicate-snapshot.json", "snapshots[1].snapshot_id", "listed twice"),
     ],
 )
 def test_malformed_documents_are_rejected_naming_document_and_field(
@@ -313,7 +313,7 @@ def test_missing_index_is_a_404_naming_the_setting(tmp_path: Path) -> None:
     assert caught.value.document.endswith("/snapshots/index.json")
 
 
-def test_missing_stack_document_names_it(server: RegistryServer, tmp_path: Path) -> None:
+def test_missing_entry_document_names_it(server: RegistryServer, tmp_path: Path) -> None:
     del server.files[BIO]
     with pytest.raises(RegistryError, match=r"bioinformatics-v1\.json: not found \(HTTP 404\)"):
         client_for(server, tmp_path).find(BIO_FP)

@@ -55,7 +55,7 @@ UBUNTU = record(
 )
 
 
-def test_public_stack_in_two_regions_is_schema_valid() -> None:
+def test_public_entry_in_two_regions_is_schema_valid() -> None:
     snapshots = [EAST, WEST, UBUNTU]
     fp, warnings = check_publishable(
         snapshots, {s.snapshot_id: public(s) for s in snapshots}, public=True
@@ -72,7 +72,7 @@ def test_public_stack_in_two_regions_is_schema_valid() -> None:
         today=DAY,
     )
     metadata = publication.metadata
-    assert_valid(metadata, "stack")
+    assert_valid(metadata, "entry")
     assert_valid({"version": "1.0", "snapshots": [publication.index_entry]}, "index")
     assert list(metadata) == [
         "name",
@@ -114,7 +114,7 @@ def refusal(snapshots: list[SnapshotRecord], sharing: dict[str, SharingInfo], **
     return str(failure.value)
 
 
-def test_refuses_snapshots_of_different_stacks() -> None:
+def test_refuses_snapshots_of_different_software() -> None:
     other = record(
         snapshot_id="snap-0dddddddddddddddd",
         description=petal_description(fp=OTHER_FINGERPRINT),
@@ -179,7 +179,7 @@ def test_private_entry_notes_public_false_and_refuses_what_cannot_be_shared() ->
     )
     publication = build_publication([cmk], name="org-bio", fingerprint=fp, public=False, today=DAY)
     assert publication.metadata["public"] is False
-    assert_valid(publication.metadata, "stack")
+    assert_valid(publication.metadata, "entry")
     assert warnings == []
     # the AWS managed key cannot be shared, so an entry for it helps nobody
     message = refusal(
@@ -216,7 +216,7 @@ def test_update_keeps_other_variants_and_created(tmp_path: Path) -> None:
     )
     write_publication(tmp_path, second)
     metadata = json.loads((tmp_path / "bio-v1.json").read_text())
-    assert_valid(metadata, "stack")
+    assert_valid(metadata, "entry")
     assert [s["region"] for s in metadata["snapshots"]] == ["us-east-1", "us-west-2"]
     assert (metadata["created"], metadata["updated"]) == ("2025-01-15", "2025-01-20")
     assert metadata["packages"] == ["bwa@0.7.17"] and metadata["description"] == "bio"
@@ -225,7 +225,7 @@ def test_update_keeps_other_variants_and_created(tmp_path: Path) -> None:
     assert [e["name"] for e in index["snapshots"]] == ["bio-v1"]  # replaced, not repeated
 
 
-def test_update_refuses_another_stack_under_the_same_name(tmp_path: Path) -> None:
+def test_update_refuses_other_software_under_the_same_name(tmp_path: Path) -> None:
     write_publication(
         tmp_path,
         build_publication([EAST], name="bio-v1", fingerprint=FINGERPRINT, public=True, today=DAY),
@@ -240,7 +240,7 @@ def test_update_refuses_another_stack_under_the_same_name(tmp_path: Path) -> Non
         )
 
 
-def test_index_keeps_other_entries_and_refuses_a_second_name_for_one_stack(
+def test_index_keeps_other_entries_and_refuses_a_second_name_for_one_fingerprint(
     tmp_path: Path,
 ) -> None:
     other = {"name": "chem-v1", "fingerprint": OTHER_FINGERPRINT, "metadata_url": "chem-v1.json"}
@@ -268,7 +268,7 @@ def test_index_keeps_other_entries_and_refuses_a_second_name_for_one_stack(
             "packages": ["bwa@0.7.17"],
         },
     ]
-    # petal.registry refuses two stacks with one fingerprint, so publish does too
+    # petal.registry refuses two entries with one fingerprint, so publish does too
     again = build_publication([WEST], name="bio-copy", fingerprint=FINGERPRINT, public=True)
     with pytest.raises(Refused, match="already lists this stack as bio-v1"):
         write_publication(tmp_path, again)

@@ -112,8 +112,8 @@ def test_problems_are_located_in_the_yaml_file() -> None:
 
 
 def test_publish_checks_use_the_same_paths() -> None:
-    stack = {"name": "bio", "fingerprint": "sha256:x", "aws_account": "1", "snapshots": []}
-    assert schema_problems(stack, "stack") == [
+    entry = {"name": "bio", "fingerprint": "sha256:x", "aws_account": "1", "snapshots": []}
+    assert schema_problems(entry, "entry") == [
         "aws_account: '1' is not valid: use 12-digit AWS account id that owns the snapshots",
         "fingerprint: 'sha256:x' is not valid: use sha256: followed by 64 lowercase hex "
         "digits, the same as in the index",

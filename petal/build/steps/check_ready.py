@@ -1,4 +1,4 @@
-"""Build step CheckBuilderReady: instance running, SSM agent Online, volume attached."""
+"""Build step CheckReady: instance running, SSM agent Online, volume attached."""
 
 from __future__ import annotations
 

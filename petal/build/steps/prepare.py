@@ -1,5 +1,5 @@
 """Build step Prepare: validate the request and seed, fingerprint, find the official
-AMI; reuse a completed snapshot of the stack, or record the build and take its lock."""
+AMI; reuse a completed snapshot of the same software, or record the build and take its lock."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ MAX_SCRIPT_HEARTBEAT_SECONDS: Final = 9999
 
 
 def managed_snapshot_tags(fingerprint_: str, os_name: str, architecture: str) -> dict[str, str]:
-    """The tags that identify a completed build of one stack variant."""
+    """The tags that identify a completed build of one software variant."""
     return {
         TAG_MANAGED: MANAGED_VALUE,
         TAG_FINGERPRINT: fingerprint_,
