@@ -7,7 +7,6 @@ PETAL_ROOT_PREFIX pointing into tmp_path, so every step really executes.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import re
 import shutil
@@ -16,7 +15,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -36,6 +34,7 @@ from petal.build.bootstrap_document import (
     render_bootstrap_document,
 )
 from petal.build.log_markers import parse_log
+from tests.data.bootstrap import harness
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "bootstrap"
@@ -43,17 +42,6 @@ SCRIPT = REPO / contract.SSM_BOOTSTRAP_SCRIPT
 HELPER = REPO / BOOTSTRAP_HELPER_FILE
 DOCUMENT = REPO / contract.SSM_DOCUMENT_FILE
 
-
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bootstrap_harness", DATA / "harness.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
 
 PARAMETERS = {
     "VolumeId",

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -17,20 +14,9 @@ from petal.deployment_contract import (
     PROGRESS_MARKER,
     STEP_MARKER,
 )
+from tests.data.bootstrap import harness
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bootstrap"
-
-
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bootstrap_harness", DATA / "harness.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
 
 
 @pytest.mark.parametrize(

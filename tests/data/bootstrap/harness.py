@@ -1,8 +1,7 @@
 """Run ssm_documents/bootstrap.sh on a fake host: fake commands first on PATH, a fake
 /dev/disk/by-id tree and PETAL_ROOT_PREFIX, so nothing outside tmp_path is touched.
 
-Shared by tests/unit/test_bootstrap_script.py and tests/unit/test_build_log_markers.py, which load it
-by path (tests/ is not a package).
+Shared by tests/unit/test_bootstrap_script.py and tests/unit/test_build_log_markers.py.
 """
 
 from __future__ import annotations
