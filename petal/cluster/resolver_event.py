@@ -17,20 +17,32 @@ PETAL_SNAPSHOT_SOURCES, PETAL_NODE_SETUP_URI.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
+from petal.aws.errors import AwsRequestFailed
 from petal.cluster.overrides import overrides_from_mapping
-from petal.cluster.plan import ClusterPlan, PreparedPlan, Software, prepare_plan
-from petal.cluster.resolution import InvalidRequest, SnapshotNotFound
+from petal.cluster.plan import ClusterPlan, PreparedPlan, Software, plan_cluster, prepare_plan
+from petal.cluster.resolution import (
+    InvalidRequest,
+    RegistryFactory,
+    ResolutionError,
+    SnapshotNotFound,
+    default_registry_factory,
+)
 from petal.cluster.settings import ClusterOverrides, ConfigError
 from petal.errors import EXIT_INVALID, PetalStepError
 from petal.identifiers import FINGERPRINT
 from petal.seed.loading import parse_seed, parse_seed_mapping
 from petal.seed.model import Seed, SeedError
 from petal.user_config import UserConfig, UserConfigError, config_from_environment
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
 
 BUILD_HINT: Final = "build the stack first: petal build --seed <seed file>"
 
@@ -164,3 +176,34 @@ def _optional_str(event: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str):
         raise ConfigError(key, f"must be text, not {value!r}")
     return value
+
+
+def resolve_event(
+    event: Mapping[str, Any],
+    *,
+    ec2_for_region: Callable[[str], EC2Client],
+    log: logging.Logger | Any,
+    cache_dir: Path,
+    config: UserConfig | None = None,
+    registry_for: RegistryFactory | None = None,
+) -> dict[str, Any]:
+    """The resolver Lambda's work: the event in, the result out. `log` is the
+    function's logger (Powertools' is a logging.Logger work-alike)."""
+    parsed = parse_event(event, config)
+    request = parsed.prepared.request
+    log.info("resolving", extra={"request": asdict(request)})
+    try:
+        plan = plan_cluster(
+            parsed.prepared,
+            ec2=ec2_for_region(request.region),
+            config=parsed.config,
+            registry_for=registry_for or default_registry_factory(parsed.config, cache_dir),
+        )
+    except ResolutionError as error:
+        raise AwsRequestFailed(str(error)) from None
+    except SnapshotNotFound as missing:
+        log.info("no snapshot", extra={"skipped": [s.format() for s in missing.skipped]})
+        return not_found_result(missing)
+    resolution = plan.resolution
+    log.info("resolved", extra={"snapshot_id": resolution.snapshot_id, "source": resolution.source})
+    return found_result(plan)
