@@ -24,6 +24,8 @@ class PetalError(Exception):
     # The message is a report of its own (e.g. a seed's `file:line: error: ...` lines),
     # printed as it is rather than as one `petal: error:` line.
     is_report: bool = False
+    # Given --json, the JSON document says it all: no message on stderr too.
+    json_replaces_message: bool = False
 
     def json_document(self) -> dict[str, Any] | None:
         """What a command given --json prints on stdout for this error (the message

@@ -1,20 +1,19 @@
 """EC2 adapter of the build: the official AMI, the builder instance, the software
 volume and its snapshot. Every function takes a boto3 EC2 client (moto's in tests).
 
-Nothing here waits: the state machine polls (Wait + Choice) and calls back in.
-"""
+Nothing here waits: the state machine polls (Wait + Choice) and calls back in."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from petal.aws.errors import AwsRequestFailed, aws_call, error_code, translate
+from petal.aws.errors import aws_call, error_code, translate
 from petal.deployment_contract import (
     MANAGED_VALUE,
     ROLE_BUILDER,
@@ -27,15 +26,25 @@ from petal.errors import NoBuilderCapacity, OfficialAmiNotFound
 from petal.platforms import Architecture, official_ami_name_pattern
 
 AMI_OWNER: Final = "amazon"
+
+
 # Where the software volume is attached; the bootstrap finds it by its NVMe serial.
 SOFTWARE_DEVICE: Final = "/dev/sdf"
+
+
 # Spack's build stage and source cache live on the root disk, out of the snapshot.
 MIN_ROOT_VOLUME_GB: Final = 100
+
+
 # RunInstances errors that mean "not here, try another subnet / AZ".
 CAPACITY_ERRORS: Final = frozenset(
     {"InsufficientInstanceCapacity", "Unsupported", "InsufficientCapacity"}
 )
+
+
 TAG_VALUE_LIMIT: Final = 256
+
+
 GONE_STATES: Final = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
 
 
@@ -86,18 +95,6 @@ class VolumeRelease(StrEnum):
     WAITING = "waiting"  # in a state that allows neither yet (e.g. creating)
 
 
-@dataclass(frozen=True)
-class SnapshotView:
-    snapshot_id: str
-    state: str
-    progress: str
-    state_message: str
-    start_time: datetime | None
-    tags: dict[str, str]
-    description: str
-    size_gb: int
-
-
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
@@ -145,9 +142,6 @@ def packages_tag_value(packages: Sequence[str], limit: int = TAG_VALUE_LIMIT) ->
     return ", ".join(chosen)
 
 
-# --- the official ParallelCluster AMI ------------------------------------------------
-
-
 def find_official_image(
     ec2: Any, pcluster_version: str, os_name: str, architecture: Architecture, now: datetime
 ) -> OfficialImage:
@@ -192,9 +186,6 @@ def _deprecated(image: Mapping[str, Any], now: datetime) -> bool:
         return False
     when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     return when <= now
-
-
-# --- the builder instance ------------------------------------------------------------
 
 
 def run_builder(
@@ -330,9 +321,6 @@ def terminate_instances(ec2: Any, instance_ids: Sequence[str]) -> list[str]:
     return done
 
 
-# --- the software volume -------------------------------------------------------------
-
-
 def create_software_volume(
     ec2: Any,
     *,
@@ -447,85 +435,3 @@ def release_volume(ec2: Any, volume: VolumeView) -> VolumeRelease:
         delete_volume(ec2, volume.volume_id)
         return VolumeRelease.DELETED
     return VolumeRelease.WAITING
-
-
-# --- the snapshot --------------------------------------------------------------------
-
-
-def create_snapshot(ec2: Any, volume_id: str, description: str, tags: Mapping[str, str]) -> str:
-    with aws_call(f"EC2 CreateSnapshot of {volume_id}"):
-        response = ec2.create_snapshot(
-            VolumeId=volume_id,
-            Description=description,
-            TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
-        )
-    return str(response["SnapshotId"])
-
-
-def _snapshot_view(snapshot: Mapping[str, Any]) -> SnapshotView:
-    return SnapshotView(
-        snapshot_id=str(snapshot["SnapshotId"]),
-        state=str(snapshot.get("State", "")),
-        progress=str(snapshot.get("Progress", "")),
-        state_message=str(snapshot.get("StateMessage", "")),
-        start_time=snapshot.get("StartTime"),
-        tags=tag_dict(snapshot.get("Tags")),
-        description=str(snapshot.get("Description", "")),
-        size_gb=int(snapshot.get("VolumeSize", 0)),
-    )
-
-
-def describe_snapshot(ec2: Any, snapshot_id: str) -> SnapshotView | None:
-    try:
-        response = ec2.describe_snapshots(SnapshotIds=[snapshot_id])
-    except ClientError as error:
-        if error_code(error) == "InvalidSnapshot.NotFound":
-            return None
-        raise translate("EC2 DescribeSnapshots", error) from error
-    snapshots = response.get("Snapshots", [])
-    return _snapshot_view(snapshots[0]) if snapshots else None
-
-
-def find_snapshots(
-    ec2: Any, tags: Mapping[str, str], states: Sequence[str] = ("completed",)
-) -> list[SnapshotView]:
-    """This account's snapshots carrying all `tags`, newest first.
-
-    OwnerIds=["self"] always: without it DescribeSnapshots also lists every public
-    snapshot in the region, and anyone can tag a public snapshot like petal does.
-    """
-    filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
-    if states:
-        filters.append({"Name": "status", "Values": list(states)})
-    found: list[SnapshotView] = []
-    with aws_call("EC2 DescribeSnapshots"):
-        for page in ec2.get_paginator("describe_snapshots").paginate(
-            OwnerIds=["self"], Filters=filters
-        ):
-            found.extend(_snapshot_view(s) for s in page.get("Snapshots", []))
-    epoch = datetime.min.replace(tzinfo=UTC)
-    found.sort(key=lambda s: s.start_time or epoch, reverse=True)
-    return found
-
-
-def share_snapshot(ec2: Any, snapshot_id: str, account_ids: Sequence[str]) -> None:
-    if not account_ids:
-        return
-    with aws_call(f"EC2 ModifySnapshotAttribute {snapshot_id}"):
-        ec2.modify_snapshot_attribute(
-            SnapshotId=snapshot_id,
-            Attribute="createVolumePermission",
-            OperationType="add",
-            UserIds=list(account_ids),
-        )
-
-
-__all__ = [
-    "AwsRequestFailed",
-    "InstanceView",
-    "LaunchedBuilder",
-    "OfficialImage",
-    "SnapshotView",
-    "VolumeRelease",
-    "VolumeView",
-]

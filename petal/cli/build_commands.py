@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from petal.aws.ec2_builder import SnapshotView, find_snapshots
+from petal.aws.ec2_snapshots import SnapshotView, find_snapshots
 from petal.build.cancel import cancel_build
 from petal.build.records import FINISHED, BuildRecord
 from petal.build.request import (

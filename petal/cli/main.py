@@ -67,6 +67,8 @@ def dispatch(args: argparse.Namespace) -> int:
         document = failure.json_document() if getattr(args, "json", False) else None
         if document is not None:
             print_json(document)
+            if failure.json_replaces_message:
+                return failure.exit_code
         if failure.is_report:
             sys.stderr.write(f"{failure}\n")
         else:

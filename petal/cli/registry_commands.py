@@ -96,6 +96,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 class RegistryCommandFailed(PetalError):
     """A registry document could not be read or used; --json reports the registry too."""
 
+    json_replaces_message = True
+
     def __init__(self, registry_url: str, failure: RegistryError) -> None:
         super().__init__(str(failure))
         self.registry_url = registry_url

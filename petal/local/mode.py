@@ -176,7 +176,7 @@ def request_failure(build_id: str, spec: str) -> None:
         raise InvalidInput(f"--simulate-failure: {invalid}") from None
     server = running_server()
     if server is None:
-        raise LocalModeError("the local AWS emulator is not running")
+        raise InvalidInput("the local AWS emulator is not running")
     path = failure_file(server.state_dir, build_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(spec)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from petal.aws.ec2_builder import share_snapshot
+from petal.aws.ec2_snapshots import share_snapshot
 from petal.sharing.kms import KeyInfo, KeyLookup, key_of, key_policy_statement
 from petal.sharing.snapshots import (
     SharingInfo,

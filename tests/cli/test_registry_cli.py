@@ -284,3 +284,18 @@ def test_missing_registry_exits_1(
     finally:
         empty.close()
     assert "not found (HTTP 404)" in capsys.readouterr().err
+
+
+def test_with_json_a_registry_failure_is_reported_on_stdout_only(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    empty = RegistryServer(files={})
+    try:
+        assert petal("registry", "snapshots", "list", "--registry-url", empty.url, "--json") == 1
+    finally:
+        empty.close()
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["registry"] == empty.url and "not found (HTTP 404)" in document["error"]
+    assert captured.err == ""

@@ -13,11 +13,11 @@ from petal.aws.ec2_builder import (
     VolumeRelease,
     VolumeView,
     find_official_image,
-    find_snapshots,
     packages_tag_value,
     release_volume,
     run_builder,
 )
+from petal.aws.ec2_snapshots import find_snapshots
 from petal.aws.errors import AwsRequestFailed, RetryableAwsError
 from petal.errors import NoBuilderCapacity, OfficialAmiNotFound
 

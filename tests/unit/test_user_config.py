@@ -259,3 +259,12 @@ def test_unquoted_twelve_digit_accounts_are_accepted(tmp_path: Path) -> None:
 def test_the_schema_and_the_environment_check_stack_names_alike() -> None:
     deployment = load_schema(CONFIG_SCHEMA)["properties"]["deployment"]["properties"]
     assert deployment["stack_name"]["pattern"] == _STACK_NAME.pattern
+
+
+def test_a_url_scheme_in_capitals_is_accepted_in_the_file_as_on_the_command_line(
+    tmp_path: Path,
+) -> None:
+    config = load_user_config(
+        write(tmp_path, "registry:\n  url: HTTPS://example.com/reg\n"), environ={}
+    )
+    assert config.registry.url == config.with_registry_url("HTTPS://example.com/reg").registry.url

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from petal.aws import ec2_builder
+from petal.aws import ec2_snapshots
 from petal.aws.errors import AwsRequestFailed
 from petal.build.table import BuildTable
 from petal.errors import SnapshotFailed, SnapshotNotCompleted
@@ -21,7 +21,7 @@ def check_snapshot(
     build, state = event["build"], event["snapshot"]
     snapshot_id = str(state["snapshot_id"])
     attempt = int(state.get("attempt", 0)) + 1
-    view = ec2_builder.describe_snapshot(ec2, snapshot_id)
+    view = ec2_snapshots.describe_snapshot(ec2, snapshot_id)
     if view is None:
         raise SnapshotFailed(
             f"snapshot {snapshot_id} no longer exists (deleted while it was being "
@@ -38,7 +38,7 @@ def check_snapshot(
         note = None
         if trusted_accounts:
             try:
-                ec2_builder.share_snapshot(ec2, snapshot_id, trusted_accounts)
+                ec2_snapshots.share_snapshot(ec2, snapshot_id, trusted_accounts)
                 shared = list(trusted_accounts)
             except AwsRequestFailed as error:
                 # The snapshot is good; sharing is a separate, repeatable act.

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from petal.aws import ec2_builder
+from petal.aws import ec2_builder, ec2_snapshots
 from petal.build.records import BuildRecord, iso
 from petal.build.request import (
     BuildRequestError,
@@ -119,7 +119,7 @@ def prepare(
     )
 
     if not request.force:
-        existing = ec2_builder.find_snapshots(
+        existing = ec2_snapshots.find_snapshots(
             ec2, managed_snapshot_tags(fp, seed.os, seed.architecture)
         )
         if existing:

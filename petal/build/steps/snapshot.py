@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from petal.aws import ec2_builder
+from petal.aws import ec2_builder, ec2_snapshots
 from petal.build.table import BuildTable
 from petal.deployment_contract import (
     MANAGED_VALUE,
@@ -40,7 +40,7 @@ def snapshot(event: Mapping[str, Any], *, ec2: Any, table: BuildTable) -> dict[s
     build_id = str(build["build_id"])
     volume_id, instance_id = str(resources["volume_id"]), str(resources["instance_id"])
     # A retry after the snapshot was created must not start a second one.
-    for existing in ec2_builder.find_snapshots(
+    for existing in ec2_snapshots.find_snapshots(
         ec2, {TAG_BUILD_ID: build_id, TAG_MANAGED: MANAGED_VALUE}, states=()
     ):
         if existing.state in ("pending", "completed"):
@@ -53,7 +53,7 @@ def snapshot(event: Mapping[str, Any], *, ec2: Any, table: BuildTable) -> dict[s
         str(build["architecture"]),
         str(build["seed_name"]),
     )
-    snapshot_id = ec2_builder.create_snapshot(ec2, volume_id, description, snapshot_tags(build))
+    snapshot_id = ec2_snapshots.create_snapshot(ec2, volume_id, description, snapshot_tags(build))
     table.update_build(
         build_id,
         {"step": "snapshot", "snapshot_id": snapshot_id},
