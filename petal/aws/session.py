@@ -7,6 +7,7 @@ way for every command (and gives local mode one thing to patch if it needs more)
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -58,3 +59,32 @@ def default_region() -> str | None:
     """The region boto3 would use: AWS_REGION, AWS_DEFAULT_REGION or the profile's."""
     region: str | None = new_session().region_name
     return region
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region botocore knows, all partitions. Read from botocore's bundled
+    endpoint data: no network, so typos are caught before any call."""
+    session = new_session()
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        regions.update(session.get_available_regions("ec2", partition_name=partition))
+    return frozenset(regions)
+
+
+def region_problem(value: str, flag: str) -> str | None:
+    """Why `value` (given as `flag`) is not a region botocore knows, naming the regions
+    it could have meant (or, for a name like none of them, the commercial ones); None
+    when it is one."""
+    region = value.strip()
+    if region in known_regions():
+        return None
+    near = sorted(r for r in known_regions() if r.split("-")[0] == region.split("-")[0])
+    if near:
+        hint = f" (known regions like it: {', '.join(near[:8])})"
+    else:
+        hint = f" (known regions: {', '.join(sorted(new_session().get_available_regions('ec2')))})"
+    return (
+        f"{flag}: {region!r} is not an AWS region{hint}; use a name like us-east-1. "
+        "A region newer than this installation needs an upgraded boto3/botocore."
+    )

@@ -21,11 +21,12 @@ from rich.live import Live
 
 from petal.aws import session as aws_session
 from petal.aws.deployment import Deployment, DeploymentNotFound, discover_deployment
+from petal.aws.session import region_problem
 from petal.build.records import FINISHED, BuildFailure, BuildRecord, iso
 from petal.build.table import BuildTable
 from petal.cli.build_progress import new_lines, rich_view, summary_lines
 from petal.cli.output import is_terminal, print_json
-from petal.errors import EXIT_FAILURE, EXIT_OK
+from petal.errors import EXIT_FAILURE, EXIT_OK, InvalidInput
 from petal.local import mode as local_mode
 from petal.seed.model import Seed
 from petal.user_config import load_user_config
@@ -50,6 +51,9 @@ class Pipeline:
 def find_pipeline(region: str | None, stack_name: str | None) -> Pipeline:
     """The pipeline deployed in the region and stack given, else the user's defaults."""
     config = load_user_config()
+    problem = region_problem(region, "--region") if region else None
+    if problem:
+        raise InvalidInput(problem)
     region = region or config.deployment.region or aws_session.default_region()
     if region is None:
         raise DeploymentNotFound("no AWS region: pass --region or set AWS_REGION")

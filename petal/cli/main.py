@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from petal.cli import (
     build_commands,
@@ -74,7 +75,7 @@ def dispatch(args: argparse.Namespace) -> int:
         else:
             error(str(failure))
         return failure.exit_code
-    except (ClientError, BotoCoreError) as failure:
+    except (ClientError, BotoCoreError, ResponseParserError) as failure:
         error(f"AWS request failed: {failure}")
         return EXIT_FAILURE
     except KeyboardInterrupt:

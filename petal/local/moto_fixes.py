@@ -59,6 +59,7 @@ def install(hooks: Hooks) -> Callable[[], None]:
         _answer_instance_information(hooks.instance_information),
         _hook_run_instances(hooks.before_run_instances),
         _hook_terminate_instances(hooks.instances_terminated),
+        _answer_snapshot_block_public_access(),
     ]
     undos = [_apply(owner, name, replacement) for owner, name, replacement in patches]
 
@@ -304,3 +305,23 @@ def _hook_terminate_instances(instances_terminated: Callable[[list[str]], None])
         return result
 
     return InstanceResponse, "terminate_instances", terminate_instances
+
+
+def _answer_snapshot_block_public_access() -> Patch:
+    """moto 5.2.5 has no GetSnapshotBlockPublicAccessState (a 500 in server mode); an
+    account that never changed the setting reads "unblocked" in AWS, and so does the
+    emulator."""
+    from moto.ec2.responses import EC2Response
+
+    def get_snapshot_block_public_access_state(response: Any) -> str:
+        return (
+            '<GetSnapshotBlockPublicAccessStateResponse xmlns="http://ec2.amazonaws.com/doc/'
+            '2016-11-15/"><requestId>petal-local</requestId><state>unblocked</state>'
+            "</GetSnapshotBlockPublicAccessStateResponse>"
+        )
+
+    return (
+        EC2Response,
+        "get_snapshot_block_public_access_state",
+        get_snapshot_block_public_access_state,
+    )

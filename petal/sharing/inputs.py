@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from petal.aws.session import new_session
+from petal.aws.session import region_problem
 from petal.identifiers import ACCOUNT_ID, SNAPSHOT_ID
 from petal.sharing.errors import InvalidArgument
 
@@ -70,27 +69,11 @@ def parse_account_ids(values: Iterable[str], flag: str = "--accounts") -> tuple[
     return tuple(accounts)
 
 
-@functools.cache
-def known_regions() -> frozenset[str]:
-    """Every region botocore knows, all partitions. Read from botocore's bundled
-    endpoint data: no network, so typos are caught before any call."""
-    session = new_session()
-    regions: set[str] = set()
-    for partition in session.get_available_partitions():
-        regions.update(session.get_available_regions("ec2", partition_name=partition))
-    return frozenset(regions)
-
-
 def validate_region(value: str, flag: str = "--region") -> str:
-    region = value.strip()
-    if region in known_regions():
-        return region
-    near = sorted(r for r in known_regions() if r.split("-")[0] == region.split("-")[0])
-    hint = f" (known regions like it: {', '.join(near[:8])})" if near else ""
-    raise InvalidArgument(
-        f"{flag}: {region!r} is not an AWS region{hint}; use a name like us-east-1. "
-        "A region newer than this installation needs an upgraded boto3/botocore."
-    )
+    problem = region_problem(value, flag)
+    if problem:
+        raise InvalidArgument(problem)
+    return value.strip()
 
 
 def parse_regions(values: Iterable[str], flag: str) -> tuple[str, ...]:

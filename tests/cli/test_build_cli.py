@@ -563,6 +563,17 @@ def test_unknown_os_names_the_known_ones(
     assert "alinux2023" in err
 
 
+@pytest.mark.parametrize("argv", [("--seed", SEED), ("list",), ("status", "x")])
+def test_an_unknown_region_is_refused_with_the_known_ones(
+    no_stack: None, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    assert main(["build", *argv, "--region", "mars-north-9"]) == 2
+    err = capsys.readouterr().err
+    assert "--region: 'mars-north-9' is not an AWS region (known regions: " in err
+    assert "us-east-1" in err and "eu-west-1" in err
+    assert "Traceback" not in err and "no stack named" not in err
+
+
 @pytest.mark.parametrize(
     "argv", [("--seed", SEED), ("list",), ("status", "x"), ("logs", "x"), ("cancel", "x")]
 )

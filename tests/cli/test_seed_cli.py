@@ -103,3 +103,23 @@ def test_usage_error_exits_2_without_traceback() -> None:
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unreadable_aws_answer_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from botocore.parsers import ResponseParserError
+
+    from petal.cli.main import build_parser, dispatch
+
+    def answer_is_not_xml(args: object) -> int:
+        raise ResponseParserError("Unable to parse response: 500 Internal Server Error")
+
+    args = build_parser().parse_args(["seed", "validate", "x.yaml"])
+    args.func = answer_is_not_xml
+    assert dispatch(args) == 1
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "petal: error: AWS request failed: Unable to parse response: 500 Internal Server Error\n"
+    )
