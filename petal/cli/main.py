@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Sequence
 
@@ -53,7 +54,60 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return dispatch(build_parser().parse_args(argv))
+    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    problem = option_problem(parser, arguments)
+    if problem:
+        parser.error(problem)  # exits 2 with the usage, as argparse's own errors do
+    return dispatch(parser.parse_args(arguments))
+
+
+def option_problem(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """An option no command has, or a global option after the command: argparse would
+    report the first as a missing or invalid command and the second as unrecognized."""
+    everywhere = _long_options(parser)
+    global_only = _long_options(parser, recurse=False) - _long_options_below(parser)
+    command_seen = False
+    for word in argv:
+        if word == "--":
+            break
+        if not word.startswith("--"):
+            command_seen = command_seen or not word.startswith("-")
+            continue
+        name = word.split("=", 1)[0]
+        if name in global_only and command_seen:
+            return (
+                f"{name} is a global option: put it before the command, "
+                f"e.g. petal {name} build list"
+            )
+        if not any(option.startswith(name) for option in everywhere):
+            close = difflib.get_close_matches(name, sorted(everywhere), n=1, cutoff=0.75)
+            return f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else "")
+    return None
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    return [
+        sub
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for sub in action.choices.values()
+    ]
+
+
+def _long_options(parser: argparse.ArgumentParser, *, recurse: bool = True) -> set[str]:
+    own = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+    if recurse:
+        for sub in _subparsers(parser):
+            own |= _long_options(sub)
+    return own
+
+
+def _long_options_below(parser: argparse.ArgumentParser) -> set[str]:
+    below: set[str] = set()
+    for sub in _subparsers(parser):
+        below |= _long_options(sub)
+    return below
 
 
 def dispatch(args: argparse.Namespace) -> int:
