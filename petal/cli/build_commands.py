@@ -26,7 +26,7 @@ from petal.build.request import (
     parse_build_request,
     resolve_seed,
 )
-from petal.cli import sharing_commands
+from petal.cli import hints, sharing_commands
 from petal.cli.build_progress import status_line, step_lines, summary_lines
 from petal.cli.build_watch import (
     Pipeline,
@@ -164,7 +164,7 @@ def _start(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"fingerprint": fp, "started": started, "reused": reused})
         for build_id in started:
-            say(f"   Track with: petal build status {build_id} --watch")
+            say(f"   Track with: {hints.petal(f'build status {build_id} --watch')}")
         return EXIT_OK
     return watch(pipeline, started, order.seed, args.seed, as_json=args.json)
 
@@ -292,7 +292,7 @@ def _start_executions(
 def _find(pipeline: Pipeline, build_id: str) -> BuildRecord | None:
     record = pipeline.table.get_build(build_id)
     if record is None:
-        error(f"no build {build_id!r}: list builds with `petal build list`")
+        error(f"no build {build_id!r}: list builds with `{hints.petal('build list')}`")
     return record
 
 

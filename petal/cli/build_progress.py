@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from petal.build.records import FINISHED, BuildRecord, parse_iso
+from petal.cli import hints
 from petal.seed.model import Seed
 
 # The state machine's steps as the build record names them: what a person reads while
@@ -165,7 +166,7 @@ def new_lines(printed: list[str], record: BuildRecord, prefix_id: bool) -> list[
 def summary_lines(record: BuildRecord, seed: Seed | None, seed_file: str) -> list[str]:
     """What a finished build leaves the user with, as in the spec's example output."""
     if record.status in ("SUCCEEDED", "REUSED"):
-        create = f"  petal create --seed {seed_file} --name my-cluster"
+        create = "  " + hints.petal(f"create --seed {seed_file} --name my-cluster")
         if seed is None or (record.os, record.architecture) != (seed.os, seed.architecture):
             create += f" --os {record.os} --arch {record.architecture}"
         packages = ", ".join(seed.software.packages) if seed else "(see petal build list)"
@@ -180,4 +181,4 @@ def summary_lines(record: BuildRecord, seed: Seed | None, seed_file: str) -> lis
             create,
         ]
     cause = record.error.cause if record.error else "no reason recorded"
-    return [cause, f"  Log of the install: petal build logs {record.build_id}"]
+    return [cause, f"  Log of the install: {hints.petal(f'build logs {record.build_id}')}"]

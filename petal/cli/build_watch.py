@@ -24,6 +24,7 @@ from petal.aws.deployment import Deployment, DeploymentNotFound, discover_deploy
 from petal.aws.session import region_problem
 from petal.build.records import FINISHED, BuildFailure, BuildRecord, iso
 from petal.build.table import BuildTable
+from petal.cli import hints
 from petal.cli.build_progress import new_lines, rich_view, summary_lines
 from petal.cli.output import is_terminal, print_json
 from petal.errors import EXIT_FAILURE, EXIT_OK, InvalidInput
@@ -100,7 +101,7 @@ def watch(
     except KeyboardInterrupt:
         sys.stderr.write("\nStopped watching; the build goes on. Resume with:\n")
         for build_id in build_ids:
-            sys.stderr.write(f"  petal build status {build_id} --watch\n")
+            sys.stderr.write(f"  {hints.petal(f'build status {build_id} --watch')}\n")
         return EXIT_INTERRUPTED
     if as_json:
         _print_json_records(watched, json_list)

@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from petal.aws import session as aws_session
 from petal.aws.deployment import DeploymentNotFound, discover_deployment
+from petal.cli import hints
 from petal.cli.output import error, is_terminal, print_json
 from petal.cluster.overrides import parse_queue
 from petal.cluster.plan import ClusterPlan, PreparedPlan, Software, plan_cluster, prepare_plan
@@ -365,7 +366,7 @@ def _snapshot_json(plan: ClusterPlan) -> dict[str, Any]:
 def _not_found(
     args: argparse.Namespace, seed: Seed, settings: ClusterSettings, missing: SnapshotNotFound
 ) -> int:
-    build = f"petal build --seed {shlex.quote(args.seed)}"
+    build = hints.petal(f"build --seed {shlex.quote(args.seed)}")
     variant_differs = (settings.os, settings.architecture) != (seed.os, seed.architecture)
     note = (
         f"\n  (the build uses the seed's os and architecture: set os: {settings.os} and "

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from petal.cli import hints
 from petal.cli.output import error, is_terminal, print_json
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, InvalidInput, PetalError
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
@@ -351,11 +352,12 @@ def _check(args: argparse.Namespace) -> int:
         elif found and entry is not None:
             where = ", ".join(sorted({v.region for v in variants}))
             print(f"{args.seed}: {entry.name} has {os_name}/{arch} snapshots in {where}")
-            print(f"  create a cluster with: petal create --seed {args.seed} --name <cluster>")
+            create = hints.petal(f"create --seed {args.seed} --name <cluster>")
+            print(f"  create a cluster with: {create}")
         else:
             offered = "" if entry is None else f" ({entry.name} offers other variants)"
             print(f"{args.seed}: no {os_name}/{arch} snapshot in the registry for {fp}{offered}")
-            print(f"  build one with: petal build --seed {args.seed}")
+            print(f"  build one with: {hints.petal(f'build --seed {args.seed}')}")
         return EXIT_OK if found else EXIT_FAILURE
 
     return _run(args, body)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
-from petal.cli import publish_command, snapshot_flags
+from petal.cli import hints, publish_command, snapshot_flags
 from petal.cli.output import add_json_flag, error, print_json
 from petal.errors import EXIT_FAILURE, EXIT_OK
 from petal.sharing.copy import (
@@ -232,7 +232,7 @@ def _share_public(args: argparse.Namespace, ref: SnapshotRef) -> int:
         print(f"{ref}: now public. Any AWS account can create volumes from it.")
     else:
         print(f"{ref}: already public; nothing changed.")
-    print(f"Revoke with: petal build unshare {ref} --public")
+    print(f"Revoke with: {hints.petal(f'build unshare {ref} --public')}")
     return EXIT_OK
 
 

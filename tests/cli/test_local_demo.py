@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -184,6 +185,11 @@ def test_the_local_demo_builds_a_snapshot_and_a_cluster_config(
     assert snapshot["State"] == "completed"
     assert f"  Snapshot ID: {snapshot_id}\n" in build.stdout
     assert "Software Volume Ready!" in build.stdout
+    # The hint, copied as printed, runs (in local mode it carries --local).
+    [hint] = [line.strip() for line in build.stdout.splitlines() if "petal --local create" in line]
+    assert hint == f"petal --local create --seed {SEED} --name my-cluster"
+    copied = demo.run(*shlex.split(hint)[1:], "--config-out", str(tmp_path / "hinted.yaml"))
+    assert copied.returncode == 0, copied.stdout + copied.stderr
     tags = {t["Key"]: t["Value"] for t in snapshot["Tags"]}
     [record] = json.loads(listing.stdout)["builds"]
     assert tags["Name"] == "petal-workload-basic-alinux2023-x86_64"
@@ -225,6 +231,7 @@ def test_a_simulated_failure_exits_1_naming_the_step_and_leaves_nothing(demo: De
     )
     assert "failed in step bootstrap (InjectedFailure)" in failed.stdout
     assert "✅ Cleaned up build resources" in failed.stdout
+    assert "  Log of the install: petal --local build logs " in failed.stdout
     assert "Traceback" not in failed.stderr
 
     assert snapshots(demo) == []
