@@ -33,21 +33,24 @@ def bootstrap(
     execution_arn = str(build["execution_arn"])
     expires_at = now + timedelta(seconds=int(build["task_timeout_seconds"])) + TOKEN_GRACE
 
+    def park_token(command_id: str) -> None:
+        table.park_token(
+            command_id,
+            task_token=event["task_token"],
+            build_id=build_id,
+            instance_id=instance_id,
+            execution_arn=execution_arn,
+            now=now,
+            expires_at=expires_at,
+        )
+
     record = table.get_build(build_id)
     if record is not None and record.command_id:
         status = ssm_commands.command_status(ssm, record.command_id, instance_id)
         if status not in ssm_commands.TERMINAL_STATUSES:
             # A retry of this step after the command went out: one command per build,
             # so the new token is parked under the command that is already running.
-            table.park_token(
-                record.command_id,
-                task_token=event["task_token"],
-                build_id=build_id,
-                instance_id=instance_id,
-                execution_arn=execution_arn,
-                now=now,
-                expires_at=expires_at,
-            )
+            park_token(record.command_id)
             return {"command_id": record.command_id, "sent": False}
 
     parameters = command_parameters(
@@ -67,15 +70,7 @@ def bootstrap(
         log_group=log_group,
         comment=f"petal build {build_id}",
     )
-    table.park_token(
-        command_id,
-        task_token=event["task_token"],
-        build_id=build_id,
-        instance_id=instance_id,
-        execution_arn=execution_arn,
-        now=now,
-        expires_at=expires_at,
-    )
+    park_token(command_id)
     table.update_build(
         build_id,
         {"step": "bootstrap", "command_id": command_id, "log_group": log_group},
