@@ -133,6 +133,11 @@ class UserConfig:
     def enabled_sources(self) -> tuple[SnapshotSource, ...]:
         return tuple(s for s in self.snapshot_sources if s.enabled)
 
+    def own_account_only(self) -> UserConfig:
+        """The config with only the own-account source: where petal's builds are."""
+        sources = tuple(s for s in self.snapshot_sources if s.type == "local")
+        return replace(self, snapshot_sources=sources, explicit_sources=True)
+
     def with_registry_url(self, url: str) -> UserConfig:
         """The config with `--registry-url` applied: the official source reads it."""
         checked = check_url(url, "--registry-url")

@@ -51,6 +51,8 @@ STATUSES: Final[tuple[BuildStatus, ...]] = ("RUNNING", "SUCCEEDED", "FAILED", "R
 
 
 FINISHED: Final = frozenset({"SUCCEEDED", "FAILED", "REUSED", "CANCELLED"})
+# The finished states that leave a software volume (snapshot) behind.
+SUCCESSFUL: Final = frozenset({"SUCCEEDED", "REUSED"})
 
 
 PK: Final = TABLE_PARTITION_KEY

@@ -17,7 +17,7 @@ from typing import Any
 
 from petal.aws.ec2_snapshots import SnapshotView, find_snapshots
 from petal.build.cancel import cancel_build
-from petal.build.records import FINISHED, BuildRecord
+from petal.build.records import FINISHED, SUCCESSFUL, BuildRecord
 from petal.build.request import (
     BuildRequest,
     BuildRequestError,
@@ -32,7 +32,9 @@ from petal.cli.build_watch import (
     Pipeline,
     Speaker,
     build_execution,
+    build_regions,
     find_pipeline,
+    interrupted,
     print_log,
     watch,
 )
@@ -92,8 +94,16 @@ def _register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
     listing = commands.add_parser("list", help="list builds and software volumes")
     _deployment_flags(listing, default=argparse.SUPPRESS)
-    listing.add_argument("--status", type=str.upper, choices=sorted(FINISHED | {"RUNNING"}))
-    listing.add_argument("--seed", metavar="NAME", help="only builds of this seed name")
+    listing.add_argument(
+        "--status",
+        type=str.upper,
+        choices=sorted(FINISHED | {"RUNNING"}),
+        help="only builds in this state; software volumes come from successful builds, so "
+        "they are listed only without --status or with SUCCEEDED or REUSED",
+    )
+    listing.add_argument(
+        "--seed", metavar="NAME", help="only builds and software volumes of this seed name"
+    )
     listing.add_argument("--limit", type=int, default=20, help="most builds to show (20)")
     listing.add_argument(
         "--shared", action="store_true", help="show who each snapshot is shared with"
@@ -159,7 +169,12 @@ def _start(args: argparse.Namespace) -> int:
     if plan is None:
         return EXIT_INVALID
     requests, reused = plan
-    started = _start_executions(pipeline, requests, args.simulate_failure, say)
+    started: list[str] = []
+    try:
+        _start_executions(pipeline, requests, args.simulate_failure, say, started)
+    except KeyboardInterrupt:
+        # Builds already started go on: the same words as a Ctrl-C while watching.
+        return interrupted(started)
     if args.detach or not started:
         if args.json:
             print_json({"fingerprint": fp, "started": started, "reused": reused})
@@ -177,6 +192,12 @@ def _start_flags_fit(args: argparse.Namespace) -> bool:
     if args.simulate_failure and not local_mode.is_active():
         error("--simulate-failure works only in local mode: petal --local build ...")
         return False
+    if args.simulate_failure:
+        # Checked before anything else, so that a mistyped step is never ignored
+        # (for instance when the snapshot exists and no build starts).
+        from petal.local.failures import check_failure_request  # local mode only
+
+        check_failure_request(args.simulate_failure)
     return True
 
 
@@ -269,10 +290,14 @@ def _no_seed_reader(bucket: str, key: str, version_id: str | None) -> bytes:
 
 
 def _start_executions(
-    pipeline: Pipeline, requests: list[BuildRequest], simulate_failure: str | None, say: Speaker
-) -> list[str]:
-    """Start each request's execution; the build ids started."""
-    started: list[str] = []
+    pipeline: Pipeline,
+    requests: list[BuildRequest],
+    simulate_failure: str | None,
+    say: Speaker,
+    started: list[str],
+) -> None:
+    """Start each request's execution, adding each build id to `started` as it starts
+    (a Ctrl-C half-way then knows which builds run)."""
     for request in requests:
         if simulate_failure:
             local_mode.request_failure(str(request.build_id), simulate_failure)
@@ -283,7 +308,6 @@ def _start_executions(
         )
         started.append(str(request.build_id))
         say(f"⏳ Started build {request.build_id} ({request.os}/{request.architecture})")
-    return started
 
 
 # --- status, list, logs, cancel ------------------------------------------------------------
@@ -318,7 +342,8 @@ def _status(args: argparse.Namespace) -> int:
             print(line)
         if record.status in ("FAILED", "CANCELLED"):
             # Why, and what to do: what `--watch` prints when the build ends.
-            print("\n".join(summary_lines(record, None, "SEED")))
+            regions = build_regions(pipeline)
+            print("\n".join(summary_lines(record, None, "SEED", regions=regions)))
     return EXIT_OK if record.status != "FAILED" else EXIT_FAILURE
 
 
@@ -326,10 +351,11 @@ def _list(args: argparse.Namespace) -> int:
     pipeline = find_pipeline(args.region, args.stack_name)
     builds = pipeline.table.list_builds(limit=args.limit, status=args.status, seed=args.seed)
     ec2 = pipeline.client("ec2")
-    volumes = find_snapshots(ec2, {TAG_MANAGED: MANAGED_VALUE})
-    shared = describe_sharing(ec2, [v.snapshot_id for v in volumes]) if args.shared else {}
+    with_volumes = args.status is None or args.status in SUCCESSFUL
+    volumes = find_snapshots(ec2, {TAG_MANAGED: MANAGED_VALUE}) if with_volumes else []
     if args.seed:
         volumes = [v for v in volumes if v.tags.get("petal:seed") == args.seed]
+    shared = describe_sharing(ec2, [v.snapshot_id for v in volumes]) if args.shared else {}
     if args.json:
         print_json(
             {
@@ -338,7 +364,7 @@ def _list(args: argparse.Namespace) -> int:
             }
         )
     else:
-        _print_listing(builds, volumes, shared)
+        _print_listing(builds, volumes if with_volumes else None, shared)
     return EXIT_OK
 
 
@@ -358,12 +384,18 @@ def _volume_json(volume: SnapshotView, sharing: SharingInfo | None) -> dict[str,
 
 
 def _print_listing(
-    builds: list[BuildRecord], volumes: list[SnapshotView], shared: dict[str, SharingInfo]
+    builds: list[BuildRecord], volumes: list[SnapshotView] | None, shared: dict[str, SharingInfo]
 ) -> None:
+    """`volumes` None: not asked for (a --status of builds that make no volume)."""
     now = datetime.now(UTC)
-    print("Builds:" if builds else "Builds: none yet (start one with: petal build --seed FILE)")
+    if builds:
+        print("Builds:")
+    else:
+        print(f"Builds: none yet (start one with: {hints.petal('build --seed FILE')})")
     for record in builds:
         print(f"  {status_line(record, now)}")
+    if volumes is None:
+        return
     print("Software volumes:" if volumes else "Software volumes: none")
     for v in volumes:
         line = (
@@ -382,7 +414,14 @@ def _logs(args: argparse.Namespace) -> int:
     if record is None:
         return EXIT_FAILURE
     if not record.command_id:
-        error(f"build {args.build_id} has no bootstrap log yet (step: {record.step})")
+        if record.status in FINISHED:
+            error(
+                f"build {args.build_id} has no bootstrap log: it ended ({record.status}) "
+                "before the install started; "
+                f"`{hints.petal(f'build status {args.build_id}')}` says why"
+            )
+        else:
+            error(f"build {args.build_id} has no bootstrap log yet (step: {record.step})")
         return EXIT_FAILURE
     group = record.log_group or pipeline.deployment.build_log_group
     return print_log(pipeline, args.build_id, group, record.command_id, follow=args.follow)

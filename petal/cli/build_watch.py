@@ -22,10 +22,10 @@ from rich.live import Live
 from petal.aws import session as aws_session
 from petal.aws.deployment import Deployment, DeploymentNotFound, discover_deployment
 from petal.aws.session import region_problem
-from petal.build.records import FINISHED, BuildFailure, BuildRecord, iso
+from petal.build.records import FINISHED, SUCCESSFUL, BuildFailure, BuildRecord, iso
 from petal.build.table import BuildTable
 from petal.cli import hints
-from petal.cli.build_progress import new_lines, rich_view, summary_lines
+from petal.cli.build_progress import BuildRegions, new_lines, rich_view, summary_lines
 from petal.cli.output import is_terminal, print_json
 from petal.errors import EXIT_FAILURE, EXIT_OK, InvalidInput
 from petal.local import mode as local_mode
@@ -49,13 +49,23 @@ class Pipeline:
         return BuildTable(self.client("dynamodb"), self.deployment.table_name)
 
 
+def configured_region() -> str | None:
+    """The region a command uses unless told otherwise: ~/.petal/config.yaml's
+    deployment.region, else the AWS configuration's."""
+    return load_user_config().deployment.region or aws_session.default_region()
+
+
+def build_regions(pipeline: Pipeline) -> BuildRegions:
+    return BuildRegions(built_in=pipeline.deployment.region, create_default=configured_region())
+
+
 def find_pipeline(region: str | None, stack_name: str | None) -> Pipeline:
     """The pipeline deployed in the region and stack given, else the user's defaults."""
     config = load_user_config()
     problem = region_problem(region, "--region") if region else None
     if problem:
         raise InvalidInput(problem)
-    region = region or config.deployment.region or aws_session.default_region()
+    region = region or configured_region()
     if region is None:
         raise DeploymentNotFound("no AWS region: pass --region or set AWS_REGION")
     stack = stack_name or config.deployment.stack_name
@@ -99,14 +109,11 @@ def watch(
         else:
             _follow_plain(watched, sleep, quiet=as_json)
     except KeyboardInterrupt:
-        sys.stderr.write("\nStopped watching; the build goes on. Resume with:\n")
-        for build_id in build_ids:
-            sys.stderr.write(f"  {hints.petal(f'build status {build_id} --watch')}\n")
-        return EXIT_INTERRUPTED
+        return interrupted(build_ids)
     if as_json:
         _print_json_records(watched, json_list)
     else:
-        _print_summaries(watched, seed, seed_file)
+        _print_summaries(watched, seed, seed_file, build_regions(pipeline))
     return EXIT_OK if watched.all_succeeded() else EXIT_FAILURE
 
 
@@ -136,7 +143,7 @@ class _Watched:
         return [self.records[b] for b in self.build_ids if b in self.records]
 
     def all_succeeded(self) -> bool:
-        ok = all(r.status in ("SUCCEEDED", "REUSED") for r in self.recorded())
+        ok = all(r.status in SUCCESSFUL for r in self.recorded())
         return ok and len(self.records) == len(self.build_ids)
 
 
@@ -169,10 +176,23 @@ def _print_json_records(watched: _Watched, json_list: bool) -> None:
     print_json(documents if json_list or len(documents) != 1 else documents[0])
 
 
-def _print_summaries(watched: _Watched, seed: Seed | None, seed_file: str | None) -> None:
+def interrupted(build_ids: Sequence[str]) -> int:
+    """Ctrl-C while builds run: they go on; say which, and how to follow them again."""
+    if not build_ids:
+        sys.stderr.write("\nInterrupted before any build started.\n")
+        return EXIT_INTERRUPTED
+    sys.stderr.write("\nStopped watching; the build goes on. Resume with:\n")
+    for build_id in build_ids:
+        sys.stderr.write(f"  {hints.petal(f'build status {build_id} --watch')}\n")
+    return EXIT_INTERRUPTED
+
+
+def _print_summaries(
+    watched: _Watched, seed: Seed | None, seed_file: str | None, regions: BuildRegions
+) -> None:
     for record in watched.recorded():
         print()
-        print("\n".join(summary_lines(record, seed, seed_file or "SEED")))
+        print("\n".join(summary_lines(record, seed, seed_file or "SEED", regions=regions)))
 
 
 def _ended_without_record(

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from petal.aws import session as aws_session
 from petal.aws.deployment import DeploymentNotFound, discover_deployment
 from petal.cli import hints
+from petal.cli.build_watch import configured_region
 from petal.cli.output import error, is_terminal, print_json
 from petal.cluster.overrides import parse_queue
 from petal.cluster.plan import ClusterPlan, PreparedPlan, Software, plan_cluster, prepare_plan
@@ -27,6 +28,7 @@ from petal.cluster.resolution import (
     Resolution,
     ResolutionError,
     SnapshotNotFound,
+    resolve,
 )
 from petal.cluster.settings import (
     DELETION_POLICIES,
@@ -130,6 +132,8 @@ class _Prepared:
     seed: Seed
     plan: PreparedPlan
     config_file: Path
+    # Where the petal stack (and so its builds' snapshots) is, unless told otherwise.
+    default_region: str | None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
             on_resolved=lambda resolution: _describe_choice(out, resolution),
         )
     except SnapshotNotFound as missing:
-        return _not_found(args, prepared.seed, prepared.plan.settings, missing)
+        elsewhere = _built_elsewhere(prepared, missing)
+        return _not_found(args, prepared.seed, prepared.plan.settings, missing, elsewhere)
     except ResolutionError as failure:
         error(f"{failure} (check your AWS credentials and region {request.region})")
         return EXIT_FAILURE
@@ -174,9 +179,9 @@ def _prepare(args: argparse.Namespace, out: _Out) -> _Prepared:
     # prepare_plan checks the name too, but checking it first spares a bad name the
     # AWS look-ups below and their warning.
     check_cluster_name(args.name)
-    default_region = config.deployment.region or aws_session.default_region()
+    default_region = configured_region()
     region = args.region or seed.cluster.region or default_region
-    node_setup_uri = _node_setup_uri(args, config, region)
+    node_setup_uri = _node_setup_uri(args, config, region, default_region)
     subnet = _subnet(args, seed, region, out)
     plan = prepare_plan(
         Software.from_seed(seed),
@@ -187,16 +192,23 @@ def _prepare(args: argparse.Namespace, out: _Out) -> _Prepared:
     )
     config_file = Path(args.config_out or f"{args.name}-config.yaml")
     _check_writable(config_file)
-    return _Prepared(config, seed, plan, config_file)
+    return _Prepared(config, seed, plan, config_file, default_region)
 
 
-def _node_setup_uri(args: argparse.Namespace, config: UserConfig, region: str | None) -> str | None:
+def _node_setup_uri(
+    args: argparse.Namespace, config: UserConfig, region: str | None, default_region: str | None
+) -> str | None:
     """The configured node-setup URI; failing that, unless --node-setup-uri gives one,
-    the deployed stack's."""
+    the deployed stack's: in the cluster's region, else in the default region (one
+    stack serves clusters in every region; S3 serves the script across regions)."""
     configured = config.deployment.node_setup_uri
-    if args.node_setup_uri is None and configured is None:
-        return _stack_node_setup_uri(config.deployment.stack_name, region)
-    return configured
+    if args.node_setup_uri is not None or configured is not None:
+        return configured
+    for stack_region in dict.fromkeys((region, default_region)):
+        uri = _stack_node_setup_uri(config.deployment.stack_name, stack_region)
+        if uri is not None:
+            return uri
+    return None
 
 
 def _subnet(args: argparse.Namespace, seed: Seed, region: str | None, out: _Out) -> str | None:
@@ -225,7 +237,6 @@ def _create_cluster(
         "--cluster-configuration",
         str(config_file),
     ]
-    pcluster = shutil.which("pcluster")
     result: dict[str, Any] = {
         "cluster_name": args.name,
         "fingerprint": plan.prepared.software.fingerprint,
@@ -233,23 +244,44 @@ def _create_cluster(
         "command": command,
         "ran": False,
         "dry_run": args.dry_run,
+        "not_run_because": None,
         "snapshot": _snapshot_json(plan),
     }
-    if args.dry_run or pcluster is None or local_mode.is_active():
-        out.say(f"Create the cluster with ({_why_not_run(args.dry_run)}):")
+    pcluster: str | None = None
+    if args.dry_run:
+        why_not: str | None = "dry run"
+    elif local_mode.is_active():
+        why_not = "local mode: the snapshot is emulated, pcluster would create it in AWS"
+    else:
+        pcluster, why_not = _working_pcluster()
+    if why_not is not None or pcluster is None:
+        out.say(f"Create the cluster with ({why_not}):")
         out.say(f"  {shlex.join(command)}")
         if args.json:
+            result["not_run_because"] = why_not
             print_json(result)
         return EXIT_OK
     return _run_pcluster(args, out, [pcluster, *command[1:]], result)
 
 
-def _why_not_run(dry_run: bool) -> str:
-    if dry_run:
-        return "dry run"
-    if local_mode.is_active():
-        return "local mode: the snapshot is emulated, pcluster would create it in AWS"
-    return "pcluster is not installed (pip install aws-parallelcluster)"
+def _working_pcluster() -> tuple[str | None, str | None]:
+    """The pcluster on PATH if it runs (`pcluster version`), else why it cannot be used:
+    a half-installed one (a missing module, say) would fail after the config is
+    written, with a traceback of its own instead of the command to run."""
+    found = shutil.which("pcluster")
+    if found is None:
+        return None, "pcluster is not installed: pip install aws-parallelcluster"
+    try:
+        probe = subprocess.run(
+            [found, "version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as failure:
+        return None, f"{found} does not run ({failure}); reinstall aws-parallelcluster"
+    if probe.returncode != 0:
+        lines = (probe.stderr or probe.stdout).strip().splitlines()
+        last = lines[-1] if lines else f"exit {probe.returncode}"
+        return None, f"{found} does not run ({last}); reinstall aws-parallelcluster"
+    return found, None
 
 
 def _run_pcluster(
@@ -363,10 +395,38 @@ def _snapshot_json(plan: ClusterPlan) -> dict[str, Any]:
     return data
 
 
+def _built_elsewhere(prepared: _Prepared, missing: SnapshotNotFound) -> Resolution | None:
+    """The snapshot a build left in the stack's region when the cluster's region (the
+    seed's cluster.region, say) has none: it needs a copy, not another build."""
+    other = prepared.default_region
+    if other is None or other == missing.request.region:
+        return None
+    try:
+        return resolve(
+            replace(missing.request, region=other),
+            ec2=aws_session.client("ec2", other),
+            config=prepared.config.own_account_only(),
+        )
+    except (ResolutionError, SnapshotNotFound, BotoCoreError, ClientError):
+        return None
+
+
 def _not_found(
-    args: argparse.Namespace, seed: Seed, settings: ClusterSettings, missing: SnapshotNotFound
+    args: argparse.Namespace,
+    seed: Seed,
+    settings: ClusterSettings,
+    missing: SnapshotNotFound,
+    elsewhere: Resolution | None,
 ) -> int:
     build = hints.petal(f"build --seed {shlex.quote(args.seed)}")
+    copy = (
+        hints.petal(
+            f"build copy {elsewhere.snapshot_id} --from {elsewhere.region} "
+            f"--to {missing.request.region}"
+        )
+        if elsewhere is not None
+        else None
+    )
     variant_differs = (settings.os, settings.architecture) != (seed.os, seed.architecture)
     note = (
         f"\n  (the build uses the seed's os and architecture: set os: {settings.os} and "
@@ -394,11 +454,19 @@ def _not_found(
                     for s in missing.skipped
                 ],
                 "build_command": build,
+                "copy_command": copy,
             }
         )
         return EXIT_FAILURE
     error(f"no software volume found for {args.seed}: {missing}")
     for skipped in missing.skipped:
         sys.stderr.write(f"  skipped {skipped.format()}\n")
+    if elsewhere is not None and copy is not None:
+        sys.stderr.write(
+            f"A build of it is in {elsewhere.region} ({elsewhere.snapshot_id}), where the "
+            f"petal stack is; the cluster's region is {missing.request.region}. Copy it "
+            f"there, then run this command again:\n  {copy}\n"
+        )
+        return EXIT_FAILURE
     sys.stderr.write(f"Build one first with:\n  {build}{note}\n")
     return EXIT_FAILURE

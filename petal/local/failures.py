@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from petal.aws.errors import RetryableAwsError
+from petal.errors import InvalidInput
 from petal.local.deploy import ACCOUNT_ID
 from petal.local.moto_fixes import BACKEND_LOCK
 
@@ -80,6 +81,14 @@ def parse_failure(text: str) -> LocalFailure:
     """`step` or `step:mode`, e.g. "snapshot" or "bootstrap:timed-out" (CLI --fail-at)."""
     step, _, mode = text.strip().partition(":")
     return LocalFailure(step, mode or "exception")
+
+
+def check_failure_request(text: str) -> LocalFailure:
+    """`petal build --simulate-failure TEXT`, parsed; InvalidInput naming the flag."""
+    try:
+        return parse_failure(text)
+    except LocalAwsError as invalid:
+        raise InvalidInput(f"--simulate-failure: {invalid}") from None
 
 
 class FailureInjector:

@@ -417,8 +417,19 @@ def test_list_json_filters_by_status_and_seed(
     assert volumes["workload-basic"]["packages"] == "zlib@1.3.1, bzip2@1.0.8, xz@5.4.6"
 
     assert petal("list", "--json", "--status", "FAILED") == 0
-    failed = json.loads(capsys.readouterr().out)["builds"]
-    assert [(b["build_id"], b["error"]["step"]) for b in failed] == [("wb-bad", "snapshot")]
+    failed = json.loads(capsys.readouterr().out)
+    assert [(b["build_id"], b["error"]["step"]) for b in failed["builds"]] == [
+        ("wb-bad", "snapshot")
+    ]
+    # A failed build leaves no software volume: none is listed beside it.
+    assert failed["software_volumes"] == []
+    assert petal("list", "--status", "FAILED") == 0
+    out = capsys.readouterr().out
+    assert "wb-bad" in out
+    assert "Software volumes" not in out
+    assert petal("list", "--json", "--status", "SUCCEEDED") == 0
+    succeeded = json.loads(capsys.readouterr().out)
+    assert {v["seed"] for v in succeeded["software_volumes"]} == {"workload-basic", "portable"}
 
     assert petal("list", "--json", "--seed", "portable") == 0
     only = json.loads(capsys.readouterr().out)
@@ -447,6 +458,64 @@ def test_list_says_when_there_is_nothing_yet(
     assert petal("list") == 0
     assert capsys.readouterr().out == (
         "Builds: none yet (start one with: petal build --seed FILE)\nSoftware volumes: none\n"
+    )
+
+
+def test_a_simulated_failure_is_checked_even_when_nothing_is_built(
+    aws: LocalAws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build_commands.local_mode, "is_active", lambda: True)
+    assert petal("--seed", SEED) == 0  # the snapshot now exists: the next run reuses it
+    capsys.readouterr()
+    assert petal("--seed", SEED, "--simulate-failure", "frobnicate") == 2
+    captured = capsys.readouterr()
+    assert "--simulate-failure: unknown step 'frobnicate' to fail; use one of prepare" in (
+        captured.err
+    )
+    assert "already exists" not in captured.out
+    assert petal("--seed", SEED, "--simulate-failure", "bootstrap:melted") == 2
+    assert "step bootstrap cannot fail with 'melted'" in capsys.readouterr().err
+
+
+def test_ctrl_c_right_after_a_build_started_says_how_to_resume(
+    aws: LocalAws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fixed_build_ids(monkeypatch, "wb-interrupted")
+
+    def interrupt(*args: Any, **kwargs: Any) -> int:
+        raise KeyboardInterrupt
+
+    # The moment between "Started build" and the first look at its progress.
+    monkeypatch.setattr(build_commands, "watch", interrupt)
+    started = build_commands._start_executions
+
+    def start_then_interrupt(*args: Any) -> None:
+        started(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_commands, "_start_executions", start_then_interrupt)
+    assert petal("--seed", SEED) == 130
+    captured = capsys.readouterr()
+    assert "⏳ Started build wb-interrupted (alinux2023/x86_64)" in captured.out
+    assert captured.err.endswith(
+        "Stopped watching; the build goes on. Resume with:\n"
+        "  petal build status wb-interrupted --watch\n"
+    )
+    aws.quiesce()
+
+
+def test_logs_of_a_build_that_never_reached_the_install_say_why_there_are_none(
+    aws: LocalAws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fixed_build_ids(monkeypatch, "wb-no-install")
+    aws.failures["wb-no-install"] = LocalFailure("launch", "capacity")
+    assert petal("--seed", SEED) == 1
+    out = capsys.readouterr().out
+    assert "Log of the install" not in out
+    assert petal("logs", "wb-no-install") == 1
+    assert capsys.readouterr().err == (
+        "petal: error: build wb-no-install has no bootstrap log: it ended (FAILED) before "
+        "the install started; `petal build status wb-no-install` says why\n"
     )
 
 

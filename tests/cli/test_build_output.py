@@ -23,17 +23,21 @@ from rich.console import Console
 from petal.build.records import BuildFailure, BuildRecord, Progress
 from petal.cli import build_watch
 from petal.cli.build_progress import (
+    BuildRegions,
     new_lines,
     rich_view,
     status_line,
     step_lines,
     summary_lines,
 )
+from petal.local import mode as local_mode
 from petal.seed.loading import load_seed
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_FILE = "seeds/testing/workload-basic.yaml"
 SEED = load_seed(REPO / SEED_FILE)
+# The stack's region, which is also where `petal create` looks by default.
+HOME = BuildRegions(built_in="us-east-1", create_default="us-east-1")
 NOW = datetime(2025, 1, 31, 12, 30, 5, tzinfo=UTC)
 BUILD_ID = "workload-basic-20250131120000-a1b2c3"
 FP = "sha256:" + "ab" * 32
@@ -59,6 +63,8 @@ def record(**changes: Any) -> BuildRecord:
 
 
 LAUNCHED = {"instance_id": INSTANCE, "volume_id": VOLUME}
+# A build that got as far as sending the bootstrap command, which writes the log.
+INSTALLING = {**LAUNCHED, "command_id": "0b5e1a2c-3d4e-4f5a-8b6c-7d8e9f0a1b2c"}
 
 
 def failed(step: str, error: str, cause: str, **changes: Any) -> BuildRecord:
@@ -99,14 +105,14 @@ FAILED_BOOTSTRAP = failed(
     f"Build {BUILD_ID} failed in step bootstrap (BootstrapFailed): spack install failed "
     "for bzip2@1.0.8. What to do: read the build log.",
     progress=Progress(2, 3, "bzip2@1.0.8"),
-    **LAUNCHED,
+    **INSTALLING,
 )
 FAILED_SNAPSHOT = failed(
     "snapshot",
     "SnapshotFailed",
     f"Build {BUILD_ID} failed in step snapshot (SnapshotFailed): EBS reported the "
     "snapshot in state error. What to do: start the build again.",
-    **LAUNCHED,
+    **INSTALLING,
 )
 CANCELLED = record(
     status="CANCELLED",
@@ -116,7 +122,7 @@ CANCELLED = record(
     error=BuildFailure(
         "bootstrap", "BuildCancelled", "cancelled with `petal build cancel` during step bootstrap"
     ),
-    **LAUNCHED,
+    **INSTALLING,
 )
 REUSED = record(
     status="REUSED",
@@ -318,7 +324,7 @@ Deploy clusters with:
 
 
 def test_the_summary_of_a_new_software_volume() -> None:
-    assert summary_lines(SUCCEEDED, SEED, SEED_FILE) == lines(
+    assert summary_lines(SUCCEEDED, SEED, SEED_FILE, regions=HOME) == lines(
         READY.format(
             snapshot=SNAPSHOT,
             variant="alinux2023/x86_64",
@@ -329,7 +335,7 @@ def test_the_summary_of_a_new_software_volume() -> None:
 
 
 def test_the_summary_of_a_reused_volume_is_the_same_offer() -> None:
-    assert summary_lines(REUSED, SEED, SEED_FILE) == lines(
+    assert summary_lines(REUSED, SEED, SEED_FILE, regions=HOME) == lines(
         READY.format(
             snapshot="snap-0fedcba9876543210",
             variant="alinux2023/x86_64",
@@ -341,7 +347,7 @@ def test_the_summary_of_a_reused_volume_is_the_same_offer() -> None:
 
 def test_the_summary_of_another_variant_names_it_in_the_create_command() -> None:
     other = replace(SUCCEEDED, os="rocky9", architecture="arm64")
-    assert summary_lines(other, SEED, SEED_FILE) == lines(
+    assert summary_lines(other, SEED, SEED_FILE, regions=HOME) == lines(
         READY.format(
             snapshot=SNAPSHOT,
             variant="rocky9/arm64",
@@ -353,7 +359,7 @@ def test_the_summary_of_another_variant_names_it_in_the_create_command() -> None
 
 def test_the_summary_without_the_seed_points_at_build_list() -> None:
     # `petal build status --watch` has no seed file at hand.
-    assert summary_lines(SUCCEEDED, None, "SEED") == lines(
+    assert summary_lines(SUCCEEDED, None, "SEED", regions=HOME) == lines(
         READY.format(
             snapshot=SNAPSHOT,
             variant="alinux2023/x86_64",
@@ -363,13 +369,46 @@ def test_the_summary_without_the_seed_points_at_build_list() -> None:
     )
 
 
-@pytest.mark.parametrize("built", [FAILED_LAUNCH, FAILED_BOOTSTRAP, FAILED_SNAPSHOT, CANCELLED])
+@pytest.mark.parametrize("built", [FAILED_BOOTSTRAP, FAILED_SNAPSHOT, CANCELLED])
 def test_the_summary_of_a_failure_is_its_cause_and_the_log_command(built: BuildRecord) -> None:
     assert built.error is not None
-    assert summary_lines(built, SEED, SEED_FILE) == [
+    assert built.command_id is not None
+    assert summary_lines(built, SEED, SEED_FILE, regions=HOME) == [
         built.error.cause,
         f"  Log of the install: petal build logs {BUILD_ID}",
     ]
+
+
+def test_a_failure_before_the_install_offers_no_log_it_does_not_have() -> None:
+    for built in (FAILED_LAUNCH, replace(FAILED_BOOTSTRAP, command_id=None)):
+        assert built.error is not None
+        assert summary_lines(built, SEED, SEED_FILE, regions=HOME) == [built.error.cause]
+
+
+def test_a_seed_for_another_region_is_copied_there_before_create() -> None:
+    # The stack (and so the snapshot) is in us-east-1; the seed's clusters run in
+    # us-west-2, where `petal create` looks.
+    seed = replace(SEED, cluster=replace(SEED.cluster, region="us-west-2"))
+    assert summary_lines(SUCCEEDED, seed, SEED_FILE, regions=HOME)[-3:] == [
+        "Deploy clusters with:",
+        f"  petal build copy {SNAPSHOT} --from us-east-1 --to us-west-2",
+        f"  petal create --seed {SEED_FILE} --name my-cluster",
+    ]
+
+
+def test_a_build_in_another_region_than_create_looks_in_names_it() -> None:
+    away = BuildRegions(built_in="eu-west-1", create_default="us-east-1")
+    seed = replace(SEED, cluster=replace(SEED.cluster, region=None))
+    assert summary_lines(SUCCEEDED, seed, SEED_FILE, regions=away)[-1] == (
+        f"  petal create --seed {SEED_FILE} --name my-cluster --region eu-west-1"
+    )
+
+
+def test_a_local_mode_install_does_not_promise_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_mode, "is_active", lambda: True)
+    running = step_lines(RUNNING["bootstrap"])
+    assert "⏳ Installing software (simulated: nothing is installed)..." in running
+    assert not any("45-90" in line for line in running)
 
 
 # --- the plain lines printed to a pipe ----------------------------------------------------
@@ -459,8 +498,8 @@ RICH = {
 ✅ Launched build instance (i-0123456789abcdef0) and created volume (vol-0123456789abcdef0)
 ✅ Attached the volume                                                                     |
 ⏳ Installing software (this takes 45-90 minutes)...                                       |
-   [██████░░░░░░░░░░░░░░] 2/3 - Installing bzip2@1.0.8                                     |
-━━━━━━━━━━━━━
+   ━━━━━━━━━━━━━                            2/3 - Installing bzip2@1.0.8
+
 """,
     "snapshot": """\
 🌸 workload-basic-20250131120000-a1b2c3  alinux2023/x86_64  running  30:05
@@ -608,7 +647,7 @@ def watch(
     sfn = stepfunctions or FakeStepFunctions()
     pipeline = SimpleNamespace(
         table=table,
-        deployment=SimpleNamespace(state_machine_arn=MACHINE),
+        deployment=SimpleNamespace(state_machine_arn=MACHINE, region="us-east-1"),
         client=lambda service: {"stepfunctions": sfn}[service],
     )
     clock = Clock(table, interrupt_at)
@@ -722,7 +761,6 @@ def test_watch_of_several_builds_names_each_and_fails_if_one_fails(
 [{BUILD_ID}] ✅ Cleaned up build resources
 
 Build {BUILD_ID} failed in step launch (NoBuilderCapacity): no subnet had capacity for c6a.xlarge. What to do: add subnets in other zones, or try again later.
-  Log of the install: petal build logs {BUILD_ID}
 
 Software Volume Ready!
   Snapshot ID: snap-0fedcba9876543210
@@ -761,7 +799,6 @@ def test_watch_ends_when_the_execution_ended_before_any_record_was_written(
 ✅ Cleaned up build resources
 
 {cause}
-  Log of the install: petal build logs {BUILD_ID}
 """
     )
 

@@ -73,11 +73,18 @@ def own_snapshot(size: int = 500, os_name: str = "alinux2023", arch: str = "x86_
     return snapshot_id
 
 
-def fake_pcluster(bin_dir: Path, exit_code: int = 0) -> Path:
+def fake_pcluster(bin_dir: Path, exit_code: int = 0, broken: bool = False) -> Path:
+    """A pcluster that answers `version` (or fails to start, if `broken`) and logs the
+    create-cluster command it is given."""
     log = bin_dir / "pcluster.log"
     script = bin_dir / "pcluster"
+    start = (
+        "echo \"ModuleNotFoundError: No module named 'connexion'\" >&2; exit 1"
+        if broken
+        else 'if [ "$1" = version ]; then echo \'{"version": "3.16.1"}\'; exit 0; fi'
+    )
     script.write_text(
-        f'#!/bin/sh\necho "$@" > {log}\necho \'{{"cluster": "ok"}}\'\nexit {exit_code}\n'
+        f'#!/bin/sh\n{start}\necho "$@" > {log}\necho \'{{"cluster": "ok"}}\'\nexit {exit_code}\n'
     )
     script.chmod(0o755)
     return log
@@ -157,6 +164,42 @@ def test_a_failing_pcluster_exits_1(env: Path, capsys: pytest.CaptureFixture[str
     assert "pcluster create-cluster failed (exit 3)" in capsys.readouterr().err
 
 
+def test_a_pcluster_that_does_not_run_is_not_offered(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own_snapshot()
+    log = fake_pcluster(env / "bin", broken=True)
+    assert petal("create", "--seed", SEED, "--name", "c1", "--subnet", SUBNET) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"Create the cluster with ({env / 'bin' / 'pcluster'} does not run "
+        "(ModuleNotFoundError: No module named 'connexion'); reinstall aws-parallelcluster):"
+    ) in out
+    assert (
+        "  pcluster create-cluster --cluster-name c1 --cluster-configuration c1-config.yaml" in out
+    )
+    assert not log.exists(), "create-cluster is never tried with a pcluster that cannot start"
+
+
+def test_a_snapshot_built_in_the_stacks_region_is_copied_to_the_clusters(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The stack (and so the build) is in us-east-1; the seed's clusters run in us-west-2.
+    snapshot = own_snapshot()
+    seed = yaml.safe_load(Path(SEED).read_text())
+    seed["cluster"]["region"] = "us-west-2"
+    (env / "west.yaml").write_text(yaml.safe_dump(seed))
+    assert petal("create", "--seed", "west.yaml", "--name", "c1", "--subnet", SUBNET) == 1
+    err = capsys.readouterr().err
+    assert "in us-west-2; checked: own account" in err
+    assert (
+        f"A build of it is in us-east-1 ({snapshot}), where the petal stack is; the "
+        "cluster's region is us-west-2. Copy it there, then run this command again:\n"
+        f"  petal build copy {snapshot} --from us-east-1 --to us-west-2\n"
+    ) in err
+    assert "Build one first" not in err
+
+
 def test_without_pcluster_the_command_is_printed(
     env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -193,8 +236,10 @@ def test_json_output(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "command",
         "ran",
         "dry_run",
+        "not_run_because",
         "snapshot",
     }
+    assert result["not_run_because"] == "dry run"
     assert result["snapshot"]["snapshot_id"] == snapshot
     assert result["snapshot"]["source"] == "local"
     assert result["snapshot"]["owner"] == "123456789012"

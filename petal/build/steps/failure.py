@@ -24,6 +24,12 @@ ADVICE: Final[dict[str, str]] = {
         "mirror) and start the build again"
     ),
     "BootstrapTimedOut": "raise build.timeout_minutes in the seed, or build fewer packages",
+    # Not a slow install: the command never reached the builder, so more time is no cure.
+    "BootstrapNotDelivered": (
+        "the builder's SSM agent was unreachable when the install was sent: check that the "
+        "builder subnets reach Systems Manager (a NAT gateway, or petal:createVpcEndpoints) "
+        "and that nothing stopped the instance or its agent, then start the build again"
+    ),
     "BootstrapCancelled": "someone cancelled the command; start the build again",
     "BuilderStopped": (
         "the builder stopped during the install (terminated by hand, a scheduled event "
@@ -71,6 +77,9 @@ def describe_failure(
     step, detail = next(iter(failure.items()))
     error = str((detail or {}).get("Error") or "States.TaskFailed")
     message = failure_message(str((detail or {}).get("Cause") or "")) or "(no details)"
+    # The cause is read as sentences: one without an end of its own gets one.
+    if not message.endswith((".", "!", "?")):
+        message += "."
     advice = ADVICE.get(error, DEFAULT_ADVICE)
     where = ""
     if step == "bootstrap" and record is not None and record.command_id and record.log_group:
