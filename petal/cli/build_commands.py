@@ -38,6 +38,7 @@ from petal.cli.build_watch import (
     print_log,
     watch,
 )
+from petal.cli.commands import command
 from petal.cli.output import add_json_flag, error, print_json
 from petal.deployment_contract import MANAGED_VALUE, TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
@@ -51,10 +52,8 @@ from petal.yaml_source import load_yaml_document
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    build = subparsers.add_parser(
-        "build",
-        aliases=["bake"],
-        help="build a software volume (EBS snapshot) from a seed, and manage builds",
+    build = command("build").add_parser(
+        subparsers,
         description="Build a software volume (EBS snapshot) with the seed's packages "
         "pre-installed. A build takes 45-90 minutes once; clusters then start in minutes. "
         "Without a COMMAND, starts a build: petal build --seed FILE.",

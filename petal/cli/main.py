@@ -7,19 +7,9 @@ import difflib
 import sys
 from collections.abc import Sequence
 
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
-
-from petal.cli import (
-    build_commands,
-    create_command,
-    local_commands,
-    registry_commands,
-    seed_commands,
-)
+from petal.cli.commands import COMMANDS, command
 from petal.cli.output import error, print_json
 from petal.errors import EXIT_FAILURE, EXIT_INTERRUPTED, PetalError
-from petal.local.mode import activate
 
 DESCRIPTION = """\
 Build a Spack software stack once onto an EBS snapshot, then create AWS ParallelCluster
@@ -31,7 +21,9 @@ exit codes: 0 success, 1 not found or the operation failed, 2 invalid input
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command line, only the command it names is defined in full
+    (its module imported), the others by name and help for the listing."""
     parser = argparse.ArgumentParser(
         prog="petal",
         description=DESCRIPTION,
@@ -45,17 +37,32 @@ def build_parser() -> argparse.ArgumentParser:
         "needed, builders are simulated (see `petal local --help`)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    seed_commands.register(subparsers)
-    build_commands.register(subparsers)
-    create_command.register(subparsers)
-    registry_commands.register(subparsers)
-    local_commands.register(subparsers)
+    named = _named_command(argv) if argv is not None else None
+    for entry in COMMANDS:
+        if argv is None or entry.name == named:
+            entry.register(subparsers)
+        else:
+            entry.add_parser(subparsers, add_help=False)
     return parser
 
 
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The command the line runs: the first word that is not an option (the global
+    options take no value)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            try:
+                return command(word).name
+            except KeyError:
+                return None  # argparse names the valid choices
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments)
     problem = option_problem(parser, arguments)
     if problem:
         parser.error(problem)  # exits 2 with the usage, as argparse's own errors do
@@ -116,6 +123,8 @@ def dispatch(args: argparse.Namespace) -> int:
     a traceback."""
     try:
         if getattr(args, "local", False) and not getattr(args, "without_emulator", False):
+            from petal.local.mode import activate  # the emulator's code, only when asked
+
             activate()
         code: int = args.func(args)
     except PetalError as failure:
@@ -129,9 +138,6 @@ def dispatch(args: argparse.Namespace) -> int:
         else:
             error(str(failure))
         return failure.exit_code
-    except (ClientError, BotoCoreError, ResponseParserError) as failure:
-        error(f"AWS request failed: {failure}")
-        return EXIT_FAILURE
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED
@@ -139,7 +145,23 @@ def dispatch(args: argparse.Namespace) -> int:
         # `petal ... | head` closing the pipe early is not an error worth a traceback.
         sys.stderr.close()
         return 0
+    except Exception as failure:
+        if not _is_aws_failure(failure):
+            raise
+        error(f"AWS request failed: {failure}")
+        return EXIT_FAILURE
     return code
+
+
+def _is_aws_failure(failure: Exception) -> bool:
+    """A failed or unreadable AWS request. botocore is imported only by commands that
+    call AWS: if it is not loaded, the failure cannot be one of its errors."""
+    if "botocore" not in sys.modules:
+        return False
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    return isinstance(failure, ClientError | BotoCoreError | ResponseParserError)
 
 
 def run() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from petal.cli import hints
+from petal.cli.commands import command
 from petal.cli.output import error, is_terminal, print_json
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, InvalidInput, PetalError
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
@@ -24,9 +25,8 @@ from petal.user_config import UserConfig, UserConfigError, load_user_config
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    registry = subparsers.add_parser(
-        "registry",
-        help="browse the snapshot registry (pre-built software volumes)",
+    registry = command("registry").add_parser(
+        subparsers,
         description="Browse a snapshot registry: which software stacks it offers, in "
         "which regions, for which OS and architecture. See docs/REGISTRY.md.",
     )

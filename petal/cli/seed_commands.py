@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from petal.cli.commands import command
 from petal.cli.output import print_json
 from petal.errors import EXIT_INVALID, EXIT_OK
 from petal.seed.fingerprint import canonical_form, fingerprint
@@ -16,9 +17,8 @@ from petal.validation import Problem
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    seed = subparsers.add_parser(
-        "seed",
-        help="check a seed file: validate it, print its fingerprint or its Spack environment",
+    seed = command("seed").add_parser(
+        subparsers,
         description="Work with seed files (see docs/SEEDS.md) without touching AWS.",
     )
     commands = seed.add_subparsers(dest="seed_command", metavar="COMMAND", required=True)
