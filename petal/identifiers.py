@@ -12,6 +12,10 @@ from typing import Final
 ACCOUNT_ID: Final = re.compile(r"^[0-9]{12}$")
 # Commercial, GovCloud and ISO partitions: us-east-1, us-gov-west-1, us-iso-east-1.
 REGION: Final = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
+# A region followed by its zone letter (us-east-1a), or a Local Zone (us-west-2-lax-1a).
+AVAILABILITY_ZONE: Final = re.compile(
+    r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z](-[a-z0-9-]+)?$"
+)
 SNAPSHOT_ID: Final = re.compile(r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$")
 SUBNET_ID: Final = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
 FINGERPRINT: Final = re.compile(r"^sha256:[0-9a-f]{64}$")

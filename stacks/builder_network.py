@@ -1,5 +1,6 @@
-"""The builder's network: a security group with no ingress and HTTPS-only egress in
-the VPC named in context, plus optional interface endpoints for the SSM agent.
+"""The builder's network: a security group with no ingress and HTTPS (and, by default,
+HTTP) egress in the VPC named in context, plus optional interface endpoints for the
+SSM agent.
 
 The VPC is referenced with `Vpc.from_vpc_attributes` rather than `Vpc.from_lookup`:
 a lookup needs AWS credentials at synth time, attributes do not, so `cdk synth` and
@@ -8,6 +9,8 @@ as ids.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from aws_cdk import Fn, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -20,6 +23,20 @@ from stacks.nag import acknowledge
 ENDPOINT_SERVICES = ("ssm", "ssmmessages", "ec2messages", "logs")
 
 
+def one_subnet_per_zone(subnet_ids: Sequence[str], zones: Sequence[str]) -> list[str]:
+    """The first subnet of each Availability Zone, in the order given.
+
+    An interface endpoint rejects two subnets in one zone (DuplicateSubnetsInSameZone),
+    while the builder is glad of several: they are separate lists for that reason.
+    """
+    if len(subnet_ids) != len(zones):
+        raise ValueError("one Availability Zone per subnet is needed")
+    chosen: dict[str, str] = {}
+    for subnet_id, zone in zip(subnet_ids, zones, strict=True):
+        chosen.setdefault(zone, subnet_id)
+    return list(chosen.values())
+
+
 class BuilderNetwork(Construct):
     def __init__(
         self,
@@ -28,6 +45,7 @@ class BuilderNetwork(Construct):
         *,
         vpc_id: str,
         subnet_ids: tuple[str, ...],
+        subnet_zones: tuple[str, ...],
         allow_http: bool,
         create_vpc_endpoints: bool,
     ) -> None:
@@ -51,6 +69,9 @@ class BuilderNetwork(Construct):
             self,
             "BuilderSecurityGroup",
             vpc=self.vpc,
+            # Unchanged since the first release even though port 80 is now open by
+            # default: a new description would replace the group, which fails while a
+            # builder still uses it. The rules' own descriptions say what is open.
             description="petal builder: no ingress (SSM only), HTTPS egress",
             allow_all_outbound=False,
         )
@@ -59,15 +80,17 @@ class BuilderNetwork(Construct):
         # groups do not filter.
         self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS")
         self.security_group.add_egress_rule(ec2.Peer.any_ipv6(), ec2.Port.tcp(443), "HTTPS")
+        # Ubuntu's apt sources on EC2 (<region>.ec2.archive.ubuntu.com) are HTTP-only;
+        # apt verifies the archive's signatures, so plain HTTP gives up no integrity.
         if allow_http:
             for peer in (ec2.Peer.any_ipv4(), ec2.Peer.any_ipv6()):
                 self.security_group.add_egress_rule(peer, ec2.Port.tcp(80), "HTTP mirrors")
 
         self.endpoints: list[ec2.CfnVPCEndpoint] = []
         if create_vpc_endpoints:
-            self._add_endpoints(vpc_id, subnet_ids)
+            self._add_endpoints(vpc_id, one_subnet_per_zone(subnet_ids, subnet_zones))
 
-    def _add_endpoints(self, vpc_id: str, subnet_ids: tuple[str, ...]) -> None:
+    def _add_endpoints(self, vpc_id: str, subnet_ids: list[str]) -> None:
         endpoint_sg = ec2.SecurityGroup(
             self,
             "EndpointSecurityGroup",
@@ -82,8 +105,8 @@ class BuilderNetwork(Construct):
         )
         region = Stack.of(self).region
         for service in ENDPOINT_SERVICES:
-            # L1 because the L2 wants subnets with known AZs (a lookup); interface
-            # endpoints accept one subnet per AZ, so list one subnet per AZ.
+            # L1 because the L2 wants subnets with known AZs (a lookup); the zones come
+            # from petal:subnetAvailabilityZones instead, one subnet per zone.
             self.endpoints.append(
                 ec2.CfnVPCEndpoint(
                     self,
@@ -91,7 +114,7 @@ class BuilderNetwork(Construct):
                     vpc_id=vpc_id,
                     service_name=f"com.amazonaws.{region}.{service}",
                     vpc_endpoint_type="Interface",
-                    subnet_ids=list(subnet_ids),
+                    subnet_ids=subnet_ids,
                     security_group_ids=[endpoint_sg.security_group_id],
                     private_dns_enabled=True,
                 )

@@ -210,8 +210,13 @@ def function_statements(
     statements: dict[str, list[iam.PolicyStatement]] = {
         PREPARE: [
             read_seeds,
-            # Reuse check (snapshots of this fingerprint) and the official AMI lookup.
-            statement(["ec2:DescribeSnapshots", "ec2:DescribeImages"], ["*"]),
+            # Reuse check (snapshots of this fingerprint), the official AMI lookup, and
+            # which key EBS encrypts with by default (one the functions may not use
+            # would fail the launch).
+            statement(
+                ["ec2:DescribeSnapshots", "ec2:DescribeImages", "ec2:GetEbsDefaultKmsKeyId"],
+                ["*"],
+            ),
             statement(["dynamodb:GetItem", "dynamodb:PutItem"], table),
         ],
         LAUNCH: [
@@ -321,10 +326,14 @@ def function_statements(
         RESOLVER_FUNCTION: [statement(["ec2:DescribeSnapshots"], ["*"])],
     }
     keys = list(stack.settings.volume_kms_key_arns)
+    default_key = stack.settings.ebs_default_kms_key_arn
+    if default_key and default_key not in keys:
+        keys.append(default_key)
     if keys:
-        # A volume encrypted with a customer managed key: creating it needs a data key
-        # and a grant for EBS, attaching it a grant for the instance. Only through EC2
-        # in this region, and only grants for AWS resources.
+        # A volume encrypted with a customer managed key: creating it (the software
+        # volume, or the builder's root volume, encrypted with the account's default
+        # key) needs a data key and a grant for EBS, attaching it a grant for the
+        # instance. Only through EC2 in this region, and only grants for AWS resources.
         via_ec2 = {
             "StringEquals": {"kms:ViaService": f"ec2.{stack.region}.amazonaws.com"},
         }

@@ -7,6 +7,11 @@ from typing import Any
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
+from petal.build.config import (
+    ENV_BUILDER_HTTP_EGRESS,
+    ENV_EBS_DEFAULT_KMS_KEY,
+    ENV_MIRROR_BUCKETS,
+)
 from petal.deployment_contract import (
     CALLBACK_FUNCTION,
     ENV_BUILD_LOG_GROUP,
@@ -73,13 +78,17 @@ class PetalStack(Stack):
         self.builds = BuildsTable(self, "Builds")
         self.build_logs = BuildLogs(self, "BuildLogs", retention=retention)
         self.builder_identity = BuilderIdentity(
-            self, "BuilderIdentity", build_log_group=self.build_logs.log_group
+            self,
+            "BuilderIdentity",
+            build_log_group=self.build_logs.log_group,
+            mirror_buckets=settings.mirror_buckets,
         )
         self.builder_network = BuilderNetwork(
             self,
             "BuilderNetwork",
             vpc_id=settings.vpc_id,
             subnet_ids=settings.subnet_ids,
+            subnet_zones=settings.subnet_availability_zones,
             allow_http=settings.builder_http_egress,
             create_vpc_endpoints=settings.create_vpc_endpoints,
         )
@@ -103,6 +112,12 @@ class PetalStack(Stack):
             ENV_TRUSTED_ACCOUNTS: ",".join(settings.trusted_accounts),
             ENV_NODE_SETUP_URI: self.node_setup.uri,
             ENV_BUILD_TIMEOUT_MINUTES: str(settings.build_timeout_minutes),
+            # What the builder may reach and use, so Prepare can refuse a build that
+            # would fail on it (an Ubuntu build without HTTP, an s3:// mirror the role
+            # cannot read, a default EBS key the functions may not use).
+            ENV_BUILDER_HTTP_EGRESS: "true" if settings.builder_http_egress else "false",
+            ENV_MIRROR_BUCKETS: ",".join(settings.mirror_buckets),
+            ENV_EBS_DEFAULT_KMS_KEY: settings.ebs_default_kms_key_arn,
         }
         self.functions = PetalFunctions(
             self,

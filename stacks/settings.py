@@ -32,14 +32,22 @@ DEFAULTS: Final[dict[str, Any]] = {
     # need outbound HTTPS (NAT gateway or public IP) for Spack sources and SSM.
     "vpcId": None,
     "subnetIds": [],
-    # Also allow plain HTTP (port 80) out of the builder. Off: HTTPS only. Ubuntu's EC2
-    # package mirrors and a few Spack sources are HTTP-only; apt and Spack verify
-    # what they fetch (signatures, checksums), so turning this on is a network policy
-    # choice, not an integrity one.
-    "builderHttpEgress": False,
+    # The Availability Zone of each subnet in subnetIds, in the same order. Needed only
+    # with createVpcEndpoints: an interface endpoint takes at most one subnet per AZ,
+    # and subnet ids alone do not tell the AZ without a lookup at synth time.
+    "subnetAvailabilityZones": [],
+    # Allow plain HTTP (port 80) out of the builder as well as HTTPS. On by default:
+    # the Ubuntu images' apt sources are Canonical's EC2 mirrors, which serve HTTP
+    # only, and a few Spack sources are HTTP-only. apt checks the archive's signatures
+    # and Spack each source's checksum, so HTTP costs no integrity. Off: HTTPS only,
+    # and Prepare refuses Ubuntu builds, which could not install their prerequisites.
+    "builderHttpEgress": True,
     # Create interface endpoints for SSM, SSM messages, EC2 messages and CloudWatch
-    # Logs in the builder subnets, so the agent's traffic stays in the VPC.
+    # Logs in the builder subnets (one per AZ), so the agent's traffic stays in the VPC.
     "createVpcEndpoints": False,
+    # S3 buckets (names) seeds may use as s3:// Spack mirrors: the builder role may
+    # read (GetObject, ListBucket) exactly these; Prepare refuses any other s3:// mirror.
+    "mirrorBuckets": [],
     # Snapshot registry index the resolver and prepare step consult; "" = none.
     "registryUrl": "",
     # AWS account ids snapshots are shared with.
@@ -48,6 +56,12 @@ DEFAULTS: Final[dict[str, Any]] = {
     # encrypted with the AWS managed key cannot be shared, so sharing needs one; the
     # launch and check-ready functions may use these keys through EC2 only.
     "volumeKmsKeyArns": [],
+    # The account's default EBS encryption key (GetEbsDefaultKmsKeyId) when it is a
+    # customer managed key: the builder's root volume, and the software volume of a
+    # seed without volume.kms_key_id, are encrypted with it, so launch and check_ready
+    # need to use it (through EC2 only). "" = the AWS managed key alias/aws/ebs, which
+    # needs no grant; Prepare refuses a build when the account's default is another key.
+    "ebsDefaultKmsKeyArn": "",
     # A build running longer than this is stuck: the janitor cleans it up.
     "buildTimeoutMinutes": 360,
     # Polling of the build state machine: how long to wait between checks that the
@@ -130,17 +144,41 @@ def _from_context(value: Any, schema: Mapping[str, Any]) -> Any:
     return value
 
 
+def _check_zones(v: Mapping[str, Any]) -> None:
+    """subnetAvailabilityZones pairs with subnetIds; the endpoints cannot do without it."""
+    zones, subnets = v["subnetAvailabilityZones"], v["subnetIds"]
+    lookup = (
+        f"aws ec2 describe-subnets --subnet-ids {' '.join(subnets)} "
+        "--query 'Subnets[].[SubnetId,AvailabilityZone]'"
+    )
+    if zones and len(zones) != len(subnets):
+        raise SettingsError(
+            f"{PREFIX}subnetAvailabilityZones lists {len(zones)} zones for "
+            f"{len(subnets)} subnets in {PREFIX}subnetIds: give the zone of each subnet, "
+            f"in the same order ({lookup})"
+        )
+    if v["createVpcEndpoints"] and not zones:
+        raise SettingsError(
+            f"{PREFIX}createVpcEndpoints needs {PREFIX}subnetAvailabilityZones: the "
+            f"Availability Zone of each subnet in {PREFIX}subnetIds, in the same order "
+            f"(an interface endpoint takes one subnet per zone; {lookup})"
+        )
+
+
 @dataclass(frozen=True)
 class PetalSettings:
     stack_name: str
     region: str
     vpc_id: str
     subnet_ids: tuple[str, ...]
+    subnet_availability_zones: tuple[str, ...]
     builder_http_egress: bool
     create_vpc_endpoints: bool
+    mirror_buckets: tuple[str, ...]
     registry_url: str
     trusted_accounts: tuple[str, ...]
     volume_kms_key_arns: tuple[str, ...]
+    ebs_default_kms_key_arn: str
     build_timeout_minutes: int
     janitor_rate_minutes: int
     ready_wait_seconds: int
@@ -173,16 +211,20 @@ class PetalSettings:
                 f"set {PREFIX}vpcId and {PREFIX}subnetIds (the builder's network) in "
                 f"cdk.json or with -c {PREFIX}vpcId=vpc-... -c {PREFIX}subnetIds=subnet-a,subnet-b"
             )
+        _check_zones(v)
         return cls(
             stack_name=v["stackName"],
             region=v["region"],
             vpc_id=v["vpcId"],
             subnet_ids=tuple(v["subnetIds"]),
+            subnet_availability_zones=tuple(v["subnetAvailabilityZones"]),
             builder_http_egress=v["builderHttpEgress"],
             create_vpc_endpoints=v["createVpcEndpoints"],
+            mirror_buckets=tuple(dict.fromkeys(v["mirrorBuckets"])),
             registry_url=v["registryUrl"],
             trusted_accounts=tuple(v["trustedAccounts"]),
             volume_kms_key_arns=tuple(v["volumeKmsKeyArns"]),
+            ebs_default_kms_key_arn=v["ebsDefaultKmsKeyArn"],
             build_timeout_minutes=v["buildTimeoutMinutes"],
             janitor_rate_minutes=v["janitorRateMinutes"],
             ready_wait_seconds=v["readyWaitSeconds"],

@@ -28,6 +28,10 @@ from petal.platforms import Architecture, official_ami_name_pattern
 AMI_OWNER: Final = "amazon"
 
 
+# GetEbsDefaultKmsKeyId's answer while the account uses the AWS managed EBS key.
+AWS_MANAGED_EBS_KEY: Final = "alias/aws/ebs"
+
+
 # Where the software volume is attached; the bootstrap finds it by its NVMe serial.
 SOFTWARE_DEVICE: Final = "/dev/sdf"
 
@@ -186,6 +190,20 @@ def _deprecated(image: Mapping[str, Any], now: datetime) -> bool:
         return False
     when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     return when <= now
+
+
+def ebs_default_kms_key(ec2: Any) -> str:
+    """The KMS key EBS encrypts with when a request names none, as GetEbsDefaultKmsKeyId
+    gives it: `alias/aws/ebs` (the AWS managed key) or the ARN of the account's choice."""
+    with aws_call("EC2 GetEbsDefaultKmsKeyId"):
+        response = ec2.get_ebs_default_kms_key_id()
+    return str(response.get("KmsKeyId") or AWS_MANAGED_EBS_KEY)
+
+
+def is_aws_managed_ebs_key(key: str) -> bool:
+    """Whether `key` names the AWS managed EBS key, which any principal of the account
+    may use through EC2 without a grant of its own (by alias, or alias ARN)."""
+    return key == AWS_MANAGED_EBS_KEY or key.endswith(f":{AWS_MANAGED_EBS_KEY}")
 
 
 def run_builder(

@@ -24,6 +24,14 @@ from petal.errors import ConfigurationError
 
 DEFAULT_BUILD_TIMEOUT_MINUTES: Final = 360
 
+# Deployment settings Prepare checks a build against, so a build the deployment cannot
+# carry out fails at once with the setting to change rather than minutes later in AWS.
+# The stack sets them (stacks/petal_stack.py); unset, each means its setting's default,
+# which is what local mode (petal.local) deploys.
+ENV_BUILDER_HTTP_EGRESS: Final = "PETAL_BUILDER_HTTP_EGRESS"  # "true" / "false"
+ENV_MIRROR_BUCKETS: Final = "PETAL_MIRROR_BUCKETS"  # comma-separated bucket names
+ENV_EBS_DEFAULT_KMS_KEY: Final = "PETAL_EBS_DEFAULT_KMS_KEY_ARN"  # key ARN or ""
+
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -94,3 +102,26 @@ class BuildConfig:
                 f"minutes, not {raw!r}"
             )
         return value
+
+    @property
+    def builder_http_egress(self) -> bool:
+        """petal:builderHttpEgress: whether the builder may reach port 80 (default yes)."""
+        raw = self.environ.get(ENV_BUILDER_HTTP_EGRESS, "").strip().lower()
+        if raw in ("", "true"):
+            return True
+        if raw == "false":
+            return False
+        raise ConfigurationError(
+            f"environment variable {ENV_BUILDER_HTTP_EGRESS} must be true or false, not {raw!r}"
+        )
+
+    @property
+    def mirror_buckets(self) -> frozenset[str]:
+        """petal:mirrorBuckets: the S3 buckets the builder role may read."""
+        raw = self.environ.get(ENV_MIRROR_BUCKETS, "")
+        return frozenset(b.strip() for b in raw.split(",") if b.strip())
+
+    @property
+    def ebs_default_kms_key_arn(self) -> str:
+        """petal:ebsDefaultKmsKeyArn: the customer managed default EBS key petal may use."""
+        return self.environ.get(ENV_EBS_DEFAULT_KMS_KEY, "").strip()

@@ -60,6 +60,7 @@ def install(hooks: Hooks) -> Callable[[], None]:
         _hook_run_instances(hooks.before_run_instances),
         _hook_terminate_instances(hooks.instances_terminated),
         _answer_snapshot_block_public_access(),
+        _answer_ebs_default_kms_key_id(),
     ]
     undos = [_apply(owner, name, replacement) for owner, name, replacement in patches]
 
@@ -325,3 +326,30 @@ def _answer_snapshot_block_public_access() -> Patch:
         "get_snapshot_block_public_access_state",
         get_snapshot_block_public_access_state,
     )
+
+
+def _answer_ebs_default_kms_key_id() -> Patch:
+    """moto 5.2.5 has ModifyEbsDefaultKmsKeyId but no GetEbsDefaultKmsKeyId (a 500 in
+    server mode). AWS answers alias/aws/ebs until the account chooses a key, then that
+    key's ARN; moto records the AWS managed key's ARN once it first uses it, which
+    is still the AWS managed key, so that reads alias/aws/ebs too."""
+    from moto.ec2.responses import EC2Response
+    from moto.kms.models import kms_backends
+
+    managed_alias = "alias/aws/ebs"
+
+    def get_ebs_default_kms_key_id(response: Any) -> str:
+        backend = response.ec2_backend
+        key = str(backend.default_kms_key_id or "")
+        kms = kms_backends[backend.account_id][backend.region_name]
+        if not key or (
+            kms.alias_exists(managed_alias) and kms.describe_key(managed_alias).arn == key
+        ):
+            key = managed_alias
+        return (
+            '<GetEbsDefaultKmsKeyIdResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+            f"<requestId>petal-local</requestId><kmsKeyId>{key}</kmsKeyId>"
+            "</GetEbsDefaultKmsKeyIdResponse>"
+        )
+
+    return EC2Response, "get_ebs_default_kms_key_id", get_ebs_default_kms_key_id

@@ -68,7 +68,8 @@ _EBS_KMS = {
     "kms:CreateGrant",
 }
 IMPLIED: dict[str, set[str]] = {
-    "ec2:RunInstances": {"ec2:CreateTags", "iam:PassRole"},
+    # The root volume is encrypted with the default EBS key, customer managed or not.
+    "ec2:RunInstances": {"ec2:CreateTags", "iam:PassRole", *_EBS_KMS},
     # With a customer managed key, EBS uses it on the caller's behalf.
     "ec2:CreateVolume": {"ec2:CreateTags", *_EBS_KMS},
     "ec2:AttachVolume": _EBS_KMS,

@@ -380,15 +380,55 @@ def test_every_function_writes_only_its_own_log_group(synth: Synth, module: str)
             )
 
 
-def test_builder_role_is_ssm_core_plus_its_log_group(synth: Synth) -> None:
-    role_id = next(r for r in synth.of_type("AWS::IAM::Role") if r.startswith("BuilderIdentity"))
-    actions = {a for s in statements_of_role(synth, role_id) for a in s.actions}
-    assert actions == {
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-        "logs:DescribeLogStreams",
-        "logs:DescribeLogGroups",
-    }
+def builder_role_id(synth: Synth) -> str:
+    return next(r for r in synth.of_type("AWS::IAM::Role") if r.startswith("BuilderIdentity"))
+
+
+# Everything the builder does with its role: the SSM agent's Run Command calls
+# (amazon-ssm-agent: the health ping, the association poller, the ssmmessages control
+# channel and its ec2messages fallback) and writing the command output to the build log.
+BUILDER_AGENT_ACTIONS = {
+    "ssm:UpdateInstanceInformation",
+    "ssm:ListInstanceAssociations",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+}
+BUILDER_LOG_ACTIONS = {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "logs:DescribeLogStreams",
+    "logs:DescribeLogGroups",
+}
+
+
+def test_builder_role_is_the_agents_calls_plus_its_log_group(synth: Synth) -> None:
+    role_id = builder_role_id(synth)
+    statements = statements_of_role(synth, role_id)
+    assert {a for s in statements for a in s.actions} == BUILDER_AGENT_ACTIONS | BUILDER_LOG_ACTIONS
+    assert all(s.effect == "Allow" for s in statements)
+    for st in statements:
+        if {"logs:CreateLogStream", "logs:PutLogEvents"} & set(st.actions):
+            assert len(st.resources) == 1 and "BuildLogs" in st.resources[0]
+        if "ssm:UpdateInstanceInformation" in st.actions:
+            assert len(st.resources) == 1 and ":instance/*" in st.resources[0]
+
+
+def test_builder_role_has_no_ssm_core_and_cannot_read_parameters(synth: Synth) -> None:
+    role = synth.resources[builder_role_id(synth)]["Properties"]
+    assert "AmazonSSMManagedInstanceCore" not in json.dumps(role)
+    assert "ManagedPolicyArns" not in role
+    actions = {a for s in statements_of_role(synth, builder_role_id(synth)) for a in s.actions}
+    for action in actions:
+        assert "*" not in action
+        assert not action.startswith(("ssm:GetParameter", "ssm:GetDocument", "s3:", "kms:"))
 
 
 # --- the roles match the code ----------------------------------------------------------

@@ -1,16 +1,24 @@
-"""The optional settings synthesize cleanly too (cdk-nag included): VPC endpoints,
-HTTP egress, no reserved concurrency, no trusted accounts, volume KMS keys, another
-stack name."""
+"""The optional settings synthesize cleanly too (cdk-nag included): VPC endpoints (one
+subnet per zone), HTTPS-only egress, no reserved concurrency, no trusted accounts,
+volume KMS keys, a customer managed default EBS key, mirror buckets, another stack
+name."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.infra.conftest import TEST_SUBNETS, Synth, synthesize
 
 KEY = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+DEFAULT_KEY = "arn:aws:kms:us-east-1:111111111111:key/0000abcd-12ab-34cd-56ef-1234567890ab"
+# Two subnets in one zone: an endpoint may take only the first of them.
+SUBNETS = (*TEST_SUBNETS, "subnet-00000000000000001")
+ZONES = ("us-east-1a", "us-east-1a", "us-east-1b")
+MIRROR_BUCKETS = ("team-spack-cache", "other.cache")
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +27,12 @@ def options(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
         tmp_path_factory.mktemp("cdk-out-options"),
         {
             "petal:stackName": "PetalTest",
+            "petal:subnetIds": ",".join(SUBNETS),
+            "petal:subnetAvailabilityZones": ",".join(ZONES),
             "petal:createVpcEndpoints": "true",
-            "petal:builderHttpEgress": "true",
+            "petal:builderHttpEgress": "false",
+            "petal:mirrorBuckets": ",".join(MIRROR_BUCKETS),
+            "petal:ebsDefaultKmsKeyArn": DEFAULT_KEY,
             "petal:callbackConcurrency": "null",
             "petal:intakeConcurrency": "null",
             "petal:trustedAccounts": "",
@@ -45,7 +57,8 @@ def test_vpc_endpoints_for_the_ssm_agent(options: Synth) -> None:
         f"com.amazonaws.us-east-1.{s}" for s in ("ec2messages", "logs", "ssm", "ssmmessages")
     ]
     for endpoint in endpoints.values():
-        assert endpoint["Properties"]["SubnetIds"] == list(TEST_SUBNETS)
+        # One subnet per zone, the first of each (DuplicateSubnetsInSameZone otherwise).
+        assert endpoint["Properties"]["SubnetIds"] == [SUBNETS[0], SUBNETS[2]]
         assert endpoint["Properties"]["PrivateDnsEnabled"] is True
     # The endpoints accept HTTPS from the builder only.
     (ingress,) = [
@@ -57,14 +70,56 @@ def test_vpc_endpoints_for_the_ssm_agent(options: Synth) -> None:
     assert "SourceSecurityGroupId" in ingress[0]
 
 
-def test_http_egress_when_asked(options: Synth) -> None:
+def test_https_only_egress_when_asked(options: Synth) -> None:
     builder = next(
         g
         for logical_id, g in options.of_type("AWS::EC2::SecurityGroup").items()
         if logical_id.startswith("BuilderNetworkBuilderSecurityGroup")
     )
     ports = {e["FromPort"] for e in builder["Properties"]["SecurityGroupEgress"]}
-    assert ports == {80, 443}
+    assert ports == {443}
+
+
+def test_prepare_learns_the_builder_settings(options: Synth) -> None:
+    prepare = options.resources[options.function_ids()["prepare"]]["Properties"]
+    variables = prepare["Environment"]["Variables"]
+    assert variables["PETAL_BUILDER_HTTP_EGRESS"] == "false"
+    assert variables["PETAL_MIRROR_BUCKETS"] == ",".join(MIRROR_BUCKETS)
+    assert variables["PETAL_EBS_DEFAULT_KMS_KEY_ARN"] == DEFAULT_KEY
+
+
+def builder_statements(options: Synth) -> list[dict[str, Any]]:
+    role_id = next(r for r in options.of_type("AWS::IAM::Role") if r.startswith("BuilderIdentity"))
+    return [
+        st
+        for policy in options.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_builder_reads_exactly_the_mirror_buckets(options: Synth) -> None:
+    s3 = [st for st in builder_statements(options) if "s3:" in json.dumps(st["Action"])]
+    granted = {
+        (action, json.dumps(resource, sort_keys=True))
+        for st in s3
+        for action in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+        for resource in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+    }
+    expected = {
+        pair
+        for bucket in MIRROR_BUCKETS
+        for pair in (
+            ("s3:ListBucket", json.dumps(f"arn:aws:s3:::{bucket}")),
+            ("s3:GetObject", json.dumps(f"arn:aws:s3:::{bucket}/*")),
+        )
+    }
+    assert granted == expected
+    assert all("Condition" not in st and st["Effect"] == "Allow" for st in s3)
+
+
+def test_default_mirror_buckets_grant_no_s3(synth: Synth) -> None:
+    assert "s3:" not in json.dumps(builder_statements(synth))
 
 
 def test_no_reserved_concurrency_and_no_sharing(options: Synth) -> None:
@@ -89,7 +144,7 @@ def test_customer_managed_volume_keys_only_through_ec2(options: Synth) -> None:
                 if not any(a.startswith("kms:") for a in actions):
                     continue
                 holders.add(module)
-                assert statement["Resource"] == KEY
+                assert statement["Resource"] == [KEY, DEFAULT_KEY]
                 assert statement["Condition"]["StringEquals"] == {
                     "kms:ViaService": "ec2.us-east-1.amazonaws.com"
                 }

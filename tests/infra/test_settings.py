@@ -38,8 +38,12 @@ def test_defaults() -> None:
     assert s.janitor_rate_minutes == 60
     assert s.trusted_accounts == ()
     assert s.volume_kms_key_arns == ()
-    assert s.builder_http_egress is False
+    # On by default: Ubuntu's apt mirrors on EC2 are HTTP-only (issue #11).
+    assert s.builder_http_egress is True
     assert s.create_vpc_endpoints is False
+    assert s.subnet_availability_zones == ()
+    assert s.mirror_buckets == ()
+    assert s.ebs_default_kms_key_arn == ""
     assert s.log_retention == RETENTION[30]
     assert (s.callback_concurrency, s.intake_concurrency) == (5, 2)
 
@@ -52,9 +56,13 @@ def test_values_given_with_dash_c_arrive_as_strings() -> None:
             "trustedAccounts": "111111111111,222222222222",
             "buildTimeoutMinutes": "120",
             "createVpcEndpoints": "true",
+            "subnetAvailabilityZones": "us-east-1a, us-east-1b",
+            "mirrorBuckets": "team-cache,other.cache",
             "callbackConcurrency": "null",
         }
     )
+    assert s.subnet_availability_zones == ("us-east-1a", "us-east-1b")
+    assert s.mirror_buckets == ("team-cache", "other.cache")
     assert s.subnet_ids == TEST_SUBNETS
     assert s.trusted_accounts == ("111111111111", "222222222222")
     assert s.build_timeout_minutes == 120
@@ -84,6 +92,15 @@ def test_network_is_required_and_the_message_says_how() -> None:
         ({"stackName": "1bad name"}, "stackName"),
         ({"region": "moon-1"}, "region"),
         ({"createVpcEndpoints": "yes"}, "true or false"),
+        (
+            {"mirrorBuckets": "s3://team-cache"},
+            r"mirrorBuckets\[0\]: 's3://team-cache' is not an S3",
+        ),
+        (
+            {"ebsDefaultKmsKeyArn": "arn:aws:kms:us-east-1:111111111111:alias/ebs"},
+            "is not a KMS key ARN",
+        ),
+        ({"subnetAvailabilityZones": ["us-east-1"]}, "is not an Availability Zone name"),
     ],
 )
 def test_bad_values_are_rejected(values: dict[str, Any], message: str) -> None:
@@ -109,3 +126,13 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "petal:region: 'moon-1' is not a region name" in message
     assert "petal:readyWaitSeconds: must be a whole number, not text ('often')" in message
     assert "petal:intakeConcurrency: must be a whole number of at least 1, not 0" in message
+
+
+def test_vpc_endpoints_need_the_zone_of_each_subnet() -> None:
+    with pytest.raises(
+        SettingsError,
+        match=r"petal:createVpcEndpoints needs petal:subnetAvailabilityZones.*describe-subnets",
+    ):
+        settings(createVpcEndpoints=True)
+    with pytest.raises(SettingsError, match=r"lists 1 zones for 2 subnets in petal:subnetIds"):
+        settings(subnetAvailabilityZones=["us-east-1a"])

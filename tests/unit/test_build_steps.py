@@ -22,6 +22,7 @@ from petal.build.steps.prepare import prepare
 from petal.build.steps.snapshot import snapshot_tags
 from petal.build.table import BuildTable, table_definition
 from petal.errors import CleanupPending, InvalidBuildRequest
+from petal.local.moto_fixes import _answer_ebs_default_kms_key_id
 from petal.seed.loading import load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,8 @@ SETTINGS = {"bootstrap_heartbeat_seconds": 900}
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, BuildTable]]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    # moto lacks GetEbsDefaultKmsKeyId, which Prepare calls: the emulator's answer.
+    monkeypatch.setattr(*_answer_ebs_default_kms_key_id(), raising=False)
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         dynamodb.create_table(**table_definition("builds"))

@@ -14,7 +14,9 @@ from petal import identifiers
 
 SCHEMAS = sorted((Path(__file__).resolve().parents[2] / "petal" / "schemas").glob("*.json"))
 # What a schema pattern that checks one of these identifiers contains.
+# The first shape that matches is the one checked: a zone's pattern contains a region's.
 SHAPES: dict[str, re.Pattern[str]] = {
+    "-[0-9][a-z]": identifiers.AVAILABILITY_ZONE,
     "snap-": identifiers.SNAPSHOT_ID,
     "subnet-": identifiers.SUBNET_ID,
     "^sha256:": identifiers.FINGERPRINT,
@@ -42,6 +44,7 @@ def test_schema_patterns_are_the_identifiers(schema: Path) -> None:
         for marker, identifier in SHAPES.items():
             if marker in value and not value.startswith("^(arn:"):
                 assert value == identifier.pattern, f"{schema.name}{path}"
+                break
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda p: p.name)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from petal.aws import ec2_builder, ec2_snapshots
+from petal.build.config import BuildConfig
 from petal.build.records import BuildRecord, iso
 from petal.build.request import (
     BuildRequestError,
@@ -24,9 +26,9 @@ from petal.deployment_contract import (
     TAG_MANAGED,
     TAG_OS,
 )
-from petal.errors import BuildAlreadyRunning, InvalidBuildRequest
+from petal.errors import BuildAlreadyRunning, ConfigurationError, InvalidBuildRequest
 from petal.seed.fingerprint import fingerprint
-from petal.seed.model import SeedError
+from petal.seed.model import Seed, SeedError
 from petal.seed.spack_environment import render_spack_yaml
 
 # SSM stops the bootstrap this long before the task's own timeout, so a timed-out
@@ -61,6 +63,65 @@ def managed_snapshot_tags(fingerprint_: str, os_name: str, architecture: str) ->
     }
 
 
+def check_mirror_buckets(seed: Seed, allowed: frozenset[str]) -> None:
+    """Every s3:// mirror must be in a bucket the builder role may read: otherwise
+    Spack's fetches fail with AccessDenied on the builder, after its set-up."""
+    for index, mirror in enumerate(seed.software.mirrors):
+        parts = urlsplit(mirror.url)
+        if parts.scheme != "s3" or parts.netloc in allowed:
+            continue
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise InvalidBuildRequest(
+            f"software.mirrors[{index}] ({mirror.name}): the builder may not read the "
+            f"S3 bucket {parts.netloc!r} (petal:mirrorBuckets lists {listed}). Add the "
+            f"bucket to the petal:mirrorBuckets setting and redeploy (e.g. `cdk deploy -c "
+            f"petal:mirrorBuckets={','.join(sorted({*allowed, parts.netloc}))}`), or use "
+            "an https:// mirror. Nothing was created."
+        )
+
+
+def check_http_egress(seed: Seed, http_egress: bool) -> None:
+    """Ubuntu builders install their prerequisites with apt, whose sources on EC2 are
+    Canonical's HTTP-only mirrors: without port 80 every fetch times out, minutes in."""
+    # ParallelCluster's Ubuntu names all start so (platforms.OPERATING_SYSTEMS).
+    if http_egress or not seed.os.startswith("ubuntu"):
+        return
+    raise ConfigurationError(
+        f"os {seed.os}: the builder's apt sources (<region>.ec2.archive.ubuntu.com) are "
+        "served over HTTP only, and this deployment allows HTTPS only "
+        "(petal:builderHttpEgress is false). Set petal:builderHttpEgress to true and "
+        "redeploy (`cdk deploy -c petal:builderHttpEgress=true`), or build for an "
+        "operating system whose packages come over HTTPS (alinux2023, rhel8, rhel9). "
+        "Nothing was created."
+    )
+
+
+def check_ebs_default_key(ec2: Any, allowed_key: str) -> None:
+    """The builder's root volume (and a software volume without volume.kms_key_id) is
+    encrypted with the account's default EBS key: the functions need that key's use
+    granted unless it is the AWS managed key, or RunInstances fails on KMS."""
+    key = ec2_builder.ebs_default_kms_key(ec2)
+    if ec2_builder.is_aws_managed_ebs_key(key) or key == allowed_key:
+        return
+    if ":alias/" in key or key.startswith("alias/"):
+        setting = (
+            "the ARN of the key this alias names (`aws kms describe-key --key-id "
+            f"{key} --query KeyMetadata.Arn`)"
+        )
+    else:
+        setting = key
+    configured = f"it is {allowed_key}" if allowed_key else "it is empty"
+    raise ConfigurationError(
+        f"this account's default EBS encryption key in this region is {key} "
+        "(GetEbsDefaultKmsKeyId), not the AWS managed key alias/aws/ebs, and the "
+        f"petal:ebsDefaultKmsKeyArn setting does not name it ({configured}): the builder's "
+        "encrypted volumes could not be created. Set petal:ebsDefaultKmsKeyArn to "
+        f"{setting} and redeploy; the launch and check-ready functions may then use the "
+        "key through EC2 only, and the key policy must let this account's IAM policies "
+        "allow that (the default key policy does). Nothing was created."
+    )
+
+
 def prepare(
     event: Mapping[str, Any],
     *,
@@ -68,7 +129,10 @@ def prepare(
     read_seed: SeedReader,
     table: BuildTable,
     now: datetime,
+    config: BuildConfig | None = None,
 ) -> dict[str, Any]:
+    """`config` is the deployment's settings; default: this function's environment."""
+    config = BuildConfig.from_environ() if config is None else config
     execution = event["execution"]
     settings = event["settings"]
     try:
@@ -142,6 +206,11 @@ def prepare(
                 "snapshot_id": snapshot_id,
                 **variant,
             }
+
+    # What the deployment cannot carry out fails now, not minutes into the build.
+    check_mirror_buckets(seed, config.mirror_buckets)
+    check_http_egress(seed, config.builder_http_egress)
+    check_ebs_default_key(ec2, config.ebs_default_kms_key_arn)
 
     # Everything that can fail on bad input has run: only now is anything written.
     image = ec2_builder.find_official_image(

@@ -1,0 +1,168 @@
+"""Prepare refuses, before anything is created, a build the deployment cannot carry out,
+naming the setting to change: an Ubuntu build without HTTP egress, an s3:// mirror the
+builder role may not read, a customer managed default EBS key the functions may not
+use (issue #11, points 4 to 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from petal.build.config import (
+    ENV_BUILDER_HTTP_EGRESS,
+    ENV_EBS_DEFAULT_KMS_KEY,
+    ENV_MIRROR_BUCKETS,
+    BuildConfig,
+)
+from petal.build.steps.prepare import prepare
+from petal.build.table import BuildTable, table_definition
+from petal.errors import ConfigurationError, InvalidBuildRequest
+from petal.local.moto_fixes import _answer_ebs_default_kms_key_id
+from petal.seed.loading import load_seed
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SEED = load_seed(REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml")
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
+EXECUTION = {"name": "b1", "arn": "arn:exec:b1", "start_time": "2025-03-01T00:00:00Z"}
+SETTINGS = {"bootstrap_heartbeat_seconds": 900}
+# No official AMI exists in these tests: a build that passes every check stops there.
+PASSED_THE_CHECKS = "official ParallelCluster AMI"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, BuildTable]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    monkeypatch.setattr(*_answer_ebs_default_kms_key_id(), raising=False)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(**table_definition("builds"))
+        yield (
+            boto3.client("ec2", region_name="us-east-1"),
+            boto3.client("kms", region_name="us-east-1"),
+            BuildTable(dynamodb, "builds"),
+        )
+
+
+def no_s3(bucket: str, key: str, version_id: str | None) -> bytes:
+    raise AssertionError("no S3 read expected")
+
+
+def run(
+    ec2: Any, table: BuildTable, environ: dict[str, str], **seed_changes: Any
+) -> dict[str, Any]:
+    document = SEED.to_document()
+    for path, value in seed_changes.items():
+        section, _, field = path.rpartition("__")
+        (document[section] if section else document)[field] = value
+    event = {"request": {"seed": document}, "execution": EXECUTION, "settings": SETTINGS}
+    return prepare(
+        event, ec2=ec2, read_seed=no_s3, table=table, now=NOW, config=BuildConfig(environ)
+    )
+
+
+def assert_nothing_created(table: BuildTable) -> None:
+    assert table.list_builds() == []
+    assert list(table.locks()) == []
+
+
+# --- point 4: Ubuntu's apt mirrors are HTTP-only ---------------------------------------
+
+
+@pytest.mark.parametrize("os_name", ["ubuntu2204", "ubuntu2404"])
+def test_ubuntu_without_http_egress_is_refused_naming_the_setting(
+    aws: tuple[Any, Any, BuildTable], os_name: str
+) -> None:
+    ec2, _, table = aws
+    with pytest.raises(ConfigurationError, match=r"petal:builderHttpEgress.*true") as caught:
+        run(ec2, table, {ENV_BUILDER_HTTP_EGRESS: "false"}, os=os_name)
+    assert os_name in str(caught.value)
+    assert_nothing_created(table)
+
+
+@pytest.mark.parametrize(
+    ("os_name", "environ"),
+    [
+        ("ubuntu2404", {ENV_BUILDER_HTTP_EGRESS: "true"}),
+        # Unset means the setting's default, which allows HTTP.
+        ("ubuntu2404", {}),
+        # dnf on Amazon Linux fetches over HTTPS.
+        ("alinux2023", {ENV_BUILDER_HTTP_EGRESS: "false"}),
+    ],
+)
+def test_http_egress_check_passes_when_apt_can_reach_its_mirrors(
+    aws: tuple[Any, Any, BuildTable], os_name: str, environ: dict[str, str]
+) -> None:
+    ec2, _, table = aws
+    with pytest.raises(Exception, match=PASSED_THE_CHECKS):
+        run(ec2, table, environ, os=os_name)
+
+
+# --- point 5: s3:// mirrors need petal:mirrorBuckets -----------------------------------
+
+S3_MIRROR = [{"name": "team", "url": "s3://team-spack-cache/v1"}]
+
+
+@pytest.mark.parametrize("listed", ["", "other-bucket"])
+def test_s3_mirror_outside_mirror_buckets_is_refused_naming_the_setting(
+    aws: tuple[Any, Any, BuildTable], listed: str
+) -> None:
+    ec2, _, table = aws
+    with pytest.raises(InvalidBuildRequest, match=r"petal:mirrorBuckets") as caught:
+        run(ec2, table, {ENV_MIRROR_BUCKETS: listed}, software__mirrors=S3_MIRROR)
+    message = str(caught.value)
+    assert "software.mirrors[0]" in message and "'team-spack-cache'" in message
+    assert_nothing_created(table)
+
+
+def test_s3_mirror_in_mirror_buckets_and_https_mirrors_pass(
+    aws: tuple[Any, Any, BuildTable],
+) -> None:
+    ec2, _, table = aws
+    mirrors = [*S3_MIRROR, {"name": "web", "url": "https://cache.example.org/spack"}]
+    environ = {ENV_MIRROR_BUCKETS: "other-bucket,team-spack-cache"}
+    with pytest.raises(Exception, match=PASSED_THE_CHECKS):
+        run(ec2, table, environ, software__mirrors=mirrors)
+    with pytest.raises(Exception, match=PASSED_THE_CHECKS):
+        run(ec2, table, {}, software__mirrors=mirrors[1:])
+
+
+# --- point 6: a customer managed default EBS key ---------------------------------------
+
+
+def test_customer_managed_default_ebs_key_is_refused_naming_the_setting_and_key(
+    aws: tuple[Any, Any, BuildTable],
+) -> None:
+    ec2, kms, table = aws
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    ec2.modify_ebs_default_kms_key_id(KmsKeyId=key)
+    with pytest.raises(ConfigurationError, match=r"petal:ebsDefaultKmsKeyArn") as caught:
+        run(ec2, table, {})
+    assert f"Set petal:ebsDefaultKmsKeyArn to {key}" in str(caught.value)
+    other = kms.create_key()["KeyMetadata"]["Arn"]
+    with pytest.raises(ConfigurationError, match=f"it is {other}"):
+        run(ec2, table, {ENV_EBS_DEFAULT_KMS_KEY: other})
+    assert_nothing_created(table)
+
+
+def test_default_ebs_key_granted_by_the_setting_passes(aws: tuple[Any, Any, BuildTable]) -> None:
+    ec2, kms, table = aws
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    ec2.modify_ebs_default_kms_key_id(KmsKeyId=key)
+    with pytest.raises(Exception, match=PASSED_THE_CHECKS):
+        run(ec2, table, {ENV_EBS_DEFAULT_KMS_KEY: key})
+
+
+def test_aws_managed_default_ebs_key_needs_no_setting(aws: tuple[Any, Any, BuildTable]) -> None:
+    ec2, _, table = aws
+    # The managed key exists once EBS has used it; it stays the AWS managed key.
+    ec2.create_volume(AvailabilityZone="us-east-1a", Size=1, Encrypted=True)
+    assert ec2.get_ebs_default_kms_key_id()["KmsKeyId"] == "alias/aws/ebs"
+    with pytest.raises(Exception, match=PASSED_THE_CHECKS):
+        run(ec2, table, {})
