@@ -81,3 +81,8 @@ class SnapshotNotCompleted(PetalStepError):
 
 class CleanupPending(PetalStepError):
     """Resources are still detaching; the state machine retries the cleanup shortly."""
+
+
+class TaskTokenNotParked(PetalStepError):
+    """A bootstrap command ended before its task token was parked: the callback fails,
+    so Lambda delivers the status event again once the token is there."""

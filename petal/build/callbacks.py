@@ -14,6 +14,15 @@ Events arrive at least once and in any order. The token is claimed once, for one
 outcome (petal.build.table.BuildTable.claim_token): a duplicate of the same outcome
 may retry the send, any other outcome after it is ignored, and a stale token
 (TaskTimedOut, InvalidToken) is logged, not raised.
+
+A command can end before the bootstrap function has parked its token: the token's key
+is the command id, which exists only once SendCommand has returned, and a command that
+fails at once (or an agent that is quick) reports before the put. Dropping that event
+would leave the build waiting for its heartbeat to time out. So a status event of a
+RUNNING build's builder whose record names no command yet raises TaskTokenNotParked:
+EventBridge invokes the function asynchronously, and Lambda runs a failed
+asynchronous invocation again (twice, a minute and then two minutes later), by when
+the token is parked.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from typing import Any, Final
 
 from petal.aws import ec2_builder, step_functions
 from petal.build.log_events import LogBatch, clip, failure_line
-from petal.build.records import Progress, iso
+from petal.build.records import BuildRecord, Progress, iso
 from petal.build.table import BuildTable
 from petal.deployment_contract import (
     MANAGED_VALUE,
@@ -34,21 +43,29 @@ from petal.deployment_contract import (
     TAG_MANAGED,
     TAG_ROLE,
 )
-from petal.errors import PetalStepError
+from petal.errors import PetalStepError, TaskTokenNotParked
 
 SSM_DETAIL_TYPE: Final = "EC2 Command Invocation Status-change Notification"
 EC2_DETAIL_TYPE: Final = "EC2 Instance State-change Notification"
 SUCCESS: Final = "Success"
+TIMED_OUT: Final = "TimedOut"
+# SSM's two kinds of TimedOut (GetCommandInvocation's StatusDetails): the agent never
+# received the command (the instance was unreachable), or the script ran past its
+# executionTimeout. Events may name them in `status`, spaced or not, or in
+# `status-details`.
+DELIVERY_TIMED_OUT: Final = "DeliveryTimedOut"
+EXECUTION_TIMED_OUT: Final = "ExecutionTimedOut"
+NOT_DELIVERED_ERROR: Final = "BootstrapNotDelivered"
 # Terminal command statuses other than Success, and the error each fails the task with.
 FAILURE_ERRORS: Final[dict[str, str]] = {
     "Failed": "BootstrapFailed",
-    "TimedOut": "BootstrapTimedOut",
+    TIMED_OUT: "BootstrapTimedOut",
     "Cancelled": "BootstrapCancelled",
-    "Undeliverable": "BootstrapFailed",
+    "Undeliverable": NOT_DELIVERED_ERROR,
     "Terminated": "BootstrapCancelled",
-    "DeliveryTimedOut": "BootstrapFailed",
-    "Delivery Timed Out": "BootstrapFailed",
-    "ExecutionTimedOut": "BootstrapTimedOut",
+    DELIVERY_TIMED_OUT: NOT_DELIVERED_ERROR,
+    "Delivery Timed Out": NOT_DELIVERED_ERROR,
+    EXECUTION_TIMED_OUT: "BootstrapTimedOut",
     "Execution Timed Out": "BootstrapTimedOut",
 }
 GONE_STATES: Final = frozenset({"stopping", "shutting-down", "terminated", "stopped"})
@@ -86,6 +103,7 @@ def handle_event(
             detail,
             table=table,
             sfn=sfn,
+            ec2=ec2,
             read_tail=read_tail,
             document_name=document_name,
             now=now,
@@ -100,6 +118,7 @@ def on_command_status(
     *,
     table: BuildTable,
     sfn: Any,
+    ec2: Any,
     read_tail: TailReader,
     document_name: str,
     now: datetime,
@@ -116,6 +135,12 @@ def on_command_status(
     if token is None:
         existing = table.get_token(command_id)
         if existing is None:
+            _, record = builder_build(ec2, table, instance_id)
+            if record is not None and record.status == "RUNNING" and not record.command_id:
+                raise TaskTokenNotParked(
+                    f"command {command_id} on {instance_id} ended {status} before build "
+                    f"{record.build_id} parked its task token; the event is delivered again"
+                )
             return CallbackResult(
                 "ignored", "no build waits for this command", command_id=command_id
             )
@@ -138,8 +163,9 @@ def on_command_status(
         except PetalStepError as problem:
             # The failure must reach the build even when its log cannot be read.
             lines = [f"(the build log could not be read: {problem})"]
-        error = FAILURE_ERRORS[status]
-        cause = bootstrap_failure_cause(status, command_id, lines)
+        final = final_status(status, str(detail.get("status-details") or ""), lines)
+        error = FAILURE_ERRORS[final]
+        cause = bootstrap_failure_cause(final, command_id, lines)
         sent = step_functions.send_failure(sfn, token.task_token, error, cause)
         action = "failed"
     table.mark_token_sent(command_id, now)
@@ -152,6 +178,21 @@ def on_command_status(
     )
 
 
+def final_status(status: str, status_details: str, lines: list[str]) -> str:
+    """The command's final status, with a TimedOut told apart: DeliveryTimedOut or
+    ExecutionTimedOut, from the event when it says which. When it does not, the build
+    log tells: a command the agent never received printed nothing, while the bootstrap
+    prints its first PETAL-STEP as soon as it starts. (GetCommandInvocation's
+    StatusDetails would say too, but the callback function may not call SSM.)"""
+    for named in (status, status_details):
+        compact = named.replace(" ", "")
+        if compact in (DELIVERY_TIMED_OUT, EXECUTION_TIMED_OUT):
+            return compact
+    if status != TIMED_OUT:
+        return status
+    return EXECUTION_TIMED_OUT if lines else DELIVERY_TIMED_OUT
+
+
 def bootstrap_failure_cause(status: str, command_id: str, lines: list[str]) -> str:
     marker = failure_line(lines)
     if marker is not None:
@@ -159,7 +200,13 @@ def bootstrap_failure_cause(status: str, command_id: str, lines: list[str]) -> s
         _, _, rest = marker.partition(" ")
         step, _, reason = rest.partition(":")
         summary = f"the bootstrap failed in its '{step.strip()}' step: {reason.strip()}"
-    elif status in ("TimedOut", "ExecutionTimedOut", "Execution Timed Out"):
+    elif FAILURE_ERRORS.get(status) == NOT_DELIVERED_ERROR:
+        summary = (
+            f"SSM could not deliver the bootstrap command to the builder ({status}): its "
+            "SSM agent never received it, so nothing ran. The instance was unreachable: "
+            "it lost its route to Systems Manager, or the agent stopped"
+        )
+    elif FAILURE_ERRORS.get(status) == "BootstrapTimedOut":
         summary = "the bootstrap ran out of time (SSM stopped it at its execution timeout)"
     elif status in ("Cancelled", "Terminated"):
         summary = f"the bootstrap command was {status.lower()}"
@@ -181,12 +228,10 @@ def on_instance_state(
     state = str(detail.get("state") or "")
     if state not in GONE_STATES:
         return CallbackResult("ignored", f"state {state!r} does not end a build")
-    instance = ec2_builder.describe_instance(ec2, instance_id)
-    tags = instance.tags if instance else {}
-    if tags.get(TAG_MANAGED) != MANAGED_VALUE or tags.get(TAG_ROLE) != ROLE_BUILDER:
+    instance, record = builder_build(ec2, table, instance_id)
+    if instance is None:
         return CallbackResult("ignored", f"{instance_id} is not a petal builder")
-    build_id = tags.get(TAG_BUILD_ID, "")
-    record = table.get_build(build_id)
+    build_id = instance.tags.get(TAG_BUILD_ID, "")
     if record is None or record.status != "RUNNING" or not record.command_id:
         # Before the bootstrap, the ready check sees the instance gone; after it, the
         # build is cleaning up (its own cleanup terminates the builder).
@@ -206,6 +251,17 @@ def on_instance_state(
     if not sent:
         return CallbackResult("stale", "the task had already ended", build_id, record.command_id)
     return CallbackResult("failed", f"builder {state}", build_id, record.command_id)
+
+
+def builder_build(
+    ec2: Any, table: BuildTable, instance_id: str
+) -> tuple[ec2_builder.InstanceView | None, BuildRecord | None]:
+    """A petal builder instance (None for any other) and the record of its build."""
+    instance = ec2_builder.describe_instance(ec2, instance_id) if instance_id else None
+    tags = instance.tags if instance else {}
+    if tags.get(TAG_MANAGED) != MANAGED_VALUE or tags.get(TAG_ROLE) != ROLE_BUILDER:
+        return None, None
+    return instance, table.get_build(tags.get(TAG_BUILD_ID, ""))
 
 
 # --- the build log subscription ----------------------------------------------------------

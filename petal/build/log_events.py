@@ -1,9 +1,14 @@
 """The build log: what the bootstrap prints, streamed by SSM to CloudWatch Logs.
 
-SSM names each stream `<command id>/<instance id>/<step>/stdout` (and `.../stderr`);
-the log group's subscription delivers marker lines to the log_heartbeat function as
-base64-encoded gzip JSON. This module decodes those deliveries and reads the tail of a
-command's output (for the cause of a failed build).
+SSM names each stream `<command id>/<instance id>/<step>/stdout` (and `.../stderr`).
+The agent does not send a line per event: about once a second it joins every line the
+command printed since into ONE event, each line ending in a newline (amazon-ssm-agent,
+cloudwatchlogsservice.go: `getNextMessage` reads the output file up to its last newline
+and keeps a line still being written for the next upload). The log group's
+subscription delivers the events that contain a marker to the log_heartbeat function,
+several per invocation, as base64-encoded gzip JSON. This module decodes those
+deliveries, cuts each message into whole lines, and reads the tail of a command's
+output (for the cause of a failed build).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ class LogBatch:
         return command_id_of_stream(self.log_stream)
 
     def events(self) -> list[LogEvent]:
-        return list(parse_log(message for _, message in self.messages))
+        """The markers of every whole line, in the order printed."""
+        return list(parse_log(whole_lines(message) for _, message in self.messages))
 
     @property
     def last_timestamp_ms(self) -> int | None:
@@ -46,6 +52,25 @@ class LogBatch:
 
 class BadLogDelivery(PetalStepError, ValueError):
     """The event is not a CloudWatch Logs subscription delivery."""
+
+
+def whole_lines(message: str) -> str:
+    """The lines of an event's message whose newline has arrived.
+
+    A marker counts only once its whole line is in hand. The agent uploads up to the
+    last newline, so every line it sends is whole; only a line longer than its 200 KB
+    event limit is cut, and any other writer may cut where it likes. What follows the
+    last newline is such a piece: read as a marker, "PETAL-PROGRESS 3/12 zl" would
+    report a spec that does not exist. It is not carried over to the next delivery
+    either: the subscription forwards only events containing a marker, so the event
+    with the rest of the line ("ib@1.3" and compiler output) usually never reaches the
+    function, and the next one that does is not its continuation. A marker lost so is
+    overtaken by the next (the bootstrap prints a heartbeat every third of the
+    heartbeat window); a PETAL-FAILED line reaches the failure's cause anyway, through
+    the log tail the callback reads, and the log group keeps every byte.
+    """
+    end = message.rfind("\n")
+    return message[: end + 1]
 
 
 def command_id_of_stream(log_stream: str) -> str:

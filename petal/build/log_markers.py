@@ -71,9 +71,12 @@ def parse_log_line(line: str) -> LogEvent | None:
     return None
 
 
-def parse_log(lines: str | Iterable[str]) -> Iterator[LogEvent]:
-    """The events of many lines: a text (a CloudWatch Logs message may hold several) or lines."""
-    for line in lines.splitlines() if isinstance(lines, str) else lines:
-        event = parse_log_line(line)
-        if event is not None:
-            yield event
+def parse_log(texts: str | Iterable[str]) -> Iterator[LogEvent]:
+    """The events of a text or of many texts, each of which may hold several lines: the
+    SSM agent sends all the lines a command printed in about a second as ONE CloudWatch
+    Logs event, so an event's message is a run of lines, not a line."""
+    for text in [texts] if isinstance(texts, str) else texts:
+        for line in text.splitlines():
+            event = parse_log_line(line)
+            if event is not None:
+                yield event

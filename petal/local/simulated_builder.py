@@ -2,17 +2,19 @@
 
 When the bootstrap command is sent, an agent thread writes the marker lines a real
 bootstrap prints (PETAL-STEP, PETAL-PROGRESS, PETAL-HEARTBEAT) into the build log
-group, delivers them to log_heartbeat as a CloudWatch Logs subscription would, then
-delivers SSM's "EC2 Command Invocation Status-change Notification" to callback. It
-says in the log that nothing is installed. It also answers DescribeInstanceInformation
-(moto has none) with the builders' agents Online, and acts out the bootstrap's
-injected failures.
+group the way the real agent uploads output (several lines per event, split wherever
+the output stood), delivers the events with a marker to log_heartbeat as a CloudWatch
+Logs subscription would, then delivers SSM's "EC2 Command Invocation Status-change
+Notification" to callback. It says in the log that nothing is installed. It also
+answers DescribeInstanceInformation (moto has none) with the builders' agents Online,
+and acts out the bootstrap's injected failures.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import re
 import threading
 import time
@@ -38,7 +40,7 @@ from petal.deployment_contract import (
     TAG_BUILD_ID,
 )
 from petal.local.deploy import ACCOUNT_ID
-from petal.local.event_bus import command_status_event
+from petal.local.event_bus import EventResult, command_status_event
 from petal.local.failures import SSM_FAILURE_STATUS
 from petal.local.moto_fixes import BACKEND_LOCK
 
@@ -54,6 +56,20 @@ NOTHING_INSTALLED: Final = (
 _BEGIN_STEP: Final = re.compile(r"^\s*begin_step\s+([a-z][a-z0-9_-]*)\s*$", re.MULTILINE)
 
 LogLine = tuple[int, str]  # (milliseconds since the epoch, message)
+
+# How the SSM agent uploads a command's output (amazon-ssm-agent,
+# cloudwatchlogsservice.go): once a second, every whole line printed since, each ending
+# in a newline, joined into one event of at most 200,000 bytes; at most 4 events per
+# PutLogEvents. A line still being written waits for the next upload.
+AGENT_EVENT_BYTES: Final = 200_000
+AGENT_EVENTS_PER_CALL: Final = 4
+# How many lines the simulated bootstrap gets out in each second, in turn: an upload
+# takes what is there, so a marker may open an event, close it or sit inside it.
+_LINES_PER_UPLOAD: Final = (3, 1, 4, 2, 5)
+# The build log's subscription filter: any of these terms (stacks/build_logs.py).
+SUBSCRIPTION_TERMS: Final = (PROGRESS_MARKER, STEP_MARKER, HEARTBEAT_MARKER, FAILURE_MARKER)
+# GetCommandInvocation's StatusDetails of each final status the agent reports.
+_STATUS_DETAILS: Final = {"TimedOut": "ExecutionTimedOut"}
 
 
 class Harness(Protocol):
@@ -75,6 +91,11 @@ class Harness(Protocol):
 
     def deliver_event(self, module: str, event: dict[str, Any]) -> None: ...
 
+    def invoke(self, module: str, event: Any) -> dict[str, Any]: ...
+
+    @property
+    def event_results(self) -> list[EventResult]: ...
+
 
 @dataclass(frozen=True)
 class SimulatedInstall:
@@ -89,6 +110,13 @@ class SimulatedInstall:
     # Real seconds spent on each root spec, so a person watching local mode sees the
     # install progress (tests keep 0).
     pace_seconds: float = 0.0
+    # The command ends at once, and SSM's status event reaches callback while
+    # SendCommand is still answering the bootstrap function: before its token is
+    # parked. In-process only (it runs inside the SendCommand request).
+    finish_before_parked: bool = False
+    # The agent drops off once the builder is ready: SSM never delivers the bootstrap
+    # and reports TimedOut (StatusDetails DeliveryTimedOut); nothing is printed.
+    agent_unreachable: bool = False
 
 
 def bootstrap_step_names(repo_root: Path) -> list[str]:
@@ -113,6 +141,9 @@ class SimulatedBuilders:
             run = _BootstrapRun(
                 self._harness, self._stopped, command.command_id, instance_id, command.parameters
             )
+            if self._harness.install.finish_before_parked:
+                run.run()
+                continue
             agent = threading.Thread(
                 target=run.run, name=f"local-agent-{command.command_id[:8]}", daemon=True
             )
@@ -205,12 +236,14 @@ class _BootstrapRun:
         self._instance_id = instance_id
         self._parameters = dict(parameters)
         self._stream = f"{command_id}/{instance_id}/bootstrap/stdout"
+        self._before_parked = harness.install.finish_before_parked
+        self._uploads = itertools.cycle(_LINES_PER_UPLOAD)
 
     def run(self) -> None:
         try:
             self._simulate()
         except Exception as error:  # a broken simulation must show, not hang a build
-            self._write_log([(_ms(datetime.now(UTC)), f"agent error: {error}")])
+            self._write_log(self._agent_events([(_ms(datetime.now(UTC)), f"agent error: {error}")]))
             raise
 
     def _simulate(self) -> None:
@@ -218,7 +251,10 @@ class _BootstrapRun:
         build_id = str(_first(self._parameters.get(PARAM_BUILD_ID)) or "")
         failure = harness.failure_for(build_id)
         mode = failure.mode if failure is not None and failure.step == "bootstrap" else None
-        if not self._wait_until_task_waits():
+        if not self._before_parked and not self._wait_until_task_waits():
+            return
+        if harness.install.agent_unreachable:
+            self._finish_command("TimedOut", details="DeliveryTimedOut")
             return
         specs = _root_specs(str(_first(self._parameters.get(PARAM_SPACK_YAML)) or ""))
         steps = bootstrap_step_names(harness.repo_root)
@@ -298,40 +334,71 @@ class _BootstrapRun:
         return False
 
     def _flush(self, batch: list[LogLine]) -> None:
-        """Write lines to the log, and deliver their markers as the subscription would."""
+        """Upload lines as the agent does, and deliver the events that hold a marker to
+        log_heartbeat as the subscription does: several events in one invocation."""
         if not batch:
             return
-        self._write_log(batch)
-        markers = [(t, m) for t, m in batch if m.lstrip().startswith("PETAL-")]
-        if markers:
+        events = self._agent_events(batch)
+        self._write_log(events)
+        matching = [(t, m) for t, m in events if any(term in m for term in SUBSCRIPTION_TERMS)]
+        if matching:
             self._harness.deliver_event(
                 LOG_HEARTBEAT_FUNCTION,
                 encode_subscription_event(
                     log_group=self._harness.deployment.build_log_group,
                     log_stream=self._stream,
-                    messages=markers,
+                    messages=matching,
                     owner=ACCOUNT_ID,
                 ),
             )
 
-    def _write_log(self, lines: list[LogLine]) -> None:
+    def _agent_events(self, lines: list[LogLine]) -> list[LogLine]:
+        """The log events the agent makes of `lines` (in the order printed): each
+        upload's lines joined, each ending in a newline; stamped with the upload's time
+        (its last line's), never earlier than the event before."""
+        events: list[LogLine] = []
+        pending = list(lines)
+        stamp = 0
+        while pending:
+            take = next(self._uploads)
+            upload, pending = pending[:take], pending[take:]
+            message = ""
+            for moment, line in upload:
+                stamp = max(stamp, moment)
+                text = line + "\n"
+                if message and len((message + text).encode()) > AGENT_EVENT_BYTES:
+                    events.append((stamp, message))
+                    message = ""
+                message += text
+            events.append((stamp, message))
+        return events
+
+    def _write_log(self, events: list[LogLine]) -> None:
         logs = self._harness.client("logs")
         log_group = self._harness.deployment.build_log_group
         with contextlib.suppress(ClientError):
             logs.create_log_stream(logGroupName=log_group, logStreamName=self._stream)
-        logs.put_log_events(
-            logGroupName=log_group,
-            logStreamName=self._stream,
-            # In time order; lines of the same millisecond stay in the order printed.
-            logEvents=[
-                {"timestamp": t, "message": m} for t, m in sorted(lines, key=lambda line: line[0])
-            ],
-        )
+        for start in range(0, len(events), AGENT_EVENTS_PER_CALL):
+            logs.put_log_events(
+                logGroupName=log_group,
+                logStreamName=self._stream,
+                logEvents=[
+                    {"timestamp": t, "message": m}
+                    for t, m in events[start : start + AGENT_EVENTS_PER_CALL]
+                ],
+            )
 
-    def _finish_command(self, status: str) -> None:
-        """The command ends with `status`: in SSM, and as status events to callback."""
+    def _finish_command(self, status: str, details: str | None = None) -> None:
+        """The command ends with `status` (GetCommandInvocation's StatusDetails:
+        `details`, else what the agent reports for it): in SSM, and as status events to
+        callback. The event names the status only, as SSM's does."""
         harness = self._harness
-        _set_command_status(harness.region, self._command_id, status)
+        _set_command_status(
+            harness.region,
+            self._command_id,
+            status,
+            details or _STATUS_DETAILS.get(status, status),
+        )
         document = harness.deployment.document_name
 
         def event(reported: str) -> dict[str, Any]:
@@ -347,10 +414,26 @@ class _BootstrapRun:
                 event("Failed" if status == "Success" else "Success"),
             ]
         for each in events:
-            harness.deliver_event(CALLBACK_FUNCTION, each)
+            self._deliver_status(each)
+
+    def _deliver_status(self, event: dict[str, Any]) -> None:
+        if not self._before_parked:
+            self._harness.deliver_event(CALLBACK_FUNCTION, event)
+            return
+        # EventBridge may hand the event to callback before SendCommand has answered the
+        # bootstrap function: run callback here, inside SendCommand. Lambda runs a
+        # failed asynchronous invocation again later; a delivery through the bus stands
+        # for that retry (it runs once the bootstrap function has returned).
+        try:
+            outcome: Any = self._harness.invoke(CALLBACK_FUNCTION, event)
+        except Exception as error:
+            self._harness.event_results.append((CALLBACK_FUNCTION, event, error))
+            self._harness.deliver_event(CALLBACK_FUNCTION, event)
+        else:
+            self._harness.event_results.append((CALLBACK_FUNCTION, event, outcome))
 
 
-def _set_command_status(region: str, command_id: str, status: str) -> None:
+def _set_command_status(region: str, command_id: str, status: str, details: str) -> None:
     from moto.ssm.models import ssm_backends
 
     backend = ssm_backends[ACCOUNT_ID][region]
@@ -361,7 +444,7 @@ def _set_command_status(region: str, command_id: str, status: str) -> None:
                 for invocation in command.invocations:
                     invocation.update(
                         Status=status,
-                        StatusDetails=status,
+                        StatusDetails=details,
                         ResponseCode=0 if status == "Success" else 1,
                     )
 

@@ -15,11 +15,13 @@ from moto import mock_aws
 from petal.build.callbacks import bootstrap_failure_cause, handle_event, on_log_batch
 from petal.build.log_events import (
     BadLogDelivery,
+    LogBatch,
     decode_subscription_event,
     encode_subscription_event,
 )
 from petal.build.records import BuildRecord, iso
 from petal.build.table import BuildTable, table_definition
+from petal.errors import TaskTokenNotParked
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 DOCUMENT = "petal-bootstrap"
@@ -75,16 +77,58 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[BuildTable, Any]]:
         yield table, boto3.client("ec2", region_name="us-east-1")
 
 
-def ssm_event(status: str, command_id: str = "cmd-1", document: str = DOCUMENT) -> dict[str, Any]:
+def ssm_event(
+    status: str,
+    command_id: str = "cmd-1",
+    document: str = DOCUMENT,
+    instance_id: str = "i-1",
+    **extra: str,
+) -> dict[str, Any]:
     return {
         "detail-type": "EC2 Command Invocation Status-change Notification",
         "detail": {
             "command-id": command_id,
-            "instance-id": "i-1",
+            "instance-id": instance_id,
             "document-name": document,
             "status": status,
+            **extra,
         },
     }
+
+
+def launch_builder(ec2: Any, build_id: str) -> str:
+    image = ec2.register_image(Name="builder-image", RootDeviceName="/dev/xvda")["ImageId"]
+    return str(
+        ec2.run_instances(
+            ImageId=image,
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[
+                {
+                    "ResourceType": "instance",
+                    "Tags": [
+                        {"Key": "petal:managed", "Value": "true"},
+                        {"Key": "petal:role", "Value": "builder"},
+                        {"Key": "petal:build-id", "Value": build_id},
+                    ],
+                }
+            ],
+        )["Instances"][0]["InstanceId"]
+    )
+
+
+def log_batch(*messages: str, stream: str = "cmd-1/i-1/bootstrap/stdout") -> LogBatch:
+    """A subscription delivery of agent-shaped events (several lines each)."""
+    batch = decode_subscription_event(
+        encode_subscription_event(
+            log_group="/petal/builds",
+            log_stream=stream,
+            messages=[(1_700_000_000_000 + i, m) for i, m in enumerate(messages)],
+            owner="123456789012",
+        )
+    )
+    assert batch is not None
+    return batch
 
 
 def handle(
@@ -136,8 +180,81 @@ def test_other_final_statuses_fail_the_task(
     aws: tuple[BuildTable, Any], status: str, error: str
 ) -> None:
     sfn = FakeStepFunctions()
-    handle(aws, sfn, ssm_event(status))
+    handle(aws, sfn, ssm_event(status), ["PETAL-STEP install", "==> Installing zlib"])
     assert sfn.calls[0][1]["error"] == error
+
+
+TIMEOUTS = [
+    # (event status, its status-details, the build log, the error, words of the cause)
+    ("TimedOut", None, [], "BootstrapNotDelivered", "could not deliver"),
+    ("TimedOut", "DeliveryTimedOut", [], "BootstrapNotDelivered", "could not deliver"),
+    ("DeliveryTimedOut", None, [], "BootstrapNotDelivered", "never received it"),
+    ("Delivery Timed Out", None, [], "BootstrapNotDelivered", "could not deliver"),
+    ("Undeliverable", None, [], "BootstrapNotDelivered", "could not deliver"),
+    ("TimedOut", None, ["PETAL-STEP install"], "BootstrapTimedOut", "ran out of time"),
+    ("TimedOut", "ExecutionTimedOut", [], "BootstrapTimedOut", "ran out of time"),
+    ("Execution Timed Out", None, ["x"], "BootstrapTimedOut", "ran out of time"),
+]
+
+
+@pytest.mark.parametrize(("status", "details", "tail", "error", "words"), TIMEOUTS)
+def test_a_command_never_delivered_is_not_reported_as_a_slow_install(
+    aws: tuple[BuildTable, Any],
+    status: str,
+    details: str | None,
+    tail: list[str],
+    error: str,
+    words: str,
+) -> None:
+    sfn = FakeStepFunctions()
+    extra = {"status-details": details} if details else {}
+    assert handle(aws, sfn, ssm_event(status, **extra), tail)["action"] == "failed"
+    [(_name, call)] = sfn.calls
+    assert call["error"] == error
+    assert words in call["cause"]
+    if error == "BootstrapNotDelivered":
+        assert "ran out of time" not in call["cause"]
+
+
+def test_a_command_that_ends_before_its_token_is_parked_is_delivered_again(
+    aws: tuple[BuildTable, Any],
+) -> None:
+    table, ec2 = aws
+    instance = launch_builder(ec2, "b2")
+    table.create_build(
+        BuildRecord(build_id="b2", status="RUNNING", started_at=iso(NOW), step="ready")
+    )
+    sfn = FakeStepFunctions()
+    early = ssm_event("Success", command_id="cmd-2", instance_id=instance)
+    # Lambda runs a failed asynchronous invocation again: the event is not dropped.
+    with pytest.raises(TaskTokenNotParked):
+        handle(aws, sfn, early)
+    assert sfn.calls == []
+    table.park_token(
+        "cmd-2",
+        task_token="T2",
+        build_id="b2",
+        instance_id=instance,
+        execution_arn="A2",
+        now=NOW,
+        expires_at=NOW + timedelta(days=1),
+    )
+    assert handle(aws, sfn, early)["action"] == "succeeded"
+    assert sfn.calls == [("success", sfn.calls[0][1])]
+    assert sfn.calls[0][1]["taskToken"] == "T2"
+
+
+def test_a_command_no_build_will_park_a_token_for_is_ignored(
+    aws: tuple[BuildTable, Any],
+) -> None:
+    _, ec2 = aws
+    sfn = FakeStepFunctions()
+    # Not a builder, and a builder whose build already names another command.
+    assert handle(aws, sfn, ssm_event("Success", command_id="x"))["action"] == "ignored"
+    instance = launch_builder(ec2, "b1")
+    other = ssm_event("Success", command_id="old", instance_id=instance)
+    assert handle(aws, sfn, other)["action"] == "ignored"
+    assert sfn.calls == []
 
 
 def test_events_petal_does_not_wait_for_are_ignored(aws: tuple[BuildTable, Any]) -> None:
@@ -222,9 +339,9 @@ def test_log_markers_beat_the_heart_and_record_progress(aws: tuple[BuildTable, A
         log_group="/petal/builds",
         log_stream="cmd-1/i-1/bootstrap/stdout",
         messages=[
-            (1_700_000_000_000, "PETAL-STEP install"),
-            (1_700_000_001_000, "PETAL-PROGRESS 2/3 bzip2@1.0.8"),
-            (1_700_000_002_000, "PETAL-HEARTBEAT 1700000002"),
+            (1_700_000_000_000, "PETAL-STEP install\n"),
+            (1_700_000_001_000, "PETAL-PROGRESS 2/3 bzip2@1.0.8\n"),
+            (1_700_000_002_000, "PETAL-HEARTBEAT 1700000002\n"),
         ],
         owner="123456789012",
     )
@@ -238,6 +355,54 @@ def test_log_markers_beat_the_heart_and_record_progress(aws: tuple[BuildTable, A
     assert record.bootstrap_step == "install"
     assert record.progress is not None and (record.progress.done, record.progress.total) == (2, 3)
     assert record.last_heartbeat_at == "2023-11-14T22:13:22Z"
+
+
+def test_markers_inside_an_agent_event_of_many_lines_are_read(
+    aws: tuple[BuildTable, Any],
+) -> None:
+    table, _ = aws
+    sfn = FakeStepFunctions()
+    # What the SSM agent uploads: every line of about a second in one event.
+    batch = log_batch(
+        "==> Installing zlib\nPETAL-STEP install\n==> zlib: Executing phase: 'build'\n"
+        "PETAL-PROGRESS 1/3 zlib@1.3\n  checking for gcc... gcc\n",
+        "PETAL-HEARTBEAT 1700000002\n==> bzip2: Successfully installed\n"
+        "PETAL-PROGRESS 2/3 bzip2@1.0.8\n==> Installing xz\n",
+    )
+    result = on_log_batch(batch, table=table, sfn=sfn, now=NOW)
+    assert result.events == 4
+    assert [name for name, _ in sfn.calls] == ["heartbeat"]
+    record = table.get_build("b1")
+    assert record is not None
+    assert record.bootstrap_step == "install"
+    assert record.progress is not None
+    assert (record.progress.done, record.progress.total, record.progress.spec) == (
+        2,
+        3,
+        "bzip2@1.0.8",
+    )
+
+
+def test_a_marker_cut_at_an_event_boundary_is_not_misread(
+    aws: tuple[BuildTable, Any],
+) -> None:
+    table, _ = aws
+    sfn = FakeStepFunctions()
+    on_log_batch(
+        log_batch("PETAL-PROGRESS 1/3 zlib@1.3\n==> zlib: installed\nPETAL-PROGRESS 2/3 bzi"),
+        table=table,
+        sfn=sfn,
+        now=NOW,
+    )
+    record = table.get_build("b1")
+    assert record is not None and record.progress is not None
+    # Not "bzi": the piece after the last newline is not a whole line.
+    assert (record.progress.done, record.progress.spec) == (1, "zlib@1.3")
+    # The rest of that line opens the next event; it is no marker either.
+    on_log_batch(log_batch("p2@1.0.8\nPETAL-PROGRESS 3/3 xz@5.4\n"), table=table, sfn=sfn, now=NOW)
+    record = table.get_build("b1")
+    assert record is not None and record.progress is not None
+    assert (record.progress.done, record.progress.spec) == (3, "xz@5.4")
 
 
 def test_no_heartbeat_once_the_command_has_ended(aws: tuple[BuildTable, Any]) -> None:

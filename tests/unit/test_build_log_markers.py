@@ -129,3 +129,12 @@ def test_a_real_failed_run(tmp_path: Path) -> None:
     last_progress = [e for e in events if e.kind == "progress"][-1]
     failed_at = harness.ROOT_SPECS.index("openmpi@4.1.6 fabrics=ofi") + 1
     assert (last_progress.done, last_progress.total) == (failed_at, len(harness.ROOT_SPECS))
+
+
+def test_each_text_may_hold_several_lines() -> None:
+    # CloudWatch Logs events of the SSM agent: every line of about a second in one.
+    texts = [
+        "==> Installing zlib\nPETAL-STEP install\n",
+        "PETAL-PROGRESS 1/2 zlib@1.3\n==> zlib: done\nPETAL-HEARTBEAT 1700000000\n",
+    ]
+    assert [event.kind for event in parse_log(texts)] == ["step", "progress", "heartbeat"]
