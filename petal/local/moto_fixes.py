@@ -61,6 +61,9 @@ def install(hooks: Hooks) -> Callable[[], None]:
         _hook_terminate_instances(hooks.instances_terminated),
         _answer_snapshot_block_public_access(),
         _answer_ebs_default_kms_key_id(),
+        _aws_managed_ebs_key(),
+        _snapshots_keep_their_volumes_key(),
+        _copies_keep_a_key(),
     ]
     undos = [_apply(owner, name, replacement) for owner, name, replacement in patches]
 
@@ -353,3 +356,66 @@ def _answer_ebs_default_kms_key_id() -> Patch:
         )
 
     return EC2Response, "get_ebs_default_kms_key_id", get_ebs_default_kms_key_id
+
+
+def _aws_managed_ebs_key() -> Patch:
+    """moto creates the account's aws/ebs key as a customer managed key; in AWS it is an
+    AWS managed key (KeyManager "AWS"), whose policy no account can change: snapshots
+    encrypted with it can be neither shared nor made public."""
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.kms.models import kms_backends
+
+    original = EBSBackend._create_default_encryption_key
+
+    def create_default_encryption_key(backend: Any) -> str:
+        arn = str(original(backend))
+        kms = kms_backends[backend.account_id][backend.region_name]
+        kms.describe_key(arn).key_manager = "AWS"
+        return arn
+
+    return EBSBackend, "_create_default_encryption_key", create_default_encryption_key
+
+
+def _snapshots_keep_their_volumes_key() -> Patch:
+    """moto's CreateSnapshot drops the volume's KMS key (DescribeSnapshots then shows an
+    encrypted snapshot without KmsKeyId); AWS encrypts a snapshot with its volume's key."""
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
+    original = EBSBackend.create_snapshot
+
+    def create_snapshot(backend: Any, volume_id: str, *args: Any, **kwargs: Any) -> Any:
+        snapshot = original(backend, volume_id, *args, **kwargs)
+        if snapshot.encrypted and snapshot.kms_key_id is None:
+            snapshot.kms_key_id = backend.get_volume(volume_id).kms_key_id
+        return snapshot
+
+    return EBSBackend, "create_snapshot", create_snapshot
+
+
+def _copies_keep_a_key() -> Patch:
+    """A copy of an encrypted snapshot without KmsKeyId: AWS keeps the source's key in
+    its own region and uses the destination's default EBS key in another; moto leaves
+    the copy without a key."""
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
+    original = EBSBackend.copy_snapshot
+
+    def copy_snapshot(
+        backend: Any,
+        source_snapshot_id: str,
+        source_region: str,
+        description: str,
+        kms_key_id: str | None,
+    ) -> Any:
+        copy = original(backend, source_snapshot_id, source_region, description, kms_key_id)
+        if copy.encrypted and copy.kms_key_id is None:
+            if source_region == backend.region_name:
+                source = backend.describe_snapshots(snapshot_ids=[source_snapshot_id])[0]
+                copy.kms_key_id = source.kms_key_id
+            else:
+                copy.kms_key_id = (
+                    backend.default_kms_key_id or backend._create_default_encryption_key()
+                )
+        return copy
+
+    return EBSBackend, "copy_snapshot", copy_snapshot

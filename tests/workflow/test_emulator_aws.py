@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import boto3
+
 from petal.local.emulator import LocalAws
 from petal.sharing.public import get_block_public_access_state
 
@@ -12,3 +14,31 @@ def test_snapshot_block_public_access_reads_as_in_an_account_that_never_set_it(
     ec2 = aws.client("ec2")
     assert ec2.get_snapshot_block_public_access_state()["State"] == "unblocked"
     assert get_block_public_access_state(ec2) == "unblocked"
+
+
+def test_an_encrypted_build_snapshot_names_the_aws_managed_key_that_forbids_sharing(
+    aws: LocalAws,
+) -> None:
+    # A volume encrypted by default: its snapshot carries the volume's key (moto used to
+    # drop it), and that key is the AWS managed aws/ebs key, which cannot be shared.
+    ec2 = aws.client("ec2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a", Encrypted=True)
+    snapshot = ec2.create_snapshot(VolumeId=volume["VolumeId"])
+    [described] = ec2.describe_snapshots(SnapshotIds=[snapshot["SnapshotId"]])["Snapshots"]
+    assert described["Encrypted"] is True
+    assert described["KmsKeyId"] == volume["KmsKeyId"]
+    key = aws.client("kms").describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]
+    assert (described["KmsKeyId"], key["KeyManager"]) == (key["Arn"], "AWS")
+
+    same_region = ec2.copy_snapshot(
+        SourceSnapshotId=snapshot["SnapshotId"], SourceRegion="us-east-1"
+    )
+    west = boto3.client("ec2", region_name="us-west-2")
+    other_region = west.copy_snapshot(
+        SourceSnapshotId=snapshot["SnapshotId"], SourceRegion="us-east-1"
+    )
+    [near] = ec2.describe_snapshots(SnapshotIds=[same_region["SnapshotId"]])["Snapshots"]
+    [far] = west.describe_snapshots(SnapshotIds=[other_region["SnapshotId"]])["Snapshots"]
+    assert near["KmsKeyId"] == key["Arn"]
+    west_key = boto3.client("kms", region_name="us-west-2").describe_key(KeyId="alias/aws/ebs")
+    assert far["KmsKeyId"] == west_key["KeyMetadata"]["Arn"]
