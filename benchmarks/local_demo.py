@@ -22,7 +22,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED = "seeds/testing/workload-basic.yaml"
-GOAL_SECONDS = 60.0
+# What a new user waits for after set-up: build + create + list, the emulator stopped.
+GOAL_SECONDS = 15.0
 PETAL = [sys.executable, "-m", "petal"]
 
 
