@@ -18,31 +18,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+# A script beside this one (benchmarks/ is on sys.path when it runs): one way to time
+# a petal command.
+from local_demo import timed
+
 START_GOAL_SECONDS = 5.0
 STOP_GOAL_SECONDS = 2.0
-PETAL = [sys.executable, "-m", "petal"]
 FIRST = "first command (starts it)"
 LATER = "later command"
 START = "emulator start (first - later)"
 STOP = "petal local stop"
-
-
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    began = time.monotonic()
-    result = subprocess.run(
-        [*PETAL, *argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    elapsed = time.monotonic() - began
-    if result.returncode != 0:
-        raise SystemExit(f"`petal {' '.join(argv)}` failed:\n{result.stdout}{result.stderr}")
-    return elapsed
 
 
 def one_run() -> dict[str, float]:

@@ -277,22 +277,7 @@ def test_a_stale_token_is_logged_not_raised(aws: tuple[BuildTable, Any]) -> None
 
 def test_a_terminated_builder_fails_its_running_build(aws: tuple[BuildTable, Any]) -> None:
     table, ec2 = aws
-    image = ec2.register_image(Name="builder-image", RootDeviceName="/dev/xvda")["ImageId"]
-    instance = ec2.run_instances(
-        ImageId=image,
-        MinCount=1,
-        MaxCount=1,
-        TagSpecifications=[
-            {
-                "ResourceType": "instance",
-                "Tags": [
-                    {"Key": "petal:managed", "Value": "true"},
-                    {"Key": "petal:role", "Value": "builder"},
-                    {"Key": "petal:build-id", "Value": "b1"},
-                ],
-            }
-        ],
-    )["Instances"][0]["InstanceId"]
+    instance = launch_builder(ec2, "b1")
     table.update_build("b1", {"instance_id": instance})
     sfn = FakeStepFunctions()
     event = {
