@@ -7,26 +7,62 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Every Python dependency is pinned with its hashes in requirements/*.txt, generated from
+# pyproject.toml and requirements/*.in by `make lock`. uv installs them: from its cache
+# (~/.cache/uv) a set-up takes seconds. uv has a venv of its own, so that syncing the
+# project's venv to a lock file (which removes whatever the lock does not list) keeps it.
+LOCKS := requirements
+UV_VENV := $(VENV)/uv
+UV := $(UV_VENV)/bin/uv
+# ParallelCluster's config schema, for the tests that load it (tests/conftest.py puts it
+# on sys.path): outside bin/ and site-packages, so no broken `pcluster` script shadows
+# a real one on the PATH of an activated venv.
+PCLUSTER_SCHEMA := $(VENV)/pcluster-schema
+# `make lock LOCK_FLAGS=--upgrade` (or --upgrade-package NAME) moves pins; plain
+# `make lock` keeps every pin that still satisfies pyproject.toml.
+LOCK_FLAGS ?=
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export AWS_DEFAULT_REGION ?= us-east-1
 
 # The 15 slowest tests are listed at the end, so a slow-down is seen.
 PYTEST := $(BIN)/pytest -n 2 -q --durations=15
 
-.PHONY: setup setup-dev demo test test-all lint typecheck clean
+.PHONY: setup setup-dev lock demo test test-all lint typecheck clean
 
-$(BIN)/petal: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[local]'
+$(UV_VENV)/.installed: $(LOCKS)/uv.txt
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+		-r $(LOCKS)/uv.txt
+	touch $@
+
+# No pip: the venv holds exactly a lock file's packages (pip is in the dev set).
+$(BIN)/python:
+	$(PYTHON) -m venv --without-pip $(VENV)
+
+# Sync the venv to lock file $(1) (hashes are checked), then install petal itself,
+# editable, built by the pinned setuptools.
+define install_locked
+	$(UV) pip sync --quiet --python $(BIN)/python $(1)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps \
+		--build-constraints $(LOCKS)/build.txt --require-build-hashes -e .
+endef
+
+$(BIN)/petal: $(LOCKS)/local.txt $(LOCKS)/build.txt pyproject.toml | $(BIN)/python $(UV_VENV)/.installed
+	$(call install_locked,$(LOCKS)/local.txt)
+	@# The sync removed the dev tools, if there were any.
+	rm -f $(VENV)/.dev-installed
 	touch $@
 
 setup: $(BIN)/petal
 
-$(VENV)/.dev-installed: pyproject.toml requirements-pcluster.txt $(BIN)/petal
-	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps -r requirements-pcluster.txt
-	touch $@
+# The dev set includes all of `setup`'s, so it leaves `setup` up to date too.
+$(VENV)/.dev-installed: $(LOCKS)/dev.txt $(LOCKS)/build.txt $(LOCKS)/pcluster.txt pyproject.toml | $(BIN)/python $(UV_VENV)/.installed
+	$(call install_locked,$(LOCKS)/dev.txt)
+	rm -rf $(PCLUSTER_SCHEMA)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --target $(PCLUSTER_SCHEMA) \
+		-r $(LOCKS)/pcluster.txt
+	rm -rf $(PCLUSTER_SCHEMA)/bin
+	touch $@ $(BIN)/petal
 
 # npm ci empties node_modules first: only when the lock file changed or it is missing.
 node_modules/.installed: package.json package-lock.json
@@ -34,6 +70,22 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 setup-dev: $(VENV)/.dev-installed node_modules/.installed
+
+# Regenerates requirements/*.txt. The dev set is locked first and constrains the local
+# set, so switching between `setup` and `setup-dev` changes no shared version; the
+# Lambda set is locked for Lambda's interpreter and platform (LAMBDA_PYTHON_VERSION and
+# LAMBDA_PLATFORM in petal/lambda_bundle.py) and to the local set's versions.
+COMPILE = $(UV) pip compile --quiet --generate-hashes $(LOCK_FLAGS)
+# For every Python petal supports (requires-python >= 3.11) and every platform.
+UNIVERSAL := --universal --python-version 3.11
+lock: $(UV_VENV)/.installed
+	$(COMPILE) $(UNIVERSAL) pyproject.toml --extra dev -o $(LOCKS)/dev.txt
+	$(COMPILE) $(UNIVERSAL) pyproject.toml --extra local -c $(LOCKS)/dev.txt -o $(LOCKS)/local.txt
+	$(COMPILE) $(UNIVERSAL) $(LOCKS)/build.in -o $(LOCKS)/build.txt
+	$(COMPILE) $(UNIVERSAL) --no-deps $(LOCKS)/pcluster.in -o $(LOCKS)/pcluster.txt
+	$(COMPILE) $(UNIVERSAL) $(LOCKS)/uv.in -o $(LOCKS)/uv.txt
+	$(COMPILE) --python-version 3.12 --python-platform x86_64-manylinux2014 --only-binary :all: \
+		$(LOCKS)/lambda.in -c $(LOCKS)/local.txt -o $(LOCKS)/lambda.txt
 
 # A build of the small test seed, then a cluster config from its snapshot. With AWS
 # credentials that reach a deployed petal stack it builds there; otherwise on the
@@ -45,7 +97,12 @@ demo: setup
 	$(BIN)/petal $$mode build --seed seeds/testing/workload-basic.yaml && \
 	$(BIN)/petal $$mode create --seed seeds/testing/workload-basic.yaml --name demo \
 		--config-out build/demo-config.yaml && \
-	$(BIN)/petal $$mode build list
+	$(BIN)/petal $$mode build list && \
+	{ set +x; } 2>/dev/null && \
+	if [ "$$mode" = --local ]; then \
+		echo && $(BIN)/petal local status && \
+		echo "To stop it: $(BIN)/petal local stop"; \
+	fi
 
 lint: setup-dev
 	$(BIN)/ruff check .

@@ -6,11 +6,13 @@ Powertools with the AWS-managed layer, so neither is bundled: bundling them woul
 shadow the versions AWS patches.
 
 Dependencies are installed with pip for the Lambda platform (manylinux x86_64,
-CPython 3.12) rather than for the machine running `cdk synth`, and cached under a
-directory keyed by a hash of the pinned requirement list, so a synth after the first
-one only copies files. Everything is written to a temporary directory first and
-renamed into place, so concurrent synths (pytest-xdist workers, the CLI test) never
-see a half-built directory.
+CPython 3.12) rather than for the machine running `cdk synth`, from the lock file
+requirements/lambda.txt (every package pinned, transitive ones included, with its
+hashes; `make lock` regenerates it from requirements/lambda.in), and cached under a
+directory keyed by a hash of the pins, so a synth after the first one only copies
+files. Everything is written to a temporary directory first and renamed into place,
+so concurrent synths (pytest-xdist workers, the CLI test) never see a half-built
+directory.
 
 This module must stay importable without aws-cdk-lib: the CDK stack imports it, and so
 do tests that check the pip step on its own.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,19 +37,6 @@ from typing import Final
 # and the wheels pip selects must agree, or compiled extensions fail to import.
 LAMBDA_PYTHON_VERSION: Final = "3.12"
 LAMBDA_PLATFORM: Final = "manylinux2014_x86_64"
-
-# Pinned, transitive dependencies included, so the asset is reproducible and the
-# cache key changes exactly when the bundle's content would. `verify_dependencies`
-# fails when pip installs anything not listed here, which keeps the list complete.
-LAMBDA_REQUIREMENTS: Final[tuple[str, ...]] = (
-    "PyYAML==6.0.4",
-    "jsonschema==4.26.0",
-    "attrs==26.1.0",
-    "jsonschema-specifications==2025.9.1",
-    "referencing==0.37.0",
-    "rpds-py==2026.9.1",
-    "typing-extensions==4.16.0",
-)
 
 # Provided by the Lambda runtime or the Powertools layer; bundling them would shadow
 # the patched versions AWS ships.
@@ -65,6 +55,41 @@ COMPLETE_MARKER: Final = ".petal-complete"
 
 class BundleError(RuntimeError):
     """The Lambda asset could not be built; the message says what to fix."""
+
+
+# The one list of what the asset bundles: written by `make lock` for LAMBDA_PYTHON_VERSION
+# and LAMBDA_PLATFORM, pinned with hashes so the asset is reproducible and the cache key
+# changes exactly when the bundle's content would. `verify_dependencies` fails when pip
+# installs anything the lock does not list.
+LAMBDA_LOCK_FILE: Final = Path(__file__).resolve().parent.parent / "requirements" / "lambda.txt"
+
+# `name==version`, at the start of a line of `uv pip compile` / pip-compile output; hash
+# and comment lines start with blanks, options with a dash.
+_PIN_LINE: Final = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(;[^\\]*)?")
+
+
+def read_lock(path: Path = LAMBDA_LOCK_FILE) -> tuple[str, ...]:
+    """The `name==version` pins of a lock file, in file order."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise BundleError(f"cannot read the Lambda lock file {path}: {exc}") from exc
+    pins: list[str] = []
+    for line in text.splitlines():
+        match = _PIN_LINE.match(line)
+        if not match:
+            continue
+        if match.group(3):
+            # A marker would make the set depend on the machine running the synth; the
+            # lock is compiled for one interpreter and platform, so it has none.
+            raise BundleError(f"{path}: {line.strip()!r} has an environment marker")
+        pins.append(f"{match.group(1)}=={match.group(2)}")
+    if not pins:
+        raise BundleError(f"{path} pins no package: run `make lock`")
+    return tuple(pins)
+
+
+LAMBDA_REQUIREMENTS: Final[tuple[str, ...]] = read_lock()
 
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
@@ -113,14 +138,12 @@ def requirements_key(
 
 def pip_install_command(
     target: Path,
-    requirements: Sequence[str] = LAMBDA_REQUIREMENTS,
+    lock: Path = LAMBDA_LOCK_FILE,
     python_version: str = LAMBDA_PYTHON_VERSION,
     platform: str = LAMBDA_PLATFORM,
     python: str = sys.executable,
 ) -> list[str]:
-    """The pip invocation that installs `requirements` for Lambda into `target`."""
-    for requirement in requirements:
-        Pin.parse(requirement)
+    """The pip invocation that installs the lock file's packages for Lambda into `target`."""
     return [
         python,
         "-m",
@@ -148,7 +171,11 @@ def pip_install_command(
         "--timeout",
         "30",
         "--quiet",
-        *requirements,
+        # Every download must match a hash in the lock, and every package pip would
+        # pull in must be in it: a lock that misses one fails here, naming it.
+        "--require-hashes",
+        "--requirement",
+        str(lock),
     ]
 
 
@@ -179,7 +206,8 @@ def verify_dependencies(
     extra = sorted(set(found) - set(wanted))
     if extra:
         problems.append(
-            f"pip installed unpinned distributions {extra}: add them to LAMBDA_REQUIREMENTS"
+            f"pip installed unpinned distributions {extra}: "
+            "add them to requirements/lambda.in and run `make lock`"
         )
     forbidden = sorted(set(found) & FORBIDDEN_DISTRIBUTIONS)
     if forbidden:
@@ -237,12 +265,14 @@ def _scratch(parent: Path, name: str) -> Path:
 
 def install_dependencies(
     cache_root: Path,
-    requirements: Sequence[str] = LAMBDA_REQUIREMENTS,
+    lock: Path = LAMBDA_LOCK_FILE,
     python_version: str = LAMBDA_PYTHON_VERSION,
     platform: str = LAMBDA_PLATFORM,
     runner: Runner = _run,
 ) -> Path:
-    """Return a directory holding `requirements` for Lambda, installing it if needed."""
+    """Return a directory holding the lock file's packages for Lambda, installing if needed."""
+    # Read now rather than at import, so a `make lock` during a session takes effect.
+    requirements = read_lock(lock)
     final = cache_root / requirements_key(requirements, python_version, platform)
     if (final / COMPLETE_MARKER).is_file():
         return final
@@ -251,7 +281,7 @@ def install_dependencies(
         shutil.rmtree(final, ignore_errors=True)
     tmp = _scratch(cache_root, final.name)
     try:
-        command = pip_install_command(tmp, requirements, python_version, platform)
+        command = pip_install_command(tmp, lock, python_version, platform)
         result = runner(command)
         if result.returncode != 0:
             raise BundleError(
@@ -299,7 +329,7 @@ def bundle_key(repo_root: Path, dependencies_key: str) -> str:
 def build_bundle(
     repo_root: Path,
     build_dir: Path,
-    requirements: Sequence[str] = LAMBDA_REQUIREMENTS,
+    lock: Path = LAMBDA_LOCK_FILE,
     runner: Runner = _run,
 ) -> Path:
     """Assemble the Lambda asset directory and return it.
@@ -307,7 +337,7 @@ def build_bundle(
     The result is keyed by a hash of the dependencies and the source files, so an
     unchanged tree reuses the previous directory and CDK's asset hash stays stable.
     """
-    deps = install_dependencies(build_dir / "lambda-deps", requirements, runner=runner)
+    deps = install_dependencies(build_dir / "lambda-deps", lock, runner=runner)
     parent = build_dir / "lambda-bundle"
     final = parent / bundle_key(repo_root, deps.name)
     if (final / COMPLETE_MARKER).is_file():
