@@ -16,8 +16,8 @@ Build a Spack software stack once onto an EBS snapshot, then create AWS Parallel
 clusters from it in minutes. Start with `petal seed validate seeds/bioinformatics.yaml`.
 """
 EPILOG = """\
-exit codes: 0 success, 1 not found or the operation failed, 2 invalid input
-(a seed, a flag or a config file); 130 interrupted.
+exit codes: 0 success, 1 not found in AWS or the operation failed, 2 invalid input
+(a seed file missing or invalid, a flag or a config file); 130 interrupted.
 """
 
 
