@@ -128,6 +128,8 @@ def dispatch(args: argparse.Namespace) -> int:
             activate()
         code: int = args.func(args)
     except PetalError as failure:
+        if _emulator_stopped(failure):
+            return _report_emulator_stopped()
         document = failure.json_document() if getattr(args, "json", False) else None
         if document is not None:
             print_json(document)
@@ -148,9 +150,37 @@ def dispatch(args: argparse.Namespace) -> int:
     except Exception as failure:
         if not _is_aws_failure(failure):
             raise
+        if _emulator_stopped(failure):
+            return _report_emulator_stopped()
         error(f"AWS request failed: {failure}")
         return EXIT_FAILURE
     return code
+
+
+def _emulator_stopped(failure: BaseException) -> bool:
+    """In local mode, a request the emulator did not answer: it was stopped or killed
+    while this command ran (its address is this command's AWS endpoint)."""
+    if "botocore" not in sys.modules or "petal.local.mode" not in sys.modules:
+        return False
+    from botocore.exceptions import EndpointConnectionError
+
+    from petal.local import mode as local_mode
+
+    cause: BaseException | None = failure
+    while cause is not None:
+        if isinstance(cause, EndpointConnectionError):
+            return local_mode.is_active()
+        cause = cause.__cause__
+    return False
+
+
+def _report_emulator_stopped() -> int:
+    error(
+        "the local AWS emulator stopped answering: it was stopped or killed while this "
+        "command ran, and its builds and snapshots went with it. `petal local status` "
+        "shows it; run the command again to start a fresh one."
+    )
+    return EXIT_FAILURE
 
 
 def _is_aws_failure(failure: Exception) -> bool:

@@ -46,3 +46,29 @@ def test_known_options_and_their_abbreviations_pass(argv: list[str]) -> None:
 def test_what_follows_a_double_dash_is_not_an_option() -> None:
     argv = ["seed", "validate", "--", "--odd-file-name.yaml"]
     assert option_problem(build_parser(), argv) is None
+
+
+def test_an_emulator_stopped_during_a_command_is_named_not_its_connection_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from petal.aws.errors import RetryableAwsError
+    from petal.cli.main import dispatch
+    from petal.local.deploy import STACK_NAME
+
+    # What `petal --local` set before the command ran (petal.local.mode.activate).
+    monkeypatch.setenv("PETAL_STACK_NAME", STACK_NAME)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+
+    def emulator_killed(args: object) -> int:
+        unanswered = EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
+        raise RetryableAwsError(f"DynamoDB GetItem failed: {unanswered}") from unanswered
+
+    args = build_parser(["build", "list"]).parse_args(["build", "list"])
+    args.func = emulator_killed
+    assert dispatch(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("petal: error: the local AWS emulator stopped answering")
+    assert "petal local status" in err
+    assert "Could not connect" not in err
