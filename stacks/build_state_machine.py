@@ -121,9 +121,13 @@ class TaskPermission:
     target: str
 
 
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
-DYNAMODB_PREFIX = "arn:aws:states:::dynamodb:"
-SDK_PREFIX = "arn:aws:states:::aws-sdk:"
+# A service integration's Resource is `arn:<partition>:states:::<integration>`: the
+# partition differs outside the commercial one (arn:aws-cn:states:::lambda:invoke), so
+# the integration is read without it.
+SERVICE_INTEGRATION = re.compile(r"^arn:aws[a-z-]*:states:::(?P<integration>.+)$")
+LAMBDA_INVOKE = "lambda:invoke"
+DYNAMODB_PREFIX = "dynamodb:"
+SDK_PREFIX = "aws-sdk:"
 # SDK integrations the definition may use and the resource they are scoped to.
 # Describe/Get-style EC2 and SSM calls have no resource-level permissions.
 KNOWN_SDK_CALLS: dict[str, str] = {
@@ -137,7 +141,9 @@ KNOWN_SDK_CALLS: dict[str, str] = {
 
 def task_permission(state_name: str, state: Mapping[str, Any]) -> TaskPermission:
     resource = str(state.get("Resource", ""))
-    base = resource.split(".waitForTaskToken")[0].split(".sync")[0]
+    integration = SERVICE_INTEGRATION.fullmatch(resource)
+    base = integration.group("integration") if integration else ""
+    base = base.split(".waitForTaskToken")[0].split(".sync")[0]
     args = state.get("Parameters") or state.get("Arguments") or {}
     direct = PLACEHOLDER.fullmatch(resource)
     function = direct.group(0) if direct else str(args.get("FunctionName", ""))

@@ -17,6 +17,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from petal.aws.session import partition_of
 from petal.deployment_contract import (
     CALLBACK_FUNCTION,
     INTAKE_FUNCTION,
@@ -85,10 +86,13 @@ def construct_name(module: str) -> str:
     return "".join(part.capitalize() for part in module.split("_"))
 
 
-def powertools_layer_arn(region: str, version: int) -> str:
+def powertools_layer_arn(partition: str, region: str, version: int) -> str:
+    # POWERTOOLS_ACCOUNT publishes the layer in the commercial partition only; the stack
+    # refuses other partitions (petal_stack.check_partition), so this ARN never names a
+    # layer that does not exist.
     python = "python" + LAMBDA_PYTHON_VERSION.replace(".", "")
     return (
-        f"arn:aws:lambda:{region}:{POWERTOOLS_ACCOUNT}:layer:"
+        f"arn:{partition}:lambda:{region}:{POWERTOOLS_ACCOUNT}:layer:"
         f"AWSLambdaPowertoolsPythonV3-{python}-x86_64:{version}"
     )
 
@@ -109,8 +113,13 @@ class PetalFunctions(Construct):
         # One asset for all functions: a handler is `lambdas.<module>.handler`.
         bundle = build_bundle(REPO_ROOT, BUILD_DIR)
         code = lambda_.Code.from_asset(str(bundle), exclude=[COMPLETE_MARKER])
+        # The region is always concrete (settings fix it), so the partition is a literal
+        # too and the template names the layer plainly; the token is the fallback.
+        partition = partition_of(stack.region) or stack.partition
         layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools", powertools_layer_arn(stack.region, powertools_layer_version)
+            self,
+            "Powertools",
+            powertools_layer_arn(partition, stack.region, powertools_layer_version),
         )
         runtime = lambda_.Runtime(f"python{LAMBDA_PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
         env = {

@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
+from petal.aws.session import partition_of
 from petal.build.config import (
     ENV_BUILDER_HTTP_EGRESS,
     ENV_EBS_DEFAULT_KMS_KEY,
@@ -53,14 +54,36 @@ from stacks.functions import PetalFunctions
 from stacks.janitor import JanitorSchedule
 from stacks.node_setup import NodeSetupScript
 from stacks.seed_bucket import SeedBucket
-from stacks.settings import PetalSettings
+from stacks.settings import PREFIX, PetalSettings, SettingsError
 from stacks.triggers import Triggers
+
+COMMERCIAL_PARTITION = "aws"
+
+
+def check_partition(region: str) -> None:
+    """Refuse a region outside the commercial partition before anything is built.
+
+    The China, GovCloud and ISO partitions are not supported: the Powertools layer
+    petal uses is published under another account there (or not at all), and the state
+    machine's service integrations are written `arn:aws:states:::...`, which Step
+    Functions in those partitions rejects only when an execution starts. Better a clear
+    refusal at synth than a stack that deploys and then fails.
+    """
+    partition = partition_of(region)
+    if partition not in (None, COMMERCIAL_PARTITION):
+        raise SettingsError(
+            f"{PREFIX}region {region!r} is in the {partition} partition; petal deploys only "
+            f"to the commercial partition ({COMMERCIAL_PARTITION}): the Powertools Lambda "
+            "layer and the state machine's service integration ARNs it uses are those of "
+            f"that partition. Choose a region such as us-east-1 (-c {PREFIX}region=us-east-1)."
+        )
 
 
 class PetalStack(Stack):
     def __init__(
         self, scope: Construct, construct_id: str, *, settings: PetalSettings, **kwargs: Any
     ) -> None:
+        check_partition(settings.region)
         # Only the region is fixed: the account comes from the deploying credentials,
         # and nothing in the stack needs a context lookup.
         super().__init__(

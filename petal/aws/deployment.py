@@ -1,8 +1,9 @@
 """Where the deployed pipeline is: the CloudFormation outputs of petal's stack.
 
 The CLI finds the state machine, table, bucket and log group by stack name and region
-(flags, then PETAL_STACK_NAME / PETAL_REGION, then ~/.petal/config.yaml), so a user
-never copies ARNs around.
+(flags, then PETAL_STACK_NAME / PETAL_REGION, then ~/.petal/config.yaml, then for the
+region AWS_REGION / AWS_DEFAULT_REGION / the AWS profile), so a user never copies ARNs
+around.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from petal.aws.session import new_session
+from petal.aws.session import REGION_SOURCES, new_session
 from petal.deployment_contract import (
     OUTPUT_BUILD_LOG_GROUP,
     OUTPUT_NODE_SETUP_URI,
@@ -59,9 +60,13 @@ def discover_deployment(cloudformation: Any, stack_name: str, region: str) -> De
                 "or try it without AWS with `petal --local ...`"
             ) from None
         raise DeploymentNotFound(f"cannot read stack {stack_name!r} in {region}: {error}") from None
-    except (NoCredentialsError, NoRegionError) as error:
+    except NoRegionError:
         raise DeploymentNotFound(
-            f"{error}: configure AWS credentials and a region (aws configure), "
+            f"no AWS region: {REGION_SOURCES}; or try petal without AWS with `petal --local ...`"
+        ) from None
+    except NoCredentialsError as error:
+        raise DeploymentNotFound(
+            f"{error}: configure AWS credentials (aws configure), "
             "or try petal without AWS with `petal --local ...`"
         ) from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}

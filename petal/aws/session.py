@@ -3,18 +3,34 @@
 boto3 already honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>, which is how
 local mode points petal at an emulator; going through these functions keeps it that
 way for every command (and gives local mode one thing to patch if it needs more).
+
+The region: AWS_REGION, then AWS_DEFAULT_REGION, then the profile's, the order of the
+AWS CLI v2 and the other SDKs. boto3 itself reads only the last two, so a session made
+here is given AWS_REGION explicitly.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import threading
-from typing import Any
+from typing import Any, Final
 
 import boto3
 import botocore.loaders
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import UnknownRegionError
+
+ENV_REGION: Final = "AWS_REGION"
+# Every way to give petal a region, for the messages that find none.
+# The ways to give a region without a flag, then with one: every "no region" says them.
+REGION_SETTINGS: Final = (
+    "set AWS_REGION (or AWS_DEFAULT_REGION), give your AWS profile a region "
+    "(`aws configure set region REGION`), or set deployment.region in "
+    "~/.petal/config.yaml (or PETAL_REGION)"
+)
+REGION_SOURCES: Final = f"pass --region REGION, {REGION_SETTINGS}"
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="petal")
 _loader_lock = threading.Lock()
@@ -45,20 +61,38 @@ def new_session() -> boto3.session.Session:
     one takes a quarter of a second to parse) is read once per process, not per session."""
     core = botocore.session.get_session()
     core.register_component("data_loader", _shared_loader())
-    return boto3.session.Session(botocore_session=core)
+    # An empty AWS_REGION counts as unset, as it does for the AWS CLI.
+    return boto3.session.Session(
+        botocore_session=core, region_name=os.environ.get(ENV_REGION) or None
+    )
 
 
 def client(service: str, region: str | None = None) -> Any:
-    """A boto3 client for `service` in `region` (default: the session's region)."""
+    """A boto3 client for `service` in `region` (default: `default_region()`)."""
     # A new session per call: sessions snapshot the environment, and local mode (or a
     # test) may change AWS_ENDPOINT_URL or credentials between calls.
-    return new_session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+    session = new_session()
+    return session.client(  # type: ignore[call-overload]
+        service, region_name=region or session.region_name, config=_CONFIG
+    )
 
 
 def default_region() -> str | None:
-    """The region boto3 would use: AWS_REGION, AWS_DEFAULT_REGION or the profile's."""
+    """The configured AWS region: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's
+    (None when there is none)."""
     region: str | None = new_session().region_name
     return region
+
+
+def partition_of(region: str) -> str | None:
+    """The partition of `region` (aws, aws-cn, aws-us-gov, aws-iso...), from botocore's
+    bundled endpoint data, which also matches regions newer than it by name; None when
+    the name fits no partition."""
+    try:
+        partition: str = new_session().get_partition_for_region(region)
+    except UnknownRegionError:
+        return None
+    return partition
 
 
 @functools.cache

@@ -86,7 +86,9 @@ def default_region(args: argparse.Namespace, flag: str = "--region") -> str | No
     from_aws = aws_session.default_region()
     if from_aws is None:
         return None
-    return validate_region(from_aws, "the configured AWS region (AWS_REGION or profile)")
+    return validate_region(
+        from_aws, "the AWS region (AWS_REGION, AWS_DEFAULT_REGION or the profile's)"
+    )
 
 
 def ec2(region: str) -> EC2Client:

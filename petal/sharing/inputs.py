@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from petal.aws.session import region_problem
+from petal.aws.session import REGION_SETTINGS, region_problem
 from petal.identifiers import ACCOUNT_ID, SNAPSHOT_ID
 from petal.sharing.errors import InvalidArgument
 
@@ -111,8 +111,8 @@ def parse_snapshot_ref(
     snapshot_id = validate_snapshot_id(snapshot, flag)
     if default_region is None:
         raise InvalidArgument(
-            f"no AWS region for {snapshot_id}: pass {region_flag} REGION, write "
-            f"REGION:{snapshot_id}, or set AWS_REGION"
+            f"no AWS region for {snapshot_id}: pass {region_flag} REGION or write "
+            f"REGION:{snapshot_id}; or {REGION_SETTINGS}"
         )
     return SnapshotRef(default_region, snapshot_id)
 
