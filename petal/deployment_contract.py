@@ -21,6 +21,9 @@ TAG_ARCH: Final = "petal:arch"
 TAG_SPACK_VERSION: Final = "petal:spack-version"
 TAG_SEED: Final = "petal:seed"
 TAG_PACKAGES: Final = "petal:packages"
+# On a snapshot built on a user-supplied image (build.image): clusters need that image
+# as Image.CustomAmi (rocky8/rocky9 have no official ParallelCluster AMI).
+TAG_BUILDER_IMAGE: Final = "petal:builder-image"
 ROLE_BUILDER: Final = "builder"
 ROLE_VOLUME: Final = "software-volume"
 
@@ -59,6 +62,9 @@ ENV_REGISTRY_URL: Final = "PETAL_REGISTRY_URL"
 ENV_TRUSTED_ACCOUNTS: Final = "PETAL_TRUSTED_ACCOUNTS"  # comma-separated account ids
 ENV_NODE_SETUP_URI: Final = "PETAL_NODE_SETUP_URI"  # s3:// URI of the node setup script
 ENV_BUILD_TIMEOUT_MINUTES: Final = "PETAL_BUILD_TIMEOUT_MINUTES"
+# petal:builderImageOwners: accounts whose images a build may boot besides this one
+# (comma-separated); the launch role's ec2:Owner condition allows the same.
+ENV_BUILDER_IMAGE_OWNERS: Final = "PETAL_BUILDER_IMAGE_OWNERS"
 
 # DynamoDB single table. Items: BUILD#<id>/BUILD, LOCK#<fingerprint>#<os>#<arch>/LOCK,
 # TOKEN#<command id>/TOKEN, INTAKE#<bucket>/<key>#<version>/INTAKE.

@@ -20,6 +20,10 @@ class OperatingSystem:
     name: str  # ParallelCluster's Image.Os
     registry_name: str  # the registry format's short name
     ami_name_part: str  # aws-parallelcluster-<version>-<part>-<arch>*
+    # False where AWS publishes no official ParallelCluster AMI (pcluster/constants.py
+    # PRIVATE_OSES): the builder then boots a user-built image, and clusters need it
+    # as Image.CustomAmi.
+    official_ami: bool = True
 
 
 OPERATING_SYSTEMS: Final[dict[str, OperatingSystem]] = {
@@ -29,9 +33,9 @@ OPERATING_SYSTEMS: Final[dict[str, OperatingSystem]] = {
         OperatingSystem("ubuntu2204", "ubuntu2204", "ubuntu-2204-lts-hvm"),
         OperatingSystem("ubuntu2404", "ubuntu2404", "ubuntu-2404-lts-hvm"),
         OperatingSystem("rhel8", "rhel8", "rhel8-hvm"),
-        OperatingSystem("rocky8", "rocky8", "rocky8-hvm"),
+        OperatingSystem("rocky8", "rocky8", "rocky8-hvm", official_ami=False),
         OperatingSystem("rhel9", "rhel9", "rhel9-hvm"),
-        OperatingSystem("rocky9", "rocky9", "rocky9-hvm"),
+        OperatingSystem("rocky9", "rocky9", "rocky9-hvm", official_ami=False),
     )
 }
 _BY_REGISTRY_NAME: Final = {os.registry_name: os for os in OPERATING_SYSTEMS.values()}
@@ -48,6 +52,22 @@ def operating_system(name: str) -> OperatingSystem:
         allowed = ", ".join(OPERATING_SYSTEMS)
         raise UnknownOperatingSystem(f"unknown operating system {name!r}; use one of: {allowed}")
     return found
+
+
+def needs_builder_image(os_name: str) -> bool:
+    """Whether a build for this OS needs a builder image the user supplies."""
+    found = OPERATING_SYSTEMS.get(os_name) or _BY_REGISTRY_NAME.get(os_name)
+    return found is not None and not found.official_ami
+
+
+def builder_image_advice(os_name: str) -> str:
+    """Why an OS without an official AMI needs a builder image, and how to get one."""
+    return (
+        f"AWS publishes no official ParallelCluster AMI for {os_name} (ParallelCluster "
+        "supports it only with a custom AMI): build one with `pcluster build-image` "
+        f"(a {os_name} ParentImage), then set build.image: ami-... in the seed or pass "
+        "`petal build --builder-ami ami-...`"
+    )
 
 
 def official_ami_name_pattern(pcluster_version: str, os_name: str, arch: Architecture) -> str:

@@ -19,6 +19,7 @@ from aws_cdk import aws_iam as iam
 
 from petal.deployment_contract import (
     CALLBACK_FUNCTION,
+    ENV_BUILDER_IMAGE_OWNERS,
     INTAKE_FUNCTION,
     JANITOR_FUNCTION,
     LOG_HEARTBEAT_FUNCTION,
@@ -67,6 +68,9 @@ class PermissionSources(ArnScope, Protocol):
 
     @property
     def region(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
 
 
 def request_tagged() -> dict[str, Any]:
@@ -138,7 +142,9 @@ class Arns:
         arn = self.ec2("image", account=False)
         self.wildcard_reasons[arn] = (
             "The builder boots the newest official ParallelCluster AMI, whose id changes "
-            "with every release; the statement is limited to AMIs owned by 'amazon'."
+            "with every release, or a seed's own pcluster-built AMI (build.image); the "
+            "statement is limited to AMIs owned by 'amazon', this account and the accounts "
+            "of petal:builderImageOwners."
         )
         return arn
 
@@ -233,7 +239,7 @@ def function_statements(
             statement(
                 ["ec2:RunInstances"],
                 [arns.images],
-                {"StringEquals": {"ec2:Owner": AMI_OWNER}},
+                {"StringEquals": {"ec2:Owner": image_owners(stack)}},
             ),
             statement(["ec2:CreateVolume"], [arns.volumes], request_tagged()),
             # Tags may only be written as part of creating petal's resources.
@@ -387,7 +393,20 @@ STAR_REASON = (
 )
 
 
+def image_owners(stack: PermissionSources) -> list[str]:
+    """Whose AMIs the builder may boot: ParallelCluster's official ones (amazon), and
+    user-built ones (rocky8/rocky9 have no official AMI) of this account or of
+    petal:builderImageOwners."""
+    return [AMI_OWNER, stack.account, *stack.settings.builder_image_owners]
+
+
 def grant_function_permissions(stack: PermissionSources) -> None:
+    # Prepare refuses an image of any other owner up front, naming the setting, rather
+    # than leaving Launch to fail on this policy; both read the one list.
+    for function in stack.functions.functions.values():
+        function.add_environment(
+            ENV_BUILDER_IMAGE_OWNERS, ",".join(stack.settings.builder_image_owners)
+        )
     arns = Arns(stack)
     for module, statements in function_statements(stack, arns).items():
         role = stack.functions.roles[module]

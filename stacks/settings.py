@@ -52,6 +52,10 @@ DEFAULTS: Final[dict[str, Any]] = {
     "registryUrl": "",
     # AWS account ids snapshots are shared with.
     "trustedAccounts": [],
+    # Accounts besides this one whose AMIs a seed's build.image may name (rocky8/rocky9
+    # have no official ParallelCluster AMI, so their builds boot a pcluster-built image).
+    # The launch function may boot AMIs of amazon, this account and these only.
+    "builderImageOwners": [],
     # Customer managed KMS keys (ARNs) seeds may name in volume.kms_key_id. Snapshots
     # encrypted with the AWS managed key cannot be shared, so sharing needs one; the
     # launch and check-ready functions may use these keys through EC2 only.
@@ -177,6 +181,7 @@ class PetalSettings:
     mirror_buckets: tuple[str, ...]
     registry_url: str
     trusted_accounts: tuple[str, ...]
+    builder_image_owners: tuple[str, ...]
     volume_kms_key_arns: tuple[str, ...]
     ebs_default_kms_key_arn: str
     build_timeout_minutes: int
@@ -223,6 +228,7 @@ class PetalSettings:
             mirror_buckets=tuple(dict.fromkeys(v["mirrorBuckets"])),
             registry_url=v["registryUrl"],
             trusted_accounts=tuple(v["trustedAccounts"]),
+            builder_image_owners=tuple(dict.fromkeys(v["builderImageOwners"])),
             volume_kms_key_arns=tuple(v["volumeKmsKeyArns"]),
             ebs_default_kms_key_arn=v["ebsDefaultKmsKeyArn"],
             build_timeout_minutes=v["buildTimeoutMinutes"],

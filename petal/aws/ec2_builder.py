@@ -1,4 +1,4 @@
-"""EC2 adapter of the build: the official AMI, the builder instance, the software
+"""EC2 adapter of the build: the builder's AMI, the builder instance, the software
 volume and its snapshot. Every function takes a boto3 EC2 client (moto's in tests).
 
 Nothing here waits: the state machine polls (Wait + Choice) and calls back in."""
@@ -53,12 +53,28 @@ GONE_STATES: Final = frozenset({"shutting-down", "terminated", "stopping", "stop
 
 
 @dataclass(frozen=True)
-class OfficialImage:
+class BuilderImage:
+    """The AMI the builder boots: the official one, or a user-built one."""
+
     image_id: str
     name: str
     creation_date: str
     root_device_name: str
     root_volume_gb: int
+
+
+@dataclass(frozen=True)
+class ImageView:
+    image: BuilderImage
+    state: str
+    architecture: str
+    owner_id: str
+
+
+# DescribeImages' answers for an id that is not there (or not visible to this account).
+IMAGE_NOT_FOUND_CODES: Final = frozenset(
+    {"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"}
+)
 
 
 @dataclass(frozen=True)
@@ -148,7 +164,7 @@ def packages_tag_value(packages: Sequence[str], limit: int = TAG_VALUE_LIMIT) ->
 
 def find_official_image(
     ec2: Any, pcluster_version: str, os_name: str, architecture: Architecture, now: datetime
-) -> OfficialImage:
+) -> BuilderImage:
     """The newest non-deprecated official AMI, found the way ParallelCluster's CLI does."""
     pattern = official_ami_name_pattern(pcluster_version, os_name, architecture)
     images: list[dict[str, Any]] = []
@@ -170,15 +186,45 @@ def find_official_image(
             f"{os_name} on {architecture}"
         )
     newest = max(current, key=lambda image: str(image.get("CreationDate", "")))
-    root = str(newest.get("RootDeviceName") or "/dev/xvda")
+    return _builder_image(newest)
+
+
+def describe_image(ec2: Any, image_id: str, owners: Sequence[str] = ()) -> ImageView | None:
+    """One AMI by id, None if this account cannot see it (or, with `owners`, if none of
+    them owns it: DescribeImages accepts "self" for this account)."""
+    kwargs: dict[str, Any] = {"ImageIds": [image_id]}
+    if owners:
+        # A filter rather than ImageIds: an id asked for by ImageIds is answered
+        # whoever owns it (moto ignores Owners then), which would void the check.
+        kwargs = {"Owners": list(owners), "Filters": [{"Name": "image-id", "Values": [image_id]}]}
+    with aws_call("EC2 DescribeImages"):
+        try:
+            response = ec2.describe_images(**kwargs)
+        except ClientError as error:
+            if error_code(error) not in IMAGE_NOT_FOUND_CODES:
+                raise
+            return None
+    for found in response.get("Images", []):
+        if found.get("ImageId") == image_id:
+            return ImageView(
+                image=_builder_image(found),
+                state=str(found.get("State", "")),
+                architecture=str(found.get("Architecture", "")),
+                owner_id=str(found.get("OwnerId", "")),
+            )
+    return None
+
+
+def _builder_image(image: Mapping[str, Any]) -> BuilderImage:
+    root = str(image.get("RootDeviceName") or "/dev/xvda")
     size = 0
-    for mapping in newest.get("BlockDeviceMappings", []):
+    for mapping in image.get("BlockDeviceMappings", []):
         if mapping.get("DeviceName") == root:
             size = int(mapping.get("Ebs", {}).get("VolumeSize", 0))
-    return OfficialImage(
-        image_id=str(newest["ImageId"]),
-        name=str(newest.get("Name", "")),
-        creation_date=str(newest.get("CreationDate", "")),
+    return BuilderImage(
+        image_id=str(image["ImageId"]),
+        name=str(image.get("Name", "")),
+        creation_date=str(image.get("CreationDate", "")),
         root_device_name=root,
         root_volume_gb=size,
     )
@@ -209,7 +255,7 @@ def is_aws_managed_ebs_key(key: str) -> bool:
 def run_builder(
     ec2: Any,
     *,
-    image: OfficialImage,
+    image: BuilderImage,
     instance_type: str,
     subnet_ids: Sequence[str],
     security_group_id: str,

@@ -24,7 +24,6 @@ from petal.seed.loading import parse_seed, parse_seed_mapping
 from petal.seed.model import Seed, SeedError
 from petal.validation import JSON, Problem, load_schema
 from petal.validation import problems as schema_problems
-from petal.yaml_source import load_yaml_document
 
 SCHEMA: Final = "build_request.schema.json"
 
@@ -54,6 +53,7 @@ class BuildRequest:
     os: str | None
     architecture: str | None
     source: str | None
+    builder_ami: str | None = None
 
     @property
     def seed_source(self) -> str:
@@ -73,6 +73,7 @@ class BuildRequest:
             "build_id": self.build_id,
             "os": self.os,
             "architecture": self.architecture,
+            "builder_ami": self.builder_ami,
             "source": self.source,
         }
         return {k: v for k, v in document.items() if v is not None}
@@ -129,6 +130,7 @@ def parse_build_request(data: Any) -> BuildRequest:
         os=os_name,
         architecture=data.get("architecture"),
         source=data.get("source"),
+        builder_ami=data.get("builder_ami"),
     )
 
 
@@ -155,35 +157,42 @@ class SeedReader(Protocol):
 
 
 def resolve_seed(request: BuildRequest, read_object: SeedReader) -> Seed:
-    """The seed the request builds, overrides applied; raises SeedError or BuildRequestError."""
+    """The seed the request builds, overrides applied; raises SeedError or BuildRequestError.
+
+    The overrides are applied to the seed as written, before its validation: defaults
+    that follow the architecture (the builder's instance type) are then chosen for the
+    overriding one, and a rocky override is checked for its builder image."""
+    overrides = request_overrides(request)
     source = request.seed_source
+    if overrides:
+        described = ", ".join(f"{k}={v}" for k, v in overrides.items())
+        source = f"{source} (with {described} from the build request)"
     if request.seed is not None:
-        document: Any = dict(request.seed)
-    else:
-        assert request.seed_uri is not None  # parse_build_request guarantees one of both
-        bucket, key = split_s3_uri(request.seed_uri)
-        raw = read_object(bucket, key, request.seed_version_id)
-        if len(raw) > MAX_SEED_BYTES:
-            raise BuildRequestError(
-                [f"seed_uri: {source} is {len(raw)} bytes; a seed is at most {MAX_SEED_BYTES}"]
-            )
-        # Validated as written first, so problems carry the file's line numbers.
-        seed = parse_seed(raw, source)
-        if request.os is None and request.architecture is None:
-            return seed
-        document = load_yaml_document(raw).data
-    overrides = {}
+        return parse_seed_mapping(dict(request.seed), source, overrides)
+    assert request.seed_uri is not None  # parse_build_request guarantees one of both
+    bucket, key = split_s3_uri(request.seed_uri)
+    raw = read_object(bucket, key, request.seed_version_id)
+    if len(raw) > MAX_SEED_BYTES:
+        raise BuildRequestError(
+            [
+                f"seed_uri: {request.seed_source} is {len(raw)} bytes; a seed is at most "
+                f"{MAX_SEED_BYTES}"
+            ]
+        )
+    # Parsed from the bytes, so problems carry the file's line numbers.
+    return parse_seed(raw, source, overrides)
+
+
+def request_overrides(request: BuildRequest) -> dict[str, str]:
+    """The seed fields the request sets, as seed paths."""
+    overrides: dict[str, str] = {}
     if request.os is not None:
         overrides["os"] = request.os
     if request.architecture is not None:
         overrides["architecture"] = request.architecture
-    if overrides and isinstance(document, dict):
-        described = ", ".join(f"{k}={v}" for k, v in overrides.items())
-        source = f"{source} (with {described} from the build request)"
-        # Applied to the seed as written: defaults that follow the architecture (the
-        # builder's instance type) are then chosen for the overriding one.
-        document = {**document, **overrides}
-    return parse_seed_mapping(document, source)
+    if request.builder_ami is not None:
+        overrides["build.image"] = request.builder_ami
+    return overrides
 
 
 def new_build_id(seed_name: str, now: datetime, token: str | None = None) -> str:

@@ -12,7 +12,10 @@ What every config carries, and why:
   written (ParallelCluster defaults it to 40 GiB even with a SnapshotId).
 - CustomActions.OnNodeConfigured on the head node and every queue: the node-setup
   script that links PETAL_DIR/profile.sh into /etc/profile.d (/etc is per node), with
-  Iam.S3Access to read it when it lives in S3."""
+  Iam.S3Access to read it when it lives in S3.
+- Image.CustomAmi when the software was built on a user-supplied image (the seed's
+  build.image, else the snapshot's petal:builder-image tag): the nodes then run what
+  the software was built on, and ParallelCluster accepts rocky8/rocky9 only with one."""
 
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from petal.cluster.settings import (
 )
 from petal.deployment_contract import MOUNT_DIR
 from petal.identifiers import GP3_IOPS_PER_GIB, MAX_VOLUME_GB, SNAPSHOT_ID
+from petal.platforms import needs_builder_image
 
 SHARED_STORAGE_NAME: Final = "software"
 
@@ -53,12 +57,23 @@ def generate_config(
     size_gb: int | None = None,
     build_mount_dir: str = MOUNT_DIR,
     fingerprint: str | None = None,
+    builder_image: str | None = None,
 ) -> dict[str, Any]:
     """The cluster configuration mapping (ParallelCluster 3 schema).
 
     `size_gb` is the exact volume size to write; by default max(requested, snapshot).
+    `builder_image` is the image the snapshot was built on, if not the official AMI.
     """
     os_name = pcluster_os(settings.os)
+    custom_ami = settings.custom_ami or builder_image
+    if custom_ami is None and needs_builder_image(os_name):
+        raise ConfigError(
+            "build.image",
+            f"is not set, and ParallelCluster runs {os_name} only from a custom AMI "
+            "(Image.CustomAmi; AWS publishes no official one): set build.image in the seed "
+            "to the pcluster-built image the software was built on (the petal:builder-image "
+            "tag of its snapshot)",
+        )
     if settings.mount_dir != build_mount_dir:
         raise ConfigError(
             "mount_dir",
@@ -134,7 +149,7 @@ def generate_config(
 
     config: dict[str, Any] = {
         "Region": settings.region,
-        "Image": {"Os": os_name},
+        "Image": {"Os": os_name, **({"CustomAmi": custom_ami} if custom_ami else {})},
         "HeadNode": head_node,
         "Scheduling": {"Scheduler": "slurm", "SlurmQueues": queues},
         "SharedStorage": [
@@ -212,6 +227,7 @@ def config_for_snapshot(
         snapshot_size_gb=resolution.snapshot_size_gb,
         size_gb=resolution.volume_size_gb,
         fingerprint=fingerprint,
+        builder_image=resolution.builder_image,
     )
     header = config_header(
         cluster_name=cluster_name,

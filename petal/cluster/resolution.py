@@ -22,14 +22,20 @@ rejects a Size below the snapshot's (docs/REGISTRY.md, "Sizes").
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_OS, TAG_SEED
+from petal.deployment_contract import (
+    TAG_ARCH,
+    TAG_BUILDER_IMAGE,
+    TAG_FINGERPRINT,
+    TAG_OS,
+    TAG_SEED,
+)
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, PetalError
 from petal.identifiers import FINGERPRINT, MAX_VOLUME_GB, REGION
 from petal.platforms import ARCHITECTURES, Architecture, UnknownOperatingSystem, operating_system
@@ -147,6 +153,9 @@ class Resolution:
     encrypted: bool = False
     kms_key_id: str | None = None
     seed_name: str | None = None
+    # The image the snapshot was built on when it was not the official AMI (its
+    # petal:builder-image tag; tags are visible in the own account only).
+    builder_image: str | None = None
     registry_url: str | None = None
     # The registry entry's name; spelt as in the JSON of `petal create --json` and the
     # resolver's result, which to_dict() feeds.
@@ -184,6 +193,7 @@ class _Candidate:
     encrypted: bool
     kms_key_id: str | None
     seed_name: str | None
+    builder_image: str | None = None
     extra_warnings: list[str] = field(default_factory=list)
 
 
@@ -310,7 +320,13 @@ def _own_account(
                 Skipped("own account", problem, snapshot.get("SnapshotId"), snapshot.get("OwnerId"))
             )
             continue
-        found.append(_candidate(snapshot, _tags(snapshot).get(TAG_SEED)))
+        tags = _tags(snapshot)
+        found.append(
+            replace(
+                _candidate(snapshot, tags.get(TAG_SEED)),
+                builder_image=tags.get(TAG_BUILDER_IMAGE) or None,
+            )
+        )
     return found
 
 
@@ -495,6 +511,7 @@ def _choose(
         encrypted=chosen.encrypted,
         kms_key_id=chosen.kms_key_id,
         seed_name=chosen.seed_name,
+        builder_image=chosen.builder_image,
         registry_url=source.url if entry is not None else None,
         stack_name=entry.name if entry is not None else None,
         warnings=tuple(notes),

@@ -86,6 +86,10 @@ class ClusterSettings:
     node_setup_uri: str
     deletion_policy: DeletionPolicy = "Delete"
     mount_dir: str = MOUNT_DIR
+    # The seed's build.image when the cluster is the seed's own variant: an image of
+    # one OS and architecture cannot run another. None: the snapshot says, or the
+    # official AMI.
+    custom_ami: str | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -137,6 +141,11 @@ def cluster_settings(
         volume=volume,
         node_setup_uri=node_setup,
         deletion_policy=policy,
+        custom_ami=(
+            seed.build.image
+            if seed is not None and (os_name, arch) == (seed.os, seed.architecture)
+            else None
+        ),
         warnings=warnings,
     )
 

@@ -185,6 +185,8 @@ def _register_official_images(region: str, pcluster_versions: Sequence[str]) -> 
 
     moto registers images only for the caller's account through its API, so they
     go straight into its EC2 backend with the owner alias ParallelCluster's AMIs have.
+    Only for the OSes AWS publishes them for: none for rocky8/rocky9, whose builds need
+    a user-built image (build.image), as in AWS.
     """
     from moto.ec2.models import ec2_backends
     from moto.ec2.models.amis import Ami
@@ -195,7 +197,9 @@ def _register_official_images(region: str, pcluster_versions: Sequence[str]) -> 
     ids: dict[str, str] = {}
     with BACKEND_LOCK:
         for version in pcluster_versions:
-            for os_name in OPERATING_SYSTEMS:
+            for os_name, os_ in OPERATING_SYSTEMS.items():
+                if not os_.official_ami:
+                    continue
                 for arch in ARCHITECTURES:
                     ami_id = random_ami_id()
                     prefix = official_ami_name_pattern(version, os_name, arch).rstrip("*")

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from petal.identifiers import GP3_IOPS_PER_GIB
-from petal.platforms import DEFAULT_INSTANCE_TYPES, Architecture, instance_architecture
+from petal.platforms import (
+    DEFAULT_INSTANCE_TYPES,
+    Architecture,
+    builder_image_advice,
+    instance_architecture,
+    needs_builder_image,
+)
 from petal.seed.model import (
     COMPILER_PACKAGES,
     GP3_MIBPS_PER_IOPS,
@@ -37,38 +43,64 @@ from petal.yaml_source import YamlDocument, YamlSourceError, load_yaml_document
 SEED_SCHEMA = "seed.schema.json"
 
 
-def load_seed(path: str | Path) -> Seed:
+# Fields a build request or the command line may set instead of the seed's own, as
+# "field" or "section.field" paths; they are applied before validation, so the seed
+# is checked as it will be built (a rocky9 override needs a builder image, say).
+Overrides = Mapping[str, Any]
+
+
+def load_seed(path: str | Path, overrides: Overrides | None = None) -> Seed:
     """Read and validate a seed file; raises SeedError (also for unreadable files)."""
     source = str(path)
     try:
         raw = Path(path).read_bytes()
     except OSError as error:
         raise SeedError(source, [Problem("", f"cannot be read: {error.strerror}")]) from None
-    return parse_seed(raw, source)
+    return parse_seed(raw, source, overrides)
 
 
-def parse_seed(text: str | bytes, source: str = "<seed>") -> Seed:
+def parse_seed(
+    text: str | bytes, source: str = "<seed>", overrides: Overrides | None = None
+) -> Seed:
     try:
         document = load_yaml_document(text)
     except YamlSourceError as error:
         raise SeedError(source, [Problem("", str(error), error.line)]) from None
-    return _validate(document, source)
+    return _validate(document, source, overrides)
 
 
-def parse_seed_mapping(data: Any, source: str = "<seed>") -> Seed:
+def parse_seed_mapping(
+    data: Any, source: str = "<seed>", overrides: Overrides | None = None
+) -> Seed:
     """Validate a seed given as already-parsed data (the `seed` of a build request)."""
-    return _validate(YamlDocument(data=data), source)
+    return _validate(YamlDocument(data=data), source, overrides)
 
 
-def _validate(document: YamlDocument, source: str) -> Seed:
+def _validate(document: YamlDocument, source: str, overrides: Overrides | None = None) -> Seed:
     data = document.data
     if not isinstance(data, dict):
         problem = Problem("", f"must be a YAML mapping of fields, not {kind_of(data)}", 1)
         raise SeedError(source, [problem])
+    # The document keeps its line numbers: a problem is still shown at its line.
+    data = _overridden(data, overrides or {})
     located = locate(schema_problems(data, SEED_SCHEMA) + _semantic_problems(data), document)
     if any(p.severity == "error" for p in located):
         raise SeedError(source, located)
     return _build_seed(data, tuple(located))
+
+
+def _overridden(data: dict[str, Any], overrides: Overrides) -> dict[str, Any]:
+    result = dict(data)
+    for path, value in overrides.items():
+        section, _, field = path.partition(".")
+        if not field:
+            result[section] = value
+            continue
+        current = result.get(section, {})
+        # A section that is not a mapping is left for the schema to report.
+        if isinstance(current, dict):
+            result[section] = {**current, field: value}
+    return result
 
 
 # --- checks a schema cannot express -------------------------------------------------
@@ -87,6 +119,10 @@ def _semantic_problems(data: dict[str, Any]) -> list[Problem]:
 
     arch = data.get("architecture", "x86_64")
     build = _mapping(data.get("build"))
+    os_name = data.get("os")
+    if isinstance(os_name, str) and needs_builder_image(os_name) and "image" not in build:
+        message = f"{os_name} needs build.image: {builder_image_advice(os_name)}"
+        problems.append(Problem("os", message))
     cluster = _mapping(data.get("cluster"))
     head = _mapping(cluster.get("head_node"))
     queues: list[Any] = cluster["queues"] if isinstance(cluster.get("queues"), list) else []
@@ -269,6 +305,7 @@ def _build_seed(data: dict[str, Any], warnings: tuple[Problem, ...]) -> Seed:
             instance_type=bld.get("instance_type", DEFAULT_INSTANCE_TYPES["builder"][arch]),
             timeout_minutes=bld["timeout_minutes"],
             parallelcluster_version=bld["parallelcluster_version"],
+            image=bld.get("image"),
         ),
         cluster=Cluster(
             region=cl.get("region"),

@@ -82,6 +82,8 @@ class Build:
     instance_type: str
     timeout_minutes: int
     parallelcluster_version: str
+    # A user-built ParallelCluster AMI the builder boots; None: the official AMI.
+    image: str | None = None
 
 
 @dataclass(frozen=True)

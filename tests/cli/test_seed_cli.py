@@ -53,6 +53,24 @@ def test_validate_prints_warnings_and_still_passes(
     assert f"{seed}:3: warning: software.packages[1]: 'bwa' repeats" in err
 
 
+def test_a_rocky_seed_needs_a_builder_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed = tmp_path / "rocky.yaml"
+    seed.write_text("name: rocky\nsoftware:\n  packages: [bwa]\nos: rocky9\n")
+    assert main(["seed", "validate", str(seed)]) == 2
+    err = capsys.readouterr().err
+    assert f"{seed}:4: os: rocky9 needs build.image: AWS publishes no official" in err
+    assert "pcluster build-image" in err and "--builder-ami" in err
+    assert "Traceback" not in err
+
+    seed.write_text(seed.read_text() + "build:\n  image: ami-0123456789abcdef0\n")
+    assert main(["seed", "validate", str(seed)]) == 0
+    seed.write_text(seed.read_text().replace("ami-0123456789abcdef0", "rocky9-image"))
+    assert main(["seed", "validate", str(seed)]) == 2
+    assert f"{seed}:6: build.image: " in capsys.readouterr().err
+
+
 def test_fingerprint_plain_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["seed", "fingerprint", GOOD]) == 0
     plain = capsys.readouterr().out.strip()

@@ -261,7 +261,11 @@ def test_run_instances_touches_only_what_it_must(synth: Synth) -> None:
     request_tag = {"StringEquals": {f"aws:RequestTag/{MANAGED}": "true"}}
     assert by_kind["instance"].condition == request_tag
     assert by_kind["volume"].condition == request_tag
-    assert by_kind["image"].condition == {"StringEquals": {"ec2:Owner": "amazon"}}
+    # Official AMIs (amazon) and this account's own pcluster-built images (rocky8/9 have
+    # no official AMI); petal:builderImageOwners adds accounts (tests/infra/test_options).
+    assert by_kind["image"].condition == {
+        "StringEquals": {"ec2:Owner": ["amazon", {"Ref": "AWS::AccountId"}]}
+    }
     subnet_resources = [r for r in by_kind["subnet"].resources if "subnet/" in r]
     assert len(subnet_resources) == len(TEST_SUBNETS)
     for subnet in TEST_SUBNETS:

@@ -1,7 +1,7 @@
 """The optional settings synthesize cleanly too (cdk-nag included): VPC endpoints (one
 subnet per zone), HTTPS-only egress, no reserved concurrency, no trusted accounts,
-volume KMS keys, a customer managed default EBS key, mirror buckets, another stack
-name."""
+volume KMS keys, a customer managed default EBS key, mirror buckets, builder image
+owners, another stack name."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ DEFAULT_KEY = "arn:aws:kms:us-east-1:111111111111:key/0000abcd-12ab-34cd-56ef-12
 SUBNETS = (*TEST_SUBNETS, "subnet-00000000000000001")
 ZONES = ("us-east-1a", "us-east-1a", "us-east-1b")
 MIRROR_BUCKETS = ("team-spack-cache", "other.cache")
+IMAGE_OWNERS = ("333333333333", "444444444444")
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def options(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
             "petal:trustedAccounts": "",
             "petal:registryUrl": "https://example.org/petal/index.json",
             "petal:volumeKmsKeyArns": KEY,
+            "petal:builderImageOwners": ",".join(IMAGE_OWNERS),
         },
     )
 
@@ -86,6 +88,21 @@ def test_prepare_learns_the_builder_settings(options: Synth) -> None:
     assert variables["PETAL_BUILDER_HTTP_EGRESS"] == "false"
     assert variables["PETAL_MIRROR_BUCKETS"] == ",".join(MIRROR_BUCKETS)
     assert variables["PETAL_EBS_DEFAULT_KMS_KEY_ARN"] == DEFAULT_KEY
+    assert variables["PETAL_BUILDER_IMAGE_OWNERS"] == ",".join(IMAGE_OWNERS)
+
+
+def test_launch_may_boot_images_of_the_builder_image_owners(options: Synth) -> None:
+    launch_role = options.resources[options.function_ids()["launch"]]["Properties"]["Role"]
+    conditions = [
+        statement["Condition"]
+        for policy in options.of_type("AWS::IAM::Policy").values()
+        if launch_role["Fn::GetAtt"][0] in json.dumps(policy["Properties"]["Roles"])
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "ec2:Owner" in json.dumps(statement.get("Condition", {}))
+    ]
+    assert conditions == [
+        {"StringEquals": {"ec2:Owner": ["amazon", {"Ref": "AWS::AccountId"}, *IMAGE_OWNERS]}}
+    ]
 
 
 def builder_statements(options: Synth) -> list[dict[str, Any]]:

@@ -54,8 +54,48 @@ def test_bad_requests_name_the_field_and_fix(data: object, message: str) -> None
 
 def test_resolve_an_inline_seed_with_overrides() -> None:
     document = load_seed(SEED_FILE).to_document()
-    seed = resolve_seed(parse_build_request({"seed": document, "os": "rocky9"}), no_s3)
-    assert seed.os == "rocky9"
+    seed = resolve_seed(parse_build_request({"seed": document, "os": "ubuntu2404"}), no_s3)
+    assert seed.os == "ubuntu2404"
+
+
+ROCKY_IMAGE = "ami-0123456789abcdef0"
+
+
+@pytest.mark.parametrize("os_name", ["rocky8", "rocky9"])
+def test_rocky_without_a_builder_image_is_refused_with_the_fix(os_name: str) -> None:
+    document = load_seed(SEED_FILE).to_document()
+    with pytest.raises(SeedError) as raised:
+        resolve_seed(parse_build_request({"seed": document, "os": os_name}), no_s3)
+    message = str(raised.value)
+    assert f"os: {os_name} needs build.image" in message
+    assert "no official ParallelCluster AMI" in message
+    assert "pcluster build-image" in message and "--builder-ami" in message
+
+
+def test_builder_ami_overrides_the_seeds_image() -> None:
+    document = {**load_seed(SEED_FILE).to_document(), "os": "rocky9"}
+    document["build"] = {**document["build"], "image": "ami-00000000000000001"}
+    request = parse_build_request({"seed": document, "builder_ami": ROCKY_IMAGE})
+    assert request.to_document()["builder_ami"] == ROCKY_IMAGE
+    seed = resolve_seed(request, no_s3)
+    assert (seed.os, seed.build.image) == ("rocky9", ROCKY_IMAGE)
+
+
+def test_a_rocky_seed_from_s3_builds_with_a_builder_ami() -> None:
+    text = SEED_FILE.read_bytes() + b"os: rocky9\n"
+    request = parse_build_request(
+        {"seed_uri": "s3://bucket/seeds/rocky.yaml", "builder_ami": ROCKY_IMAGE}
+    )
+    seed = resolve_seed(request, lambda bucket, key, version: text)
+    assert (seed.os, seed.build.image) == ("rocky9", ROCKY_IMAGE)
+    without = parse_build_request({"seed_uri": "s3://bucket/seeds/rocky.yaml"})
+    with pytest.raises(SeedError, match=r"os: rocky9 needs build\.image"):
+        resolve_seed(without, lambda bucket, key, version: text)
+
+
+def test_builder_ami_must_be_an_image_id() -> None:
+    with pytest.raises(BuildRequestError, match="builder_ami"):
+        parse_build_request({"seed": {}, "builder_ami": "rocky9"})
 
 
 def test_an_override_that_breaks_the_seed_says_where_it_came_from() -> None:

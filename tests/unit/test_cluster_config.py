@@ -70,14 +70,60 @@ def test_every_example_seed_gives_a_config_parallelcluster_loads(path: Path) -> 
     assert yaml.safe_load(render_config(config, ["header"])) == config
 
 
+ROCKY_AMI = "ami-0123456789abcdef0"
+
+
 @pytest.mark.parametrize("os_name", sorted(OPERATING_SYSTEMS))
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_every_os_and_architecture_loads(os_name: str, arch: str) -> None:
+    # rocky8/rocky9 have no official AMI: their snapshots carry the image they were
+    # built on, which ParallelCluster needs as CustomAmi.
+    image = ROCKY_AMI if os_name.startswith("rocky") else None
     config = generate_config(
-        settings(bio(), os=os_name, architecture=arch), snapshot_id=SNAPSHOT, snapshot_size_gb=500
+        settings(bio(), os=os_name, architecture=arch),
+        snapshot_id=SNAPSHOT,
+        snapshot_size_gb=500,
+        builder_image=image,
     )
-    assert config["Image"]["Os"] == os_name
+    assert config["Image"] == {"Os": os_name, **({"CustomAmi": image} if image else {})}
     load_in_parallelcluster(config)
+
+
+@pytest.mark.parametrize("os_name", ["rocky8", "rocky9"])
+def test_rocky_without_an_image_is_refused_naming_build_image(os_name: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        generate_config(settings(bio(), os=os_name), snapshot_id=SNAPSHOT, snapshot_size_gb=500)
+    assert raised.value.field == "build.image"
+    assert "Image.CustomAmi" in str(raised.value)
+    assert "petal:builder-image" in str(raised.value)
+
+
+def rocky_seed(image: str = ROCKY_AMI) -> Seed:
+    return load_seed(REPO / "seeds/bioinformatics.yaml", {"os": "rocky9", "build.image": image})
+
+
+def test_a_rocky_seed_writes_its_build_image_as_custom_ami() -> None:
+    seed = rocky_seed()
+    # The seed's own image wins over a snapshot's tag (a build with --builder-ami).
+    config = generate_config(
+        settings(seed),
+        snapshot_id=SNAPSHOT,
+        snapshot_size_gb=500,
+        builder_image="ami-0fedcba9876543210",
+    )
+    assert config["Image"] == {"Os": "rocky9", "CustomAmi": ROCKY_AMI}
+    load_in_parallelcluster(config)
+
+
+def test_the_seeds_image_is_not_used_for_another_variant() -> None:
+    config = generate_config(
+        settings(rocky_seed(), os="alinux2023"), snapshot_id=SNAPSHOT, snapshot_size_gb=500
+    )
+    assert config["Image"] == {"Os": "alinux2023"}
+    with pytest.raises(ConfigError, match=r"build\.image"):
+        generate_config(
+            settings(rocky_seed(), architecture="arm64"), snapshot_id=SNAPSHOT, snapshot_size_gb=1
+        )
 
 
 def test_registry_os_names_become_parallelcluster_names() -> None:

@@ -9,7 +9,7 @@ import pytest
 from botocore.stub import Stubber
 
 from petal.aws.ec2_builder import (
-    OfficialImage,
+    BuilderImage,
     VolumeRelease,
     VolumeView,
     find_official_image,
@@ -79,7 +79,7 @@ def test_no_official_ami_names_the_version(ec2: object) -> None:
             find_official_image(ec2, "3.99.0", "rocky9", "arm64", NOW)
 
 
-OFFICIAL = OfficialImage("ami-00000000000000003", "n", "", "/dev/xvda", 40)
+OFFICIAL = BuilderImage("ami-00000000000000003", "n", "", "/dev/xvda", 40)
 
 
 def launch(ec2: object) -> object:

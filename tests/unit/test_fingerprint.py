@@ -69,7 +69,7 @@ SAME = {
     ),
     "name": BASE.replace("name: base", "name: other"),
     "description": BASE.replace("the base stack", "something else"),
-    "os": BASE.replace("os: alinux2023", "os: rocky9"),
+    "os": BASE.replace("os: alinux2023", "os: ubuntu2404"),
     "architecture": BASE.replace("architecture: x86_64", "architecture: arm64"),
     "volume size": BASE.replace("size_gb: 500", "size_gb: 800"),
     "cluster": BASE.replace("region: us-east-1", "region: eu-west-1"),

@@ -20,7 +20,7 @@ def launch(
 ) -> dict[str, Any]:
     build = event["build"]
     build_id = str(build["build_id"])
-    image = ec2_builder.OfficialImage(
+    image = ec2_builder.BuilderImage(
         image_id=build["image_id"],
         name=build["image_name"],
         creation_date="",

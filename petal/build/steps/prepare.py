@@ -1,5 +1,6 @@
-"""Build step Prepare: validate the request and seed, fingerprint, find the official
-AMI; reuse a completed snapshot of the same software, or record the build and take its lock."""
+"""Build step Prepare: validate the request and seed, fingerprint, find the builder's
+AMI (the official one, or the seed's build.image checked against the deployment); reuse
+a completed snapshot of the same software, or record the build and take its lock."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from petal.aws import ec2_builder, ec2_snapshots
 from petal.build.config import BuildConfig
 from petal.build.records import BuildRecord, iso
 from petal.build.request import (
+    BuildRequest,
     BuildRequestError,
     SeedReader,
     check_build_id,
@@ -20,6 +22,7 @@ from petal.build.request import (
 )
 from petal.build.table import BuildIdTaken, BuildTable
 from petal.deployment_contract import (
+    ENV_BUILDER_IMAGE_OWNERS,
     MANAGED_VALUE,
     TAG_ARCH,
     TAG_FINGERPRINT,
@@ -94,6 +97,55 @@ def check_http_egress(seed: Seed, http_egress: bool) -> None:
         "operating system whose packages come over HTTPS (alinux2023, rhel8, rhel9). "
         "Nothing was created."
     )
+
+
+def builder_image_owners(config: BuildConfig) -> tuple[str, ...]:
+    """petal:builderImageOwners: accounts besides this one whose images may be booted."""
+    raw = config.environ.get(ENV_BUILDER_IMAGE_OWNERS, "")
+    return tuple(owner.strip() for owner in raw.split(",") if owner.strip())
+
+
+def find_builder_image(
+    ec2: Any, seed: Seed, request: BuildRequest, trusted_owners: tuple[str, ...]
+) -> ec2_builder.BuilderImage:
+    """The seed's build.image, if the launch function may boot it and it fits the build:
+    the launch role may only use images of this account and the trusted owners, so an
+    image of anyone else would fail RunInstances as AccessDenied, minutes later."""
+    image_id = seed.build.image
+    assert image_id is not None  # the caller's choice
+    field = "builder_ami" if request.builder_ami else "build.image"
+    found = ec2_builder.describe_image(ec2, image_id)
+    if found is None:
+        raise InvalidBuildRequest(
+            f"{field}: {image_id} is not an image this account can see in this region: "
+            "AMIs are regional and private unless shared. Copy it to this region "
+            "(`aws ec2 copy-image`), share it with this account, or fix the id. Nothing "
+            "was created."
+        )
+    if ec2_builder.describe_image(ec2, image_id, owners=("self", *trusted_owners)) is None:
+        listed = ", ".join(trusted_owners) or "none"
+        owners = ",".join(dict.fromkeys((*trusted_owners, found.owner_id)))
+        raise ConfigurationError(
+            f"{field}: {image_id} belongs to account {found.owner_id}, which this "
+            "deployment does not trust for builder images (this account's own images "
+            f"are, and petal:builderImageOwners lists {listed}). Add the account to "
+            f"petal:builderImageOwners and redeploy (`cdk deploy -c "
+            f"petal:builderImageOwners={owners}`), or copy the image into this account "
+            "(`aws ec2 copy-image`). Nothing was created."
+        )
+    if found.state != "available":
+        raise InvalidBuildRequest(
+            f"{field}: {image_id} is {found.state or 'in an unknown state'}, not available: "
+            "wait for `pcluster build-image` to finish (`pcluster describe-image`), or use "
+            "another image. Nothing was created."
+        )
+    if found.architecture != seed.architecture:
+        raise InvalidBuildRequest(
+            f"{field}: {image_id} is an {found.architecture} image but the build is for "
+            f"{seed.architecture}: use an image built for {seed.architecture}, or build "
+            f"architecture {found.architecture}. Nothing was created."
+        )
+    return found.image
 
 
 def check_ebs_default_key(ec2: Any, allowed_key: str) -> None:
@@ -212,10 +264,13 @@ def prepare(
     check_http_egress(seed, config.builder_http_egress)
     check_ebs_default_key(ec2, config.ebs_default_kms_key_arn)
 
+    if seed.build.image is not None:
+        image = find_builder_image(ec2, seed, request, builder_image_owners(config))
+    else:
+        image = ec2_builder.find_official_image(
+            ec2, seed.build.parallelcluster_version, seed.os, seed.architecture, now
+        )
     # Everything that can fail on bad input has run: only now is anything written.
-    image = ec2_builder.find_official_image(
-        ec2, seed.build.parallelcluster_version, seed.os, seed.architecture, now
-    )
     _create_record(table, base_record)
     holder = table.acquire_lock(
         fp,
@@ -245,6 +300,9 @@ def prepare(
         "image_name": image.name,
         "root_device_name": image.root_device_name,
         "root_volume_gb": image.root_volume_gb,
+        # Only a user-supplied image is recorded on the snapshot: clusters then need it
+        # as their CustomAmi; the official one is ParallelCluster's default anyway.
+        **({"builder_image": seed.build.image} if seed.build.image else {}),
         "instance_type": seed.build.instance_type,
         "volume": {
             "size_gb": seed.volume.size_gb,

@@ -11,6 +11,7 @@ from petal.deployment_contract import (
     MANAGED_VALUE,
     TAG_ARCH,
     TAG_BUILD_ID,
+    TAG_BUILDER_IMAGE,
     TAG_FINGERPRINT,
     TAG_MANAGED,
     TAG_OS,
@@ -22,7 +23,7 @@ from petal.snapshot_description import format_description
 
 
 def snapshot_tags(build: Mapping[str, Any]) -> dict[str, str]:
-    return {
+    tags = {
         "Name": f"petal-{build['seed_name']}-{build['os']}-{build['architecture']}",
         TAG_MANAGED: MANAGED_VALUE,
         TAG_FINGERPRINT: str(build["fingerprint"]),
@@ -33,6 +34,9 @@ def snapshot_tags(build: Mapping[str, Any]) -> dict[str, str]:
         TAG_BUILD_ID: str(build["build_id"]),
         TAG_PACKAGES: ec2_builder.packages_tag_value(list(build.get("packages") or [])),
     }
+    if build.get("builder_image"):
+        tags[TAG_BUILDER_IMAGE] = str(build["builder_image"])
+    return tags
 
 
 def snapshot(event: Mapping[str, Any], *, ec2: Any, table: BuildTable) -> dict[str, Any]:
