@@ -3,9 +3,13 @@ markers, written conditionally so concurrent steps never overwrite one another."
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from botocore.exceptions import ClientError
 
@@ -50,6 +54,25 @@ def _conditional_write(action: str, call: Callable[[], Any]) -> Any | None:
 
 class BuildIdTaken(Exception):
     """A build record with this id exists already."""
+
+
+class InvalidCursor(ValueError):
+    """An `after` cursor that this table did not hand out."""
+
+
+# A filtered page reads up to FILTERED_READ items per Query and at most MAX_PAGE_READS
+# Queries (DynamoDB filters after reading): beyond that the page ends short, with a
+# cursor where reading stopped, so one call costs the same however long the history.
+FILTERED_READ: Final = 500  # about what one DynamoDB response holds (1 MB) of records
+MAX_PAGE_READS: Final = 2
+
+
+@dataclass(frozen=True)
+class BuildPage:
+    """One page of builds, newest first; `next` continues after it (None: the end)."""
+
+    records: list[BuildRecord]
+    next: str | None
 
 
 class BuildTable:
@@ -139,17 +162,44 @@ class BuildTable:
     def list_builds(
         self, limit: int = 20, status: str | None = None, seed: str | None = None
     ) -> list[BuildRecord]:
-        """The newest builds first, optionally only those of one status and/or seed."""
+        """The newest `limit` builds, optionally only those of one status and/or seed,
+        however many pages a filter has to read to find them."""
         return self._query_index(
-            INDEX_BY_RECENCY, RECENT_PK, RECENCY_PARTITION, limit, status=status, seed=seed
+            INDEX_BY_RECENCY,
+            RECENT_PK,
+            RECENCY_PARTITION,
+            limit,
+            status=status,
+            seed=seed,
+            max_reads=None,
+        ).records
+
+    def list_page(
+        self,
+        limit: int = 20,
+        status: str | None = None,
+        seed: str | None = None,
+        after: str | None = None,
+    ) -> BuildPage:
+        """One page of the newest builds, starting after the cursor `after` (a page's
+        `next`); a filtered page may end short of `limit` (MAX_PAGE_READS)."""
+        return self._query_index(
+            INDEX_BY_RECENCY,
+            RECENT_PK,
+            RECENCY_PARTITION,
+            limit,
+            status=status,
+            seed=seed,
+            after=after,
+            max_reads=MAX_PAGE_READS,
         )
 
     def builds_for_fingerprint(
         self, fingerprint: str, limit: int = 20, status: str | None = None
     ) -> list[BuildRecord]:
         return self._query_index(
-            INDEX_BY_FINGERPRINT, FP_PK, f"FP#{fingerprint}", limit, status=status
-        )
+            INDEX_BY_FINGERPRINT, FP_PK, f"FP#{fingerprint}", limit, status=status, max_reads=None
+        ).records
 
     def running_builds(self, limit: int = 1000) -> list[BuildRecord]:
         return self.list_builds(limit=limit, status="RUNNING")
@@ -163,7 +213,11 @@ class BuildTable:
         *,
         status: str | None = None,
         seed: str | None = None,
-    ) -> list[BuildRecord]:
+        after: str | None = None,
+        max_reads: int | None,
+    ) -> BuildPage:
+        if limit < 1:
+            raise ValueError(f"limit {limit} is not a positive number")
         filters: list[str] = []
         names: dict[str, str] = {"#k": key_name}
         values: dict[str, Any] = {":k": key_value}
@@ -182,18 +236,34 @@ class BuildTable:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": to_dynamo(values),
             "ScanIndexForward": False,
+            # Limit counts the items read, before a filter: unfiltered, one more than
+            # the page says whether another page exists without a second Query.
+            "Limit": max(limit + 1, FILTERED_READ) if filters else limit + 1,
         }
         if filters:
             request["FilterExpression"] = " AND ".join(filters)
+        key_names = (PK, SK, *INDEX_KEYS[index])
+        if after is not None:
+            request["ExclusiveStartKey"] = _decode_cursor(after, key_names, key_name, key_value)
         records: list[BuildRecord] = []
-        # A filter applies after the page limit: keep paging until enough match.
+        last: Mapping[str, Any] = {}
+        reads = 0
         with aws_call(f"DynamoDB Query ({index})"):
-            for page in self._client.get_paginator("query").paginate(**request):
-                for item in page.get("Items", []):
+            while True:
+                response = self._client.query(**request)
+                reads += 1
+                for item in response.get("Items", []):
+                    if len(records) == limit:
+                        # More matches than the page holds: continue after its last.
+                        return BuildPage(records, _encode_cursor(last, key_names))
                     records.append(BuildRecord.from_item(from_dynamo(item)))
-                    if len(records) >= limit:
-                        return records
-        return records
+                    last = item
+                start = response.get("LastEvaluatedKey")
+                if start is None:
+                    return BuildPage(records, None)
+                if len(records) == limit or (max_reads is not None and reads >= max_reads):
+                    return BuildPage(records, _encode_cursor(start, key_names))
+                request["ExclusiveStartKey"] = start
 
     # --- locks ---------------------------------------------------------------------
 
@@ -422,6 +492,32 @@ def _token(command_id: str, data: Mapping[str, Any]) -> ParkedToken:
         execution_arn=str(data.get("execution_arn", "")),
         outcome=cast(str | None, data.get("outcome")),
     )
+
+
+def _encode_cursor(item: Mapping[str, Any], key_names: tuple[str, ...]) -> str:
+    """Where a page ended, for the next: the item's table and index keys, opaque."""
+    key = from_dynamo({name: item[name] for name in key_names})
+    text = json.dumps(key, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(
+    cursor: str, key_names: tuple[str, ...], key_name: str, key_value: str
+) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError):
+        key = None
+    valid = (
+        isinstance(key, dict)
+        and set(key) == set(key_names)
+        and all(isinstance(v, str) for v in key.values())
+        and key[key_name] == key_value
+    )
+    if not valid:
+        raise InvalidCursor(f"{cursor[:40]!r} is not a cursor of this listing")
+    return to_dynamo(key)
 
 
 def get_build(client: Any, table_name: str, build_id: str) -> BuildRecord | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from petal.build.records import FINISHED, SUCCESSFUL, BuildRecord
 from petal.build.request import (
     BuildRequest,
     BuildRequestError,
+    build_request_schema,
     check_build_id,
     new_build_id,
     parse_build_request,
@@ -69,6 +71,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="ARCH[,ARCH]",
         help="build these architectures, x86_64 and/or arm64 (default: the seed's)",
     )
+    build.add_argument(
+        "--builder-ami",
+        metavar="AMI",
+        help="boot the builder from this ParallelCluster image (from `pcluster build-image`) "
+        "instead of the seed's build.image or the official AMI; needed for rocky8/rocky9, "
+        "which have no official AMI",
+    )
     build.add_argument("--force", action="store_true", help="build even if a snapshot exists")
     build.add_argument("--detach", action="store_true", help="start the builds and return")
     build.add_argument(
@@ -103,7 +112,14 @@ def _register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     listing.add_argument(
         "--seed", metavar="NAME", help="only builds and software volumes of this seed name"
     )
-    listing.add_argument("--limit", type=int, default=20, help="most builds to show (20)")
+    listing.add_argument("--limit", type=int, default=20, help="most builds to show on a page (20)")
+    pages = listing.add_mutually_exclusive_group()
+    pages.add_argument("--all", action="store_true", help="every build, page after page")
+    pages.add_argument(
+        "--after",
+        metavar="CURSOR",
+        help="the page after the one that printed this cursor (with the same filters)",
+    )
     listing.add_argument(
         "--shared", action="store_true", help="show who each snapshot is shared with"
     )
@@ -188,6 +204,11 @@ def _start_flags_fit(args: argparse.Namespace) -> bool:
         args.build_parser.print_usage(sys.stderr)
         error("petal build needs --seed FILE (or a command: status, list, logs, cancel, ...)")
         return False
+    if args.builder_ami is not None and not re.fullmatch(
+        build_request_schema()["properties"]["builder_ami"]["pattern"], args.builder_ami
+    ):
+        error(f"--builder-ami: {args.builder_ami!r} is not an AMI id (ami-0123456789abcdef0)")
+        return False
     if args.simulate_failure and not local_mode.is_active():
         error("--simulate-failure works only in local mode: petal --local build ...")
         return False
@@ -203,7 +224,7 @@ def _start_flags_fit(args: argparse.Namespace) -> bool:
 def _read_order(args: argparse.Namespace) -> _Order | None:
     """The seed and its variants to build; None, reported, when a flag is wrong."""
     try:
-        seed = load_seed(args.seed)
+        seed = load_seed(args.seed, _builder_ami_override(args))
         written = load_yaml_document(Path(args.seed).read_bytes()).data
         variants = _variants(seed, args.os, args.arch)
         if args.name is not None:
@@ -214,6 +235,12 @@ def _read_order(args: argparse.Namespace) -> _Order | None:
         error(f"--os: {failure}" if isinstance(failure, UnknownOperatingSystem) else str(failure))
         return None
     return _Order(seed, written, variants)
+
+
+def _builder_ami_override(args: argparse.Namespace) -> dict[str, str]:
+    # Applied before the seed's own validation: a rocky seed without build.image is
+    # valid with --builder-ami, and a malformed id is reported as the seed field.
+    return {"build.image": args.builder_ami} if args.builder_ami else {}
 
 
 def _variants(seed: Seed, os_flag: str | None, arch_flag: str | None) -> list[tuple[str, str]]:
@@ -269,6 +296,7 @@ def _request(
         os=os_name,
         architecture=arch,
         source=f"cli:{args.seed}",
+        builder_ami=args.builder_ami,
     )
 
 
@@ -347,8 +375,25 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        error(f"--limit {args.limit}: show at least 1 build")
+        return EXIT_INVALID
     pipeline = find_pipeline(args.region, args.stack_name)
-    builds = pipeline.table.list_builds(limit=args.limit, status=args.status, seed=args.seed)
+    # A page of builds, not the history: each Query reads one page (Limit), and
+    # --all follows the cursors.
+    builds: list[BuildRecord] = []
+    after = args.after
+    try:
+        while True:
+            size = max(args.limit, 100) if args.all else args.limit
+            page = pipeline.table.list_page(size, args.status, args.seed, after=after)
+            builds.extend(page.records)
+            after = page.next
+            if not (args.all and after):
+                break
+    except ValueError as failure:  # a cursor this listing did not print
+        error(f"--after: {failure}")
+        return EXIT_INVALID
     ec2 = pipeline.client("ec2")
     with_volumes = args.status is None or args.status in SUCCESSFUL
     volumes = find_snapshots(ec2, {TAG_MANAGED: MANAGED_VALUE}) if with_volumes else []
@@ -356,14 +401,26 @@ def _list(args: argparse.Namespace) -> int:
         volumes = [v for v in volumes if v.tags.get("petal:seed") == args.seed]
     shared = describe_sharing(ec2, [v.snapshot_id for v in volumes]) if args.shared else {}
     if args.json:
-        print_json(
-            {
-                "builds": [b.to_json() for b in builds],
-                "software_volumes": [_volume_json(v, shared.get(v.snapshot_id)) for v in volumes],
-            }
-        )
+        listing: dict[str, Any] = {
+            "builds": [b.to_json() for b in builds],
+            "software_volumes": [_volume_json(v, shared.get(v.snapshot_id)) for v in volumes],
+        }
+        if after is not None:
+            listing["next"] = after  # only then: the keys of a whole listing stay as they were
+        print_json(listing)
     else:
-        _print_listing(builds, volumes if with_volumes else None, shared)
+        next_page = None
+        if after is not None:
+            # The same filters: a cursor is a position in this listing only.
+            flags = ["build list"] + [
+                f"--{flag} {value}"
+                for flag, value in (("status", args.status), ("seed", args.seed))
+                if value
+            ]
+            if args.limit != 20:
+                flags.append(f"--limit {args.limit}")
+            next_page = hints.petal(" ".join([*flags, f"--after {after}"]))
+        _print_listing(builds, volumes if with_volumes else None, shared, next_page)
     return EXIT_OK
 
 
@@ -383,16 +440,24 @@ def _volume_json(volume: SnapshotView, sharing: SharingInfo | None) -> dict[str,
 
 
 def _print_listing(
-    builds: list[BuildRecord], volumes: list[SnapshotView] | None, shared: dict[str, SharingInfo]
+    builds: list[BuildRecord],
+    volumes: list[SnapshotView] | None,
+    shared: dict[str, SharingInfo],
+    next_page: str | None = None,
 ) -> None:
-    """`volumes` None: not asked for (a --status of builds that make no volume)."""
+    """`volumes` None: not asked for (a --status of builds that make no volume);
+    `next_page` the command that lists the builds after these (None: no more)."""
     now = datetime.now(UTC)
     if builds:
         print("Builds:")
-    else:
+    elif next_page is None:
         print(f"Builds: none yet (start one with: {hints.petal('build --seed FILE')})")
+    else:
+        print("Builds: none among the most recent ones read")
     for record in builds:
         print(f"  {status_line(record, now)}")
+    if next_page is not None:
+        print(f"  more builds: {next_page}")
     if volumes is None:
         return
     print("Software volumes:" if volumes else "Software volumes: none")

@@ -11,7 +11,13 @@ petal.cluster.resolution confirms each snapshot with EC2 before using it.
 Documents are cached on disk under $XDG_CACHE_HOME/petal (else ~/.cache/petal) with
 their ETag: within the TTL a lookup makes no request, after it one conditional request
 (304 Not Modified costs no body). Looking up a fingerprint reads the index (keyed by
-fingerprint) and that one entry's document: at most 2 requests, however long the index."""
+fingerprint) and that one entry's document: at most 2 requests, however long the index.
+
+A document is validated once per content, not once per lookup: the cache records the
+digest of the body that passed, the index's entries go into a store keyed by that
+digest (petal/registry/index_store.py) and parsed documents are kept in this process
+(`_MEMORY`), so a warm lookup reads one row of the index and one small document and
+costs the same at 10 or 10,000 entries."""
 
 from __future__ import annotations
 
@@ -19,12 +25,14 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -32,16 +40,20 @@ from urllib.parse import urljoin, urlsplit
 from petal.platforms import operating_system
 from petal.registry.documents import (
     MAX_DOCUMENT_BYTES,
+    MAX_INDEX_BYTES,
     EntryMetadata,
     EntryNotFound,
     IndexEntry,
+    IndexLookup,
     RegistryError,
     RegistryIndex,
     SnapshotVariant,
     decode,
+    loads,
     too_big,
     validated,
 )
+from petal.registry.index_store import IndexStore, StoreUnusable, write_store
 from petal.validation import short
 from petal.yaml_source import MAX_BYTES as MAX_SEED_BYTES
 
@@ -58,6 +70,71 @@ _T = TypeVar("_T")
 
 
 _ENCODED_ESCAPE: Final = re.compile(r"%(2e|2f|5c)", re.IGNORECASE)
+
+
+# Parsed documents of this process by (registry, document URL, body digest): a warm
+# Lambda container or a long command looks each document up without reading it again.
+# Only documents that passed validation go in; the digest ties each to its content.
+_MEMORY: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+_MEMORY_ITEMS: Final = 256
+
+
+def forget_parsed_documents() -> None:
+    """Empty this process's memory of parsed documents (a new process, for tests)."""
+    _MEMORY.clear()
+
+
+def _remembered(key: tuple[str, str, str]) -> Any | None:
+    found = _MEMORY.get(key)
+    if found is not None:
+        _MEMORY.move_to_end(key)
+    return found
+
+
+def _remember(key: tuple[str, str, str], value: Any) -> None:
+    _MEMORY[key] = value
+    _MEMORY.move_to_end(key)
+    while len(_MEMORY) > _MEMORY_ITEMS:
+        _MEMORY.popitem(last=False)
+
+
+@dataclass
+class _Copy:
+    """One document's body as fetched or cached, read from disk only when needed."""
+
+    url: str
+    source: str  # "network" (200), "cache" (fresh), "revalidated" (304), "stale"
+    etag: str | None
+    fetched_at: float
+    body_path: Path | None = None
+    digest_known: str | None = None  # the sha256 of the body, as the cache recorded it
+    validated_digest: str | None = None  # the sha256 of the body that last passed
+    _body: bytes | None = field(default=None, repr=False)
+
+    def body(self) -> bytes:
+        if self._body is None:
+            try:
+                body = self.body_path.read_bytes() if self.body_path else b""
+            except OSError as error:
+                raise RegistryError(self.url, "", f"cached copy unreadable: {error}") from None
+            # Whatever was validated was this digest's body: an edited or torn file
+            # must not inherit that.
+            known = self.digest_known
+            if known is not None and hashlib.sha256(body).hexdigest() != known:
+                raise RegistryError(self.url, "", "cached copy changed on disk")
+            self._body = body
+        return self._body
+
+    @property
+    def digest(self) -> str:
+        if self.digest_known is None:
+            self.digest_known = hashlib.sha256(self.body()).hexdigest()
+        return self.digest_known
+
+    @property
+    def validated(self) -> bool:
+        """This exact body passed validation before (in any petal process)."""
+        return self.validated_digest is not None and self.validated_digest == self.digest
 
 
 @dataclass(frozen=True)
@@ -107,9 +184,11 @@ class RegistryClient:
         use_cache: bool = True,
         ttl_seconds: int = 3600,
         timeout: float = 10.0,
-        max_bytes: int = MAX_DOCUMENT_BYTES,
+        max_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`max_bytes` caps every document; None: the index MAX_INDEX_BYTES, the
+        others MAX_DOCUMENT_BYTES (seeds their own cap)."""
         parts = urlsplit(base_url)
         if parts.scheme not in _SCHEMES or not parts.netloc:
             raise RegistryError(
@@ -127,20 +206,19 @@ class RegistryClient:
         if use_cache:
             key = hashlib.sha256(self.base_url.encode()).hexdigest()[:16]
             self._cache = (cache_dir or default_cache_dir()) / "registry" / key
-        self._index: RegistryIndex | None = None
+        self._index: IndexLookup | None = None
         self._stats = {"downloaded": 0, "not_modified": 0}
 
     # --- public API ------------------------------------------------------------------
 
     def index(self, *, refresh: bool = False) -> RegistryIndex:
-        if self._index is None or refresh:
-            self._index = self._load(self.index_url, refresh, self._parse_index)
-        return self._index
+        """Every entry; `find` and `entry` read only the one they need."""
+        return self._listed(lambda index: index.whole(), refresh=refresh)
 
     def entry(self, name: str, *, refresh: bool = False) -> EntryMetadata:
-        listed = self.index(refresh=refresh).by_name(name)
+        listed = self._listed(lambda index: index.by_name(name), refresh=refresh)
         if listed is None:
-            names = ", ".join(e.name for e in self.index().entries[:20]) or "none"
+            names = ", ".join(self._listed(lambda index: index.names(20))) or "none"
             raise EntryNotFound(
                 self.index_url, "", f"lists no stack named {name!r}; it lists: {names}"
             )
@@ -148,7 +226,7 @@ class RegistryClient:
 
     def find(self, fingerprint: str) -> EntryMetadata | None:
         """The entry built from this fingerprint, or None if the registry has none."""
-        listed = self.index().by_fingerprint(fingerprint)
+        listed = self._listed(lambda index: index.by_fingerprint(fingerprint))
         return None if listed is None else self._metadata(listed, refresh=False)
 
     def seed_text(self, name: str) -> str:
@@ -157,10 +235,10 @@ class RegistryClient:
         if entry.seed_url is None:
             raise RegistryError(entry.url, "seed_url", "is not given for this stack")
 
-        def parse(body: bytes, url: str) -> str:
-            return decode(body, url)
+        def parse(copy: _Copy) -> str:
+            return decode(copy.body(), copy.url)
 
-        return self._load(entry.seed_url, False, parse, limit=MAX_SEED_BYTES)
+        return self._load(entry.seed_url, False, parse, self._cap(MAX_SEED_BYTES))
 
     def update(self) -> UpdateResult:
         """Revalidate the index and every entry's document, whatever their age."""
@@ -177,11 +255,66 @@ class RegistryClient:
 
     # --- documents -------------------------------------------------------------------
 
-    def _metadata(self, listed: IndexEntry, refresh: bool) -> EntryMetadata:
-        def parse(body: bytes, url: str) -> EntryMetadata:
-            return self._parse_entry(body, url, listed)
+    def _cap(self, default: int) -> int:
+        return default if self.max_bytes is None else self.max_bytes
 
-        return self._load(listed.metadata_url, refresh, parse)
+    def _listed(self, read: Callable[[IndexLookup], _T], *, refresh: bool = False) -> _T:
+        """`read` applied to the index, loaded once per client (and per content)."""
+        if self._index is None or refresh:
+            self._index = self._load(
+                self.index_url, refresh, self._index_from, self._cap(MAX_INDEX_BYTES)
+            )
+        try:
+            return read(self._index)
+        except StoreUnusable:
+            # The store went away under us (another process replaced the index):
+            # validate the cached document again rather than fail the lookup.
+            _MEMORY.clear()
+
+            def parse(copy: _Copy) -> IndexLookup:
+                return self._index_from(copy, use_store=False)
+
+            self._index = self._load(self.index_url, False, parse, self._cap(MAX_INDEX_BYTES))
+            return read(self._index)
+
+    def _index_from(self, copy: _Copy, *, use_store: bool = True) -> IndexLookup:
+        key = (self.base_url, copy.url, copy.digest)
+        remembered = _remembered(key) if use_store else None
+        if remembered is not None:
+            return remembered  # type: ignore[no-any-return]
+        store = self._store_path(copy.url, copy.digest)
+        if use_store and store is not None and copy.validated:
+            try:
+                lookup = IndexStore.open(store, copy.url, copy.digest)
+            except StoreUnusable:
+                pass  # validated again below, and the store rewritten
+            else:
+                _remember(key, lookup)
+                return lookup
+        index = self._parse_index(copy.body(), copy.url)
+        self._mark_validated(copy)
+        if store is not None:
+            self._write_store(store, index, copy.digest)
+        _remember(key, index)
+        return index
+
+    def _metadata(self, listed: IndexEntry, refresh: bool) -> EntryMetadata:
+        def parse(copy: _Copy) -> EntryMetadata:
+            key = (self.base_url, copy.url, copy.digest)
+            entry: EntryMetadata | None = _remembered(key)
+            if entry is None:
+                if copy.validated:
+                    data = loads(copy.body(), copy.url)
+                else:
+                    data = validated(copy.body(), copy.url, "registry_entry.schema.json")
+                entry = self._entry_from(data, copy.url)
+                self._mark_validated(copy)
+                _remember(key, entry)
+            # Per lookup, not per document: another index may list the same document.
+            _check_listed(entry, listed)
+            return entry
+
+        return self._load(listed.metadata_url, refresh, parse, self._cap(MAX_DOCUMENT_BYTES))
 
     def _parse_index(self, body: bytes, url: str) -> RegistryIndex:
         data = validated(body, url, "registry_index.schema.json")
@@ -220,18 +353,8 @@ class RegistryClient:
             url, data["version"], data.get("registry"), tuple(entries), by_fp, by_name
         )
 
-    def _parse_entry(self, body: bytes, url: str, listed: IndexEntry) -> EntryMetadata:
-        data = validated(body, url, "registry_entry.schema.json")
-        if data["name"] != listed.name:
-            raise RegistryError(
-                url, "name", f"{data['name']!r} differs from the index's {listed.name!r}"
-            )
-        if data["fingerprint"] != listed.fingerprint:
-            raise RegistryError(
-                url,
-                "fingerprint",
-                f"differs from the index's {listed.fingerprint} for {listed.name}",
-            )
+    def _entry_from(self, data: dict[str, Any], url: str) -> EntryMetadata:
+        """An entry document that passed its schema (now or on an earlier run)."""
         variants: list[SnapshotVariant] = []
         seen: set[str] = set()
         for i, raw in enumerate(data["snapshots"]):
@@ -293,29 +416,30 @@ class RegistryClient:
 
     # --- HTTP and the cache ----------------------------------------------------------
 
-    def _load(
-        self,
-        url: str,
-        refresh: bool,
-        parse: Callable[[bytes, str], _T],
-        limit: int | None = None,
-    ) -> _T:
-        cached = self._read_cache(url)
-        fresh = (
-            cached is not None and self.clock() - cached[1].get("fetched_at", 0) < self.ttl_seconds
-        )
-        if cached is not None and fresh and not refresh:
-            try:
-                return parse(cached[0], url)
-            except RegistryError:
-                cached = None  # a cache file that no longer validates: fetch again
-        body = self._fetch(url, cached, limit or self.max_bytes)
-        return parse(body, url)
+    def _load(self, url: str, refresh: bool, parse: Callable[[_Copy], _T], limit: int) -> _T:
+        copy = self._obtain(url, refresh, limit)
+        try:
+            return parse(copy)
+        except RegistryError:
+            if copy.source not in ("cache", "revalidated"):
+                raise
+        # A cached copy that no longer reads back or validates: download it again.
+        return parse(self._fetch(url, None, limit))
 
-    def _fetch(self, url: str, cached: tuple[bytes, dict[str, Any]] | None, limit: int) -> bytes:
+    def _obtain(self, url: str, refresh: bool, limit: int) -> _Copy:
+        cached = self._read_cache(url)
+        if (
+            cached is not None
+            and not refresh
+            and self.clock() - cached.fetched_at < self.ttl_seconds
+        ):
+            return cached
+        return self._fetch(url, cached, limit)
+
+    def _fetch(self, url: str, cached: _Copy | None, limit: int) -> _Copy:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json, text/plain, */*"}
-        if cached is not None and cached[1].get("etag"):
-            headers["If-None-Match"] = str(cached[1]["etag"])
+        if cached is not None and cached.etag:
+            headers["If-None-Match"] = cached.etag
         request = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
@@ -329,8 +453,12 @@ class RegistryClient:
         except urllib.error.HTTPError as error:
             if error.code == 304 and cached is not None:
                 self._stats["not_modified"] += 1
-                self._write_cache(url, cached[0], cached[1].get("etag"))
-                return cached[0]
+                # The body is unchanged: renew the copy's age, and keep its digest and
+                # its validation, so a revalidated lookup costs what a warm one does.
+                cached.source = "revalidated"
+                cached.fetched_at = self.clock()
+                self._write_meta(cached)
+                return cached
             if error.code == 404:
                 raise RegistryError(
                     url,
@@ -343,15 +471,27 @@ class RegistryClient:
             reason = getattr(error, "reason", None) or error
             return self._stale(url, cached, f"cannot be reached ({reason})")
         self._stats["downloaded"] += 1
-        self._write_cache(url, body, etag)
-        return body
+        digest = hashlib.sha256(body).hexdigest()
+        copy = _Copy(
+            url=url,
+            source="network",
+            etag=etag,
+            fetched_at=self.clock(),
+            digest_known=digest,
+            # A server without ETags sends the same body again: still validated.
+            validated_digest=cached.validated_digest if cached is not None else None,
+            _body=body,
+        )
+        self._write_cache(copy)
+        return copy
 
-    def _stale(self, url: str, cached: tuple[bytes, dict[str, Any]] | None, problem: str) -> bytes:
+    def _stale(self, url: str, cached: _Copy | None, problem: str) -> _Copy:
         if cached is None:
             raise RegistryError(url, "", f"{problem}; try again, or check the registry URL")
-        age = int(self.clock() - cached[1].get("fetched_at", 0))
+        age = int(self.clock() - cached.fetched_at)
         self.warnings.append(f"registry {url} {problem}; using the cached copy ({age} s old)")
-        return cached[0]
+        cached.source = "stale"
+        return cached
 
     def _paths(self, url: str) -> tuple[Path, Path] | None:
         if self._cache is None:
@@ -359,34 +499,95 @@ class RegistryClient:
         key = hashlib.sha256(url.encode()).hexdigest()
         return self._cache / f"{key}.body", self._cache / f"{key}.json"
 
-    def _read_cache(self, url: str) -> tuple[bytes, dict[str, Any]] | None:
+    def _store_path(self, url: str, digest: str) -> Path | None:
+        paths = self._paths(url)
+        return None if paths is None else paths[0].with_suffix(f".{digest[:32]}.sqlite")
+
+    def _read_cache(self, url: str) -> _Copy | None:
         paths = self._paths(url)
         if paths is None:
             return None
         try:
             meta = json.loads(paths[1].read_text())
-            body = paths[0].read_bytes()
         except (OSError, ValueError):
             return None
         if not isinstance(meta, dict) or meta.get("url") != url:
             return None
-        if not isinstance(meta.get("fetched_at"), int | float):
+        fetched_at, etag = meta.get("fetched_at"), meta.get("etag")
+        digest, valid = meta.get("sha256"), meta.get("valid")
+        if not isinstance(fetched_at, int | float) or not paths[0].is_file():
             return None
-        return body, meta
+        return _Copy(
+            url=url,
+            source="cache",
+            body_path=paths[0],
+            etag=etag if isinstance(etag, str) else None,
+            fetched_at=float(fetched_at),
+            digest_known=digest if isinstance(digest, str) else None,
+            validated_digest=valid if isinstance(valid, str) else None,
+        )
 
-    def _write_cache(self, url: str, body: bytes, etag: str | None) -> None:
-        paths = self._paths(url)
+    def _write_cache(self, copy: _Copy) -> None:
+        paths = self._paths(copy.url)
         if paths is None:
             return
-        meta = {"url": url, "etag": etag, "fetched_at": self.clock()}
         try:
             paths[0].parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(paths[0], body)
+            _atomic_write(paths[0], copy.body())
+        except OSError as error:
+            self._unwritable(paths[0].parent, error)
+            return
+        self._write_meta(copy)
+
+    def _write_meta(self, copy: _Copy) -> None:
+        paths = self._paths(copy.url)
+        if paths is None:
+            return
+        meta = {
+            "url": copy.url,
+            "etag": copy.etag,
+            "fetched_at": copy.fetched_at,
+            "sha256": copy.digest_known,
+            "valid": copy.validated_digest,
+        }
+        try:
             _atomic_write(paths[1], json.dumps(meta).encode())
         except OSError as error:
-            # A read-only home (a Lambda, a locked-down host) only costs requests.
-            self.warnings.append(f"registry cache {paths[0].parent} not writable: {error}")
-            self._cache = None
+            self._unwritable(paths[1].parent, error)
+
+    def _mark_validated(self, copy: _Copy) -> None:
+        if copy.validated_digest != copy.digest:
+            copy.validated_digest = copy.digest
+            self._write_meta(copy)
+
+    def _write_store(self, path: Path, index: RegistryIndex, digest: str) -> None:
+        try:
+            write_store(path, index, digest)
+            # Only the newest content's store is kept; a reader holding an older one
+            # open keeps reading it, one opening it later validates again.
+            for old in path.parent.glob(path.name.split(".", 1)[0] + ".*.sqlite"):
+                if old != path:
+                    old.unlink(missing_ok=True)
+        except (OSError, sqlite3.Error) as error:
+            self._unwritable(path.parent, error)
+
+    def _unwritable(self, where: Path, error: Exception) -> None:
+        # A read-only home (a Lambda, a locked-down host) only costs requests.
+        self.warnings.append(f"registry cache {where} not writable: {error}")
+        self._cache = None
+
+
+def _check_listed(entry: EntryMetadata, listed: IndexEntry) -> None:
+    if entry.name != listed.name:
+        raise RegistryError(
+            entry.url, "name", f"{entry.name!r} differs from the index's {listed.name!r}"
+        )
+    if entry.fingerprint != listed.fingerprint:
+        raise RegistryError(
+            entry.url,
+            "fingerprint",
+            f"differs from the index's {listed.fingerprint} for {listed.name}",
+        )
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from petal.errors import PetalError
 from petal.platforms import Architecture
 from petal.validation import JSON, kind_of, problems
 
-MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024  # a 10,000-entry index is ~1.5 MiB
+MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024
+# The index's cap follows from its schema's maxItems (a test keeps the two equal): a
+# registry may list MAX_INDEX_ENTRIES stacks of about 1 KiB each (name, fingerprint,
+# metadata_url, a line of description, a few dozen packages), so a full index loads.
+MAX_INDEX_ENTRIES: Final = 10_000
+INDEX_ENTRY_BYTES: Final = 1024
+MAX_INDEX_BYTES: Final = MAX_INDEX_ENTRIES * INDEX_ENTRY_BYTES
 
 
 class RegistryError(PetalError):
@@ -52,6 +58,25 @@ class RegistryIndex:
 
     def by_name(self, name: str) -> IndexEntry | None:
         return self._by_name.get(name)
+
+    def names(self, limit: int) -> list[str]:
+        return [e.name for e in self.entries[:limit]]
+
+    def whole(self) -> RegistryIndex:
+        return self
+
+
+class IndexLookup(Protocol):
+    """A validated index, looked up one entry at a time: in memory, or in the cache's
+    per-document store, where a lookup reads one row whatever the index's length."""
+
+    def by_fingerprint(self, fingerprint: str) -> IndexEntry | None: ...
+
+    def by_name(self, name: str) -> IndexEntry | None: ...
+
+    def names(self, limit: int) -> list[str]: ...
+
+    def whole(self) -> RegistryIndex: ...
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,17 @@ def _no_constants(name: str) -> Any:
 
 
 def validated(body: bytes, url: str, schema: str) -> dict[str, Any]:
+    data = loads(body, url)
+    found = problems(data, schema, vocabulary=JSON)
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
+        raise RegistryError(url, first.path, first.message + more)
+    return data
+
+
+def loads(body: bytes, url: str) -> dict[str, Any]:
+    """The document as a JSON object, strictly decoded; not yet checked against a schema."""
     text = decode(body, url)
     try:
         data = json.loads(text, parse_constant=_no_constants)
@@ -115,9 +151,4 @@ def validated(body: bytes, url: str, schema: str) -> dict[str, Any]:
         raise RegistryError(url, "", f"is not valid JSON: {error}{hint}") from None
     if not isinstance(data, dict):
         raise RegistryError(url, "", f"must be a JSON object, not {kind_of(data, JSON)}")
-    found = problems(data, schema, vocabulary=JSON)
-    if found:
-        first = found[0]
-        more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
-        raise RegistryError(url, first.path, first.message + more)
     return data

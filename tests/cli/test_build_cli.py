@@ -23,13 +23,21 @@ import lambdas.prepare
 from petal.build.records import BuildRecord, utc_now
 from petal.cli import build_commands, build_watch
 from petal.cli.main import main
-from petal.deployment_contract import TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS, TAG_SEED
+from petal.deployment_contract import (
+    TAG_ARCH,
+    TAG_BUILDER_IMAGE,
+    TAG_FINGERPRINT,
+    TAG_MANAGED,
+    TAG_OS,
+    TAG_SEED,
+)
 from petal.local.deploy import STACK_NAME
 from petal.local.emulator import NOTHING_INSTALLED, LocalAws, LocalFailure, bootstrap_step_names
 from petal.local.server import publish_stack
 from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import load_seed
 from tests.workflow.helpers import locks, petal_instances, petal_snapshots, petal_volumes
+from tests.workflow.test_builder_image import register_pcluster_image
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = "seeds/testing/workload-basic.yaml"
@@ -178,7 +186,7 @@ def test_each_os_and_architecture_is_a_build_of_its_own(
 ) -> None:
     seed = tmp_path / "portable.yaml"
     seed.write_text(PORTABLE_SEED)
-    code = petal("--seed", str(seed), "--os", "alinux2023,rocky9", "--arch", "x86_64,arm64")
+    code = petal("--seed", str(seed), "--os", "alinux2023,ubuntu2404", "--arch", "x86_64,arm64")
     out = capsys.readouterr().out
     assert code == 0, out
     started = executions(aws)
@@ -190,11 +198,11 @@ def test_each_os_and_architecture_is_a_build_of_its_own(
     assert variants == {
         ("alinux2023", "x86_64"),
         ("alinux2023", "arm64"),
-        ("rocky9", "x86_64"),
-        ("rocky9", "arm64"),
+        ("ubuntu2404", "x86_64"),
+        ("ubuntu2404", "arm64"),
     }
     for name in (e["name"] for e in started):
-        suffix = re.search(r"-(al2023|rocky9)-(x86-64|arm64)$", name)
+        suffix = re.search(r"-(al2023|ubuntu2404)-(x86-64|arm64)$", name)
         assert suffix, f"{name} does not name its variant"
         assert f"[{name}] ✅ Cleaned up build resources" in out
     # Every variant built, the arm64 ones on an arm64 builder chosen for them.
@@ -222,6 +230,40 @@ def test_a_variant_the_seed_does_not_fit_is_refused_before_anything_starts(
     assert "architecture=arm64" in err
     assert "Traceback" not in err
     assert executions(aws) == [], "not even the x86_64 variant starts"
+
+
+def test_rocky_without_a_builder_image_is_refused_before_anything_starts(
+    aws: LocalAws, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rocky = tmp_path / "rocky.yaml"
+    rocky.write_text(PORTABLE_SEED + "os: rocky9\n")
+    portable = tmp_path / "portable.yaml"
+    portable.write_text(PORTABLE_SEED)
+    for argv in (("--seed", str(rocky)), ("--seed", str(portable), "--os", "rocky8")):
+        assert petal(*argv) == 2
+        err = capsys.readouterr().err
+        assert "needs build.image" in err and "--builder-ami" in err, err
+        assert "no official ParallelCluster AMI" in err
+        assert "Traceback" not in err
+    assert petal("--seed", str(rocky), "--builder-ami", "rocky9") == 2
+    assert "--builder-ami: 'rocky9' is not an AMI id" in capsys.readouterr().err
+    assert executions(aws) == []
+
+
+def test_builder_ami_builds_rocky_on_that_image(
+    aws: LocalAws, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    image = register_pcluster_image(aws)
+    rocky = tmp_path / "rocky.yaml"
+    rocky.write_text(PORTABLE_SEED + "os: rocky9\n")
+    code = petal("--seed", str(rocky), "--builder-ami", image)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    [execution] = executions(aws)
+    assert json.loads(execution["input"])["builder_ami"] == image
+    [snapshot] = petal_snapshots(aws)
+    assert {"Key": TAG_BUILDER_IMAGE, "Value": image} in snapshot["Tags"]
+    assert_nothing_left(aws)
 
 
 def test_detach_json_prints_what_was_started_and_what_was_reused(
@@ -678,3 +720,66 @@ def test_a_stack_without_petals_outputs_is_not_taken_for_one(
     err = capsys.readouterr().err
     assert "stack 'other' in us-east-1 lacks the outputs" in err
     assert "cdk deploy" in err
+
+
+# --- list: pages ---------------------------------------------------------------------------
+
+
+def _recorded_builds(aws: LocalAws, count: int) -> None:
+    """`count` finished builds in the table, b000 the oldest."""
+    from petal.build.records import iso
+
+    for n in range(count):
+        aws.table.create_build(
+            BuildRecord(
+                build_id=f"b{n:03d}",
+                status="FAILED",
+                started_at=iso(utc_now() + timedelta(minutes=n)),
+                seed_name="workload-basic",
+                fingerprint=FP,
+                os="alinux2023",
+                architecture="x86_64",
+                execution_arn=f"arn:exec:b{n:03d}",
+            )
+        )
+
+
+def test_list_pages_with_limit_and_after(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> None:
+    _recorded_builds(aws, 5)
+    pages: list[list[str]] = []
+    argv: list[str] = ["list", "--json", "--status", "FAILED", "--limit", "2"]
+    while True:
+        assert petal(*argv) == 0
+        listing = json.loads(capsys.readouterr().out)
+        pages.append([b["build_id"] for b in listing["builds"]])
+        if "next" not in listing:
+            break
+        argv = ["list", "--json", "--status", "FAILED", "--limit", "2", "--after", listing["next"]]
+    assert pages == [["b004", "b003"], ["b002", "b001"], ["b000"]]
+
+    assert petal("list", "--status", "FAILED", "--limit", "2") == 0
+    out = capsys.readouterr().out
+    more = re.search(r"more builds: (.*)$", out, re.MULTILINE)
+    assert more is not None
+    assert "build list --status FAILED --limit 2 --after " in more.group(1)
+
+
+def test_list_all_follows_every_page(aws: LocalAws, capsys: pytest.CaptureFixture[str]) -> None:
+    _recorded_builds(aws, 25)
+    assert petal("list", "--json", "--all", "--limit", "3") == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [b["build_id"] for b in listing["builds"]] == [f"b{n:03d}" for n in range(24, -1, -1)]
+    assert set(listing) == {"builds", "software_volumes"}  # no next page
+    assert petal("list", "--json") == 0
+    first = json.loads(capsys.readouterr().out)
+    assert len(first["builds"]) == 20 and "next" in first
+
+
+def test_list_refuses_a_foreign_cursor_and_a_bad_limit(
+    aws: LocalAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert petal("list", "--after", "bm90IGEgY3Vyc29y") == 2
+    assert "--after: 'bm90IGEgY3Vyc29y' is not a cursor" in capsys.readouterr().err
+    assert petal("list", "--limit", "0") == 2
+    with pytest.raises(SystemExit):
+        petal("list", "--all", "--after", "x")

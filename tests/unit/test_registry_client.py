@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from petal.platforms import OPERATING_SYSTEMS
-from petal.registry.client import RegistryClient, default_cache_dir
-from petal.registry.documents import MAX_DOCUMENT_BYTES, EntryNotFound, RegistryError
+from petal.registry.client import RegistryClient, default_cache_dir, forget_parsed_documents
+from petal.registry.documents import (
+    MAX_DOCUMENT_BYTES,
+    MAX_INDEX_BYTES,
+    EntryNotFound,
+    RegistryError,
+)
 from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import parse_seed
 from tests.data.registry.registry_server import BAD, RegistryServer, good_files
@@ -39,6 +44,14 @@ def server() -> Iterator[RegistryServer]:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture(autouse=True)
+def new_process() -> Iterator[None]:
+    """Each test starts as a new petal process: nothing parsed in memory yet."""
+    forget_parsed_documents()
+    yield
+    forget_parsed_documents()
 
 
 def client_for(
@@ -156,8 +169,9 @@ def test_a_cache_file_that_no_longer_validates_is_fetched_again(
     server: RegistryServer, tmp_path: Path, clock: Clock
 ) -> None:
     client_for(server, tmp_path, clock).find(BIO_FP)
-    for body in tmp_path.rglob("*.body"):
-        body.write_bytes(b"{ broken")
+    for cached in [*tmp_path.rglob("*.body"), *tmp_path.rglob("*.sqlite")]:
+        cached.write_bytes(b"{ broken")
+    forget_parsed_documents()
     server.reset_hits()
     assert client_for(server, tmp_path, clock).find(BIO_FP) is not None
     assert server.requests() == 2
@@ -286,9 +300,13 @@ def test_nan_is_not_a_number_here(server: RegistryServer, tmp_path: Path) -> Non
 
 
 def test_oversized_documents_are_refused(server: RegistryServer, tmp_path: Path) -> None:
-    server.files[INDEX] = b" " * (MAX_DOCUMENT_BYTES + 1) + server.files[INDEX]
-    with pytest.raises(RegistryError, match="larger than 2,097,152 bytes"):
+    server.files[INDEX] = b" " * (MAX_INDEX_BYTES + 1) + server.files[INDEX]
+    with pytest.raises(RegistryError, match="larger than 10,240,000 bytes"):
         client_for(server, tmp_path).index()
+    server.files[INDEX] = good_files()[INDEX]
+    server.files[BIO] = b" " * (MAX_DOCUMENT_BYTES + 1) + server.files[BIO]
+    with pytest.raises(RegistryError, match="larger than 2,097,152 bytes"):
+        client_for(server, tmp_path / "entry").find(BIO_FP)
     small = client_for(server, tmp_path / "small", max_bytes=100)
     server.files[INDEX] = good_files()[INDEX]
     with pytest.raises(RegistryError, match="larger than 100 bytes"):
