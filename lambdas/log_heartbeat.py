@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lambdas.clients import client
-from lambdas.observability import correlate, lambda_handler, logger
+from lambdas.observability import add_metric, correlate, lambda_handler, logger
 from petal.build.callbacks import on_log_batch
 from petal.build.config import BuildConfig
 from petal.build.log_events import decode_subscription_event
@@ -27,5 +27,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         now=utc_now(),
     )
     correlate(result.build_id)
+    if result.rejected:
+        # Forged or misdirected: worth an alarm, not a failed invocation.
+        add_metric("LogDeliveryRejected", 1)
     logger.info(result.reason, extra=result.to_json())
     return result.to_json()

@@ -48,7 +48,14 @@ AGENT_CHANNEL_ACTIONS: Final = (
     "ec2messages:SendReply",
 )
 # The command output (CloudWatchOutputConfig): the agent checks that the group exists,
-# then creates a stream per command and writes to it.
+# then creates a stream per command and writes to it. This lets every builder write
+# every stream of the group, another build's included, and IAM offers no narrower
+# grant for one shared role: the stream is <command>/<instance>/<plugin>/stdout, but
+# the only per-instance policy variable, ${ec2:SourceInstanceARN}, is a whole ARN (a
+# stream name cannot hold its ':'), and CloudWatch Logs has no condition key for the
+# stream's name. So the log consumer checks each stream's command and instance against
+# the build record instead (petal.build.callbacks, docs/ARCHITECTURE.md "Trust
+# boundaries"); a group and role per build would be the IAM-enforced alternative.
 BUILD_LOG_ACTIONS: Final = (
     "logs:CreateLogStream",
     "logs:PutLogEvents",

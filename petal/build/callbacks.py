@@ -23,10 +23,19 @@ RUNNING build's builder whose record names no command yet raises TaskTokenNotPar
 EventBridge invokes the function asynchronously, and Lambda runs a failed
 asynchronous invocation again (twice, a minute and then two minutes later), by when
 the token is parked.
+
+Nothing in an event or a log delivery is taken on its word (docs/ARCHITECTURE.md,
+"Trust boundaries"). Every builder may write any stream of the shared build log group,
+so a stream's command and instance are claims; an event's fields could name another
+build's command or instance. Each field that ties an event to a build is checked
+against what petal itself wrote (the parked token, the build record, the instance's
+tags and its state as EC2 reports it), and an event that does not match is ignored
+with `rejected` set, logged as a warning, before anything is claimed, sent or updated.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +43,7 @@ from typing import Any, Final
 
 from petal.aws import ec2_builder, step_functions
 from petal.build.log_events import LogBatch, clip, failure_line
-from petal.build.records import BuildRecord, Progress, iso
+from petal.build.records import BuildRecord, ParkedToken, Progress, iso
 from petal.build.table import BuildTable
 from petal.deployment_contract import (
     MANAGED_VALUE,
@@ -47,6 +56,9 @@ from petal.errors import PetalStepError, TaskTokenNotParked
 
 SSM_DETAIL_TYPE: Final = "EC2 Command Invocation Status-change Notification"
 EC2_DETAIL_TYPE: Final = "EC2 Instance State-change Notification"
+# Sources AWS reserves for its own services: no PutEvents caller can send them.
+SSM_SOURCE: Final = "aws.ssm"
+EC2_SOURCE: Final = "aws.ec2"
 SUCCESS: Final = "Success"
 TIMED_OUT: Final = "TimedOut"
 # SSM's two kinds of TimedOut (GetCommandInvocation's StatusDetails): the agent never
@@ -72,6 +84,8 @@ GONE_STATES: Final = frozenset({"stopping", "shutting-down", "terminated", "stop
 
 TailReader = Callable[[str, str], list[str]]  # (command id, instance id) -> last lines
 
+_log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class CallbackResult:
@@ -79,13 +93,29 @@ class CallbackResult:
     reason: str
     build_id: str | None = None
     command_id: str | None = None
+    # An event that claims to be about a build but does not match its record: forged,
+    # or a builder's doing. Ignored like any other, but worth an operator's look.
+    rejected: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+def _rejected(
+    reason: str, build_id: str | None = None, command_id: str | None = None
+) -> CallbackResult:
+    _log.warning("event rejected: %s", reason)
+    return CallbackResult("ignored", reason, build_id, command_id, rejected=True)
+
+
+def _text(detail: Mapping[str, Any], key: str) -> str:
+    """A string field of an event's detail; "" when missing or not a string."""
+    value = detail.get(key)
+    return value if isinstance(value, str) else ""
+
+
 def handle_event(
-    event: Mapping[str, Any],
+    event: object,
     *,
     table: BuildTable,
     sfn: Any,
@@ -94,11 +124,14 @@ def handle_event(
     document_name: str,
     now: datetime,
 ) -> CallbackResult:
+    if not isinstance(event, Mapping):
+        return _rejected(f"the event is not an object but {type(event).__name__}")
     detail_type = event.get("detail-type")
+    source = event.get("source")
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         return CallbackResult("ignored", "the event has no detail")
-    if detail_type == SSM_DETAIL_TYPE:
+    if detail_type == SSM_DETAIL_TYPE and source == SSM_SOURCE:
         return on_command_status(
             detail,
             table=table,
@@ -108,9 +141,9 @@ def handle_event(
             document_name=document_name,
             now=now,
         )
-    if detail_type == EC2_DETAIL_TYPE:
+    if detail_type == EC2_DETAIL_TYPE and source == EC2_SOURCE:
         return on_instance_state(detail, table=table, sfn=sfn, ec2=ec2, now=now)
-    return CallbackResult("ignored", f"not an event petal handles: {detail_type!r}")
+    return CallbackResult("ignored", f"not an event petal handles: {detail_type!r} from {source!r}")
 
 
 def on_command_status(
@@ -123,27 +156,38 @@ def on_command_status(
     document_name: str,
     now: datetime,
 ) -> CallbackResult:
-    command_id = str(detail.get("command-id") or "")
-    instance_id = str(detail.get("instance-id") or "")
-    status = str(detail.get("status") or "")
-    document = str(detail.get("document-name") or "")
-    if document and document_name and document != document_name:
-        return CallbackResult("ignored", f"command of another document ({document})")
+    command_id = _text(detail, "command-id")
+    instance_id = _text(detail, "instance-id")
+    status = _text(detail, "status")
+    document = _text(detail, "document-name")
+    # The rule matches petal's document, but an event without one (or with another)
+    # is not a bootstrap's: only that document's status may complete a build.
+    if document != document_name:
+        return _rejected(f"command of another document ({document or 'none named'})")
+    if not command_id or not instance_id:
+        return _rejected("the event names no command or no instance")
     if status != SUCCESS and status not in FAILURE_ERRORS:
         return CallbackResult("ignored", f"status {status!r} is not final", command_id=command_id)
+    parked = table.get_token(command_id)
+    if parked is None:
+        _, record = builder_build(ec2, table, instance_id)
+        if (
+            record is not None
+            and record.status == "RUNNING"
+            and not record.command_id
+            and record.instance_id == instance_id
+        ):
+            raise TaskTokenNotParked(
+                f"command {command_id} on {instance_id} ended {status} before build "
+                f"{record.build_id} parked its task token; the event is delivered again"
+            )
+        return CallbackResult("ignored", "no build waits for this command", command_id=command_id)
+    mismatch = _command_mismatch(parked, table.get_build(parked.build_id), command_id, instance_id)
+    if mismatch is not None:
+        return _rejected(mismatch, parked.build_id, command_id)
     token = table.claim_token(command_id, f"command:{status}", now)
     if token is None:
-        existing = table.get_token(command_id)
-        if existing is None:
-            _, record = builder_build(ec2, table, instance_id)
-            if record is not None and record.status == "RUNNING" and not record.command_id:
-                raise TaskTokenNotParked(
-                    f"command {command_id} on {instance_id} ended {status} before build "
-                    f"{record.build_id} parked its task token; the event is delivered again"
-                )
-            return CallbackResult(
-                "ignored", "no build waits for this command", command_id=command_id
-            )
+        existing = table.get_token(command_id) or parked
         return CallbackResult(
             "ignored",
             f"the build already received {existing.outcome}; {status} is a late duplicate",
@@ -159,11 +203,11 @@ def on_command_status(
         action = "succeeded"
     else:
         try:
-            lines = read_tail(command_id, instance_id or token.instance_id)
+            lines = read_tail(command_id, token.instance_id)
         except PetalStepError as problem:
             # The failure must reach the build even when its log cannot be read.
             lines = [f"(the build log could not be read: {problem})"]
-        final = final_status(status, str(detail.get("status-details") or ""), lines)
+        final = final_status(status, _text(detail, "status-details"), lines)
         error = FAILURE_ERRORS[final]
         cause = bootstrap_failure_cause(final, command_id, lines)
         sent = step_functions.send_failure(sfn, token.task_token, error, cause)
@@ -224,8 +268,8 @@ def on_instance_state(
     ec2: Any,
     now: datetime,
 ) -> CallbackResult:
-    instance_id = str(detail.get("instance-id") or "")
-    state = str(detail.get("state") or "")
+    instance_id = _text(detail, "instance-id")
+    state = _text(detail, "state")
     if state not in GONE_STATES:
         return CallbackResult("ignored", f"state {state!r} does not end a build")
     instance, record = builder_build(ec2, table, instance_id)
@@ -236,8 +280,23 @@ def on_instance_state(
         # Before the bootstrap, the ready check sees the instance gone; after it, the
         # build is cleaning up (its own cleanup terminates the builder).
         return CallbackResult("ignored", "no bootstrap is waiting on this instance", build_id)
-    if record.instance_id and record.instance_id != instance_id:
-        return CallbackResult("ignored", f"{instance_id} is not this build's builder", build_id)
+    if record.instance_id != instance_id:
+        # Tagged with this build's id, yet not the instance its record names.
+        return _rejected(f"{instance_id} is not build {build_id}'s builder", build_id)
+    if instance.state not in GONE_STATES:
+        # The event says the builder went away; EC2 says it did not.
+        return _rejected(
+            f"the event says {instance_id} is {state}, EC2 says it is {instance.state}",
+            build_id,
+            record.command_id,
+        )
+    parked = table.get_token(record.command_id)
+    if parked is not None and (parked.build_id, parked.instance_id) != (build_id, instance_id):
+        return _rejected(
+            f"command {record.command_id} was parked for another build or instance",
+            build_id,
+            record.command_id,
+        )
     token = table.claim_token(record.command_id, f"instance:{state}", now)
     if token is None:
         return CallbackResult("ignored", "the bootstrap already ended", build_id, record.command_id)
@@ -264,6 +323,29 @@ def builder_build(
     return instance, table.get_build(tags.get(TAG_BUILD_ID, ""))
 
 
+def _command_mismatch(
+    token: ParkedToken, record: BuildRecord | None, command_id: str, instance_id: str
+) -> str | None:
+    """Why (command_id, instance_id), named by an event or a log stream, is not the
+    bootstrap command of the build whose token is parked under command_id; None when
+    it is. The token was parked by the bootstrap function (with the record's
+    instance), the record by the pipeline: both are petal's word, the event is not.
+    A record naming no command yet is the moment between parking the token and
+    recording the command id (bootstrap.py does both, in that order)."""
+    if token.instance_id != instance_id:
+        return (
+            f"command {command_id} runs on {token.instance_id or 'an unknown instance'}, "
+            f"not on {instance_id or 'no instance'}"
+        )
+    if record is None:
+        return f"build {token.build_id} of command {command_id} has no record"
+    if record.instance_id != instance_id:
+        return f"{instance_id} is not build {record.build_id}'s builder ({record.instance_id})"
+    if record.command_id and record.command_id != command_id:
+        return f"build {record.build_id} runs command {record.command_id}, not {command_id}"
+    return None
+
+
 # --- the build log subscription ----------------------------------------------------------
 
 
@@ -274,6 +356,8 @@ class HeartbeatResult:
     heartbeat_sent: bool
     events: int
     reason: str
+    # The stream does not belong to the build its command names (see CallbackResult).
+    rejected: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -281,9 +365,18 @@ class HeartbeatResult:
 
 def on_log_batch(batch: LogBatch, *, table: BuildTable, sfn: Any, now: datetime) -> HeartbeatResult:
     """Any marker line proves the bootstrap is alive: one heartbeat per delivery, and
-    the newest step / progress / failure onto the build record for `petal build status`."""
+    the newest step / progress / failure onto the build record for `petal build status`.
+
+    Only from the build's own stream: any builder may write any stream name in the
+    group, so the command and instance the name claims must be the build's (its
+    parked token and its record), or the delivery changes nothing."""
     command_id = batch.command_id
     events = batch.events()
+    stream = batch.stream
+    if stream is None:
+        reason = f"{batch.log_stream!r} is not an SSM command output stream"
+        _log.warning("log delivery rejected: %s", reason)
+        return HeartbeatResult(command_id, None, False, len(events), reason, rejected=True)
     token = table.get_token(command_id)
     if token is None:
         return HeartbeatResult(command_id, None, False, len(events), "no build waits for it")
@@ -291,11 +384,21 @@ def on_log_batch(batch: LogBatch, *, table: BuildTable, sfn: Any, now: datetime)
         return HeartbeatResult(
             command_id, token.build_id, False, len(events), f"already {token.outcome}"
         )
+    record = table.get_build(token.build_id)
+    mismatch = _command_mismatch(token, record, command_id, stream.instance_id)
+    if mismatch is None and record is not None and record.log_group not in (None, batch.log_group):
+        mismatch = f"build {record.build_id} logs to {record.log_group}, not {batch.log_group}"
+    if mismatch is not None:
+        _log.warning("log delivery rejected (%s): %s", batch.log_stream, mismatch)
+        return HeartbeatResult(
+            command_id, token.build_id, False, len(events), mismatch, rejected=True
+        )
     sent = step_functions.send_heartbeat(sfn, token.task_token)
     values: dict[str, Any] = {}
     if batch.last_timestamp_ms is not None:
         seen = datetime.fromtimestamp(batch.last_timestamp_ms / 1000, tz=UTC)
         values["last_heartbeat_at"] = iso(seen)
+    # The markers' free text is already free of terminal controls (log_markers).
     for event in events:
         if event.kind == "step" and event.step:
             values["bootstrap_step"] = event.step

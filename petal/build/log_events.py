@@ -9,6 +9,12 @@ subscription delivers the events that contain a marker to the log_heartbeat func
 several per invocation, as base64-encoded gzip JSON. This module decodes those
 deliveries, cuts each message into whole lines, and reads the tail of a command's
 output (for the cause of a failed build).
+
+Everything in the group is the builders' to write: the builder role may write any
+stream of it (IAM cannot tie a stream name to the calling instance, see
+stacks/builder_identity.py). So a stream's name is a claim, not a proof: `parse_stream`
+only reads it, and petal.build.callbacks checks it against the build record; the text
+leaves here with its terminal controls neutralised (petal.text).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -26,9 +33,31 @@ from petal.aws.errors import error_code, translate
 from petal.build.log_markers import LogEvent, parse_log
 from petal.deployment_contract import FAILURE_MARKER
 from petal.errors import PetalStepError
+from petal.text import terminal_safe
 
 TAIL_LINES: Final = 20
 TAIL_CHARACTERS: Final = 3000
+# SSM's CloudWatchOutputConfig stream: <command id>/<instance id>/<plugin>/stdout|stderr.
+_STREAM: Final = re.compile(
+    r"(?P<command_id>[^/]+)/(?P<instance_id>m?i-[0-9a-f]+)/(?P<plugin>[^/]+)/(?:stdout|stderr)"
+)
+
+
+@dataclass(frozen=True)
+class StreamName:
+    """What a stream's name claims: the command and the instance it is the output of."""
+
+    command_id: str
+    instance_id: str
+    plugin: str
+
+
+def parse_stream(log_stream: str) -> StreamName | None:
+    """The parts of an SSM command output stream's name; None for any other name."""
+    match = _STREAM.fullmatch(log_stream)
+    if match is None:
+        return None
+    return StreamName(match["command_id"], match["instance_id"], match["plugin"])
 
 
 @dataclass(frozen=True)
@@ -40,6 +69,10 @@ class LogBatch:
     @property
     def command_id(self) -> str:
         return command_id_of_stream(self.log_stream)
+
+    @property
+    def stream(self) -> StreamName | None:
+        return parse_stream(self.log_stream)
 
     def events(self) -> list[LogEvent]:
         """The markers of every whole line, in the order printed."""
@@ -127,8 +160,10 @@ def encode_subscription_event(
 def tail_command_output(
     logs: Any, log_group: str, command_id: str, instance_id: str, lines: int = TAIL_LINES
 ) -> list[str]:
-    """The last `lines` lines the command wrote (stdout, then stderr), oldest first.
-    Empty when the log group or streams do not exist (the command never started)."""
+    """The last `lines` lines the command wrote (stdout, then stderr), oldest first,
+    with their terminal controls neutralised: they end up in the failure's cause, which
+    the CLI prints and the execution shows. Empty when the log group or streams do not
+    exist (the command never started)."""
     prefix = stream_prefix(command_id, instance_id)
     collected: list[str] = []
     try:
@@ -142,7 +177,8 @@ def tail_command_output(
                 logGroupName=log_group, logStreamName=name, startFromHead=False, limit=lines
             )
             for event in response.get("events", []):
-                collected.extend(str(event.get("message", "")).splitlines())
+                message = str(event.get("message", ""))
+                collected.extend(terminal_safe(line) for line in message.splitlines())
     except ClientError as error:
         if error_code(error) == "ResourceNotFoundException":
             return collected

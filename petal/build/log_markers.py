@@ -8,7 +8,9 @@ Used by the build-log subscription Lambda, the CLI's progress display and local 
     PETAL-FAILED <step>: <reason>  the bootstrap failed in <step> (the last line it prints)
 
 A marker counts only at the start of a line (leading whitespace aside), so a package's
-build output that merely mentions one is not taken for it.
+build output that merely mentions one is not taken for it. The free text of a marker
+(a spec, a failure's reason) is the builder's: it leaves here with its terminal
+controls neutralised (petal.text), so no record or display holds them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from petal.deployment_contract import (
     PROGRESS_MARKER,
     STEP_MARKER,
 )
+from petal.text import terminal_safe
 
 LogKind = Literal["step", "progress", "heartbeat", "failed"]
 
@@ -63,11 +66,13 @@ def parse_log_line(line: str) -> LogEvent | None:
         done, total = int(match["done"]), int(match["total"])
         if not 1 <= done <= total:
             return None
-        return LogEvent(kind="progress", done=done, total=total, spec=match["spec"])
+        spec = terminal_safe(match["spec"], one_line=True)
+        return LogEvent(kind="progress", done=done, total=total, spec=spec)
     if match := _HEARTBEAT.fullmatch(text):
         return LogEvent(kind="heartbeat", timestamp=int(match["time"]))
     if match := _FAILED.fullmatch(text):
-        return LogEvent(kind="failed", step=match["step"], message=match["message"])
+        message = terminal_safe(match["message"], one_line=True)
+        return LogEvent(kind="failed", step=match["step"], message=message)
     return None
 
 

@@ -1,5 +1,8 @@
 """How commands speak: JSON for scripts, plain lines or rich text for people, and the
-exit codes are petal.errors' (listed in `petal --help` and README.md)."""
+exit codes are petal.errors' (listed in `petal --help` and README.md).
+
+Text a builder, a registry or a seed wrote goes through `terminal_safe` before it is
+printed for people (petal.text says why); JSON escapes control characters itself."""
 
 from __future__ import annotations
 
@@ -7,6 +10,16 @@ import argparse
 import json
 import sys
 from typing import Any, TextIO
+
+from petal.text import terminal_safe
+
+__all__ = [
+    "add_json_flag",
+    "error",
+    "is_terminal",
+    "print_json",
+    "terminal_safe",
+]
 
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:

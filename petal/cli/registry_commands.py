@@ -14,7 +14,7 @@ from typing import Any
 
 from petal.cli import hints
 from petal.cli.commands import command
-from petal.cli.output import error, is_terminal, print_json
+from petal.cli.output import error, is_terminal, print_json, terminal_safe
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, InvalidInput, PetalError
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
 from petal.registry.client import RegistryClient
@@ -124,7 +124,7 @@ def _client(args: argparse.Namespace) -> RegistryClient:
 
 def _warn(client: RegistryClient) -> None:
     for warning in client.warnings:
-        sys.stderr.write(f"petal: warning: {warning}\n")
+        sys.stderr.write(f"petal: warning: {terminal_safe(str(warning))}\n")
 
 
 def _index_entry_json(entry: IndexEntry) -> dict[str, Any]:
@@ -172,16 +172,18 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) ->
     if is_terminal():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title)
+        # Registry text as Text, not markup: "[link=...]" would make a hidden link.
+        table = Table(title=Text(terminal_safe(title, one_line=True)))
         for column in columns:
             table.add_column(column)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(Text(terminal_safe(cell, one_line=True)) for cell in row))
         Console().print(table)
         return
     for row in rows:
-        print("\t".join(row))
+        print("\t".join(terminal_safe(cell, one_line=True) for cell in row))
 
 
 def _run(args: argparse.Namespace, body: Any) -> int:
@@ -254,18 +256,18 @@ def _info(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"registry": client.base_url, **_metadata_json(entry)})
             return EXIT_OK
-        print(f"{entry.name}: {entry.description}")
+        print(terminal_safe(f"{entry.name}: {entry.description}", one_line=True))
         print(f"  fingerprint: {entry.fingerprint}")
-        print(f"  owner: AWS account {entry.aws_account}")
+        print(terminal_safe(f"  owner: AWS account {entry.aws_account}", one_line=True))
         if entry.packages:
-            print(f"  packages: {', '.join(entry.packages)}")
+            print(terminal_safe(f"  packages: {', '.join(entry.packages)}", one_line=True))
         if entry.seed_url:
-            print(f"  seed: {entry.seed_url}")
+            print(terminal_safe(f"  seed: {entry.seed_url}", one_line=True))
         flags = [f"{k}={v}" for k, v in (("public", entry.public), ("verified", entry.verified))]
         dates = [
             f"{k} {v}" for k, v in (("created", entry.created), ("updated", entry.updated)) if v
         ]
-        print(f"  {', '.join(flags + dates)}")
+        print(terminal_safe(f"  {', '.join(flags + dates)}", one_line=True))
         rows = [
             (v.region, v.snapshot_id, v.os, v.architecture, f"{v.size_gb} GiB", v.description)
             for v in entry.variants
@@ -351,12 +353,14 @@ def _check(args: argparse.Namespace) -> int:
             )
         elif found and entry is not None:
             where = ", ".join(sorted({v.region for v in variants}))
-            print(f"{args.seed}: {entry.name} has {os_name}/{arch} snapshots in {where}")
+            found_line = f"{args.seed}: {entry.name} has {os_name}/{arch} snapshots in {where}"
+            print(terminal_safe(found_line, one_line=True))
             create = hints.petal(f"create --seed {args.seed} --name <cluster>")
             print(f"  create a cluster with: {create}")
         else:
             offered = "" if entry is None else f" ({entry.name} offers other variants)"
-            print(f"{args.seed}: no {os_name}/{arch} snapshot in the registry for {fp}{offered}")
+            missing = f"{args.seed}: no {os_name}/{arch} snapshot in the registry for {fp}{offered}"
+            print(terminal_safe(missing, one_line=True))
             print(f"  build one with: {hints.petal(f'build --seed {args.seed}')}")
         return EXIT_OK if found else EXIT_FAILURE
 

@@ -433,6 +433,35 @@ class _BootstrapRun:
             self._harness.event_results.append((CALLBACK_FUNCTION, event, outcome))
 
 
+def write_builder_output(harness: Harness, log_stream: str, lines: list[str]) -> None:
+    """What any builder can do: write `lines` (one event) into any stream of the build
+    log group, and have the subscription deliver them to log_heartbeat. The builder
+    role may write every stream of the group (IAM cannot tie a stream name to the
+    calling instance), so the workflow tests use this to show that a build heeds only
+    its own builder's output."""
+    logs = harness.client("logs")
+    log_group = harness.deployment.build_log_group
+    message = "".join(f"{line}\n" for line in lines)
+    stamp = _ms(datetime.now(UTC))
+    with contextlib.suppress(ClientError):
+        logs.create_log_stream(logGroupName=log_group, logStreamName=log_stream)
+    logs.put_log_events(
+        logGroupName=log_group,
+        logStreamName=log_stream,
+        logEvents=[{"timestamp": stamp, "message": message}],
+    )
+    if any(term in message for term in SUBSCRIPTION_TERMS):
+        harness.deliver_event(
+            LOG_HEARTBEAT_FUNCTION,
+            encode_subscription_event(
+                log_group=log_group,
+                log_stream=log_stream,
+                messages=[(stamp, message)],
+                owner=ACCOUNT_ID,
+            ),
+        )
+
+
 def _set_command_status(region: str, command_id: str, status: str, details: str) -> None:
     from moto.ssm.models import ssm_backends
 

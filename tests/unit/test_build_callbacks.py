@@ -62,6 +62,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[BuildTable, Any]]:
                 started_at=iso(NOW),
                 step="bootstrap",
                 command_id="cmd-1",
+                instance_id="i-1",
                 execution_arn="A",
             )
         )
@@ -86,6 +87,7 @@ def ssm_event(
 ) -> dict[str, Any]:
     return {
         "detail-type": "EC2 Command Invocation Status-change Notification",
+        "source": "aws.ssm",
         "detail": {
             "command-id": command_id,
             "instance-id": instance_id,
@@ -222,7 +224,9 @@ def test_a_command_that_ends_before_its_token_is_parked_is_delivered_again(
     table, ec2 = aws
     instance = launch_builder(ec2, "b2")
     table.create_build(
-        BuildRecord(build_id="b2", status="RUNNING", started_at=iso(NOW), step="ready")
+        BuildRecord(
+            build_id="b2", status="RUNNING", started_at=iso(NOW), step="ready", instance_id=instance
+        )
     )
     sfn = FakeStepFunctions()
     early = ssm_event("Success", command_id="cmd-2", instance_id=instance)
@@ -279,9 +283,21 @@ def test_a_terminated_builder_fails_its_running_build(aws: tuple[BuildTable, Any
     table, ec2 = aws
     instance = launch_builder(ec2, "b1")
     table.update_build("b1", {"instance_id": instance})
+    table.park_token(
+        "cmd-1",
+        task_token="T1",
+        build_id="b1",
+        instance_id=instance,
+        execution_arn="A",
+        now=NOW,
+        expires_at=NOW + timedelta(days=1),
+    )
+    # EC2 is asked whether the builder really went away.
+    ec2.terminate_instances(InstanceIds=[instance])
     sfn = FakeStepFunctions()
     event = {
         "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
         "detail": {"instance-id": instance, "state": "shutting-down"},
     }
     assert handle(aws, sfn, event)["action"] == "failed"
@@ -306,6 +322,7 @@ def test_an_instance_that_is_not_a_builder_is_ignored(aws: tuple[BuildTable, Any
     sfn = FakeStepFunctions()
     event = {
         "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
         "detail": {"instance-id": instance, "state": "terminated"},
     }
     assert handle(aws, sfn, event)["action"] == "ignored"
