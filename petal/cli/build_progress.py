@@ -20,6 +20,7 @@ from rich.text import Text
 
 from petal.build.records import FINISHED, SUCCESSFUL, BuildRecord, parse_iso
 from petal.cli import hints
+from petal.cli.output import terminal_safe
 from petal.local import mode as local_mode
 from petal.seed.model import Seed
 
@@ -77,7 +78,9 @@ def progress_text(record: BuildRecord) -> str | None:
 def _progress_caption(record: BuildRecord) -> str:
     progress = record.progress
     assert progress is not None
-    return f"{progress.done}/{progress.total} - Installing {progress.spec}"
+    # The spec is what the builder printed: it reaches the terminal only made safe.
+    spec = terminal_safe(progress.spec, one_line=True)
+    return f"{progress.done}/{progress.total} - Installing {spec}"
 
 
 def status_line(record: BuildRecord, now: datetime) -> str:
@@ -186,7 +189,9 @@ def summary_lines(
 ) -> list[str]:
     """What a finished build leaves the user with, as in the spec's example output."""
     if record.status in SUCCESSFUL:
-        packages = ", ".join(seed.software.packages) if seed else "(see petal build list)"
+        packages = (
+            ", ".join(seed.software.packages) if seed else f"(see {hints.petal('build list')})"
+        )
         return [
             "Software Volume Ready!",
             f"  Snapshot ID: {record.snapshot_id}",
@@ -197,7 +202,11 @@ def summary_lines(
             "Deploy clusters with:",
             *(f"  {command}" for command in deploy_commands(record, seed, seed_file, regions)),
         ]
-    cause = record.error.cause if record.error else "no reason recorded"
+    # The cause quotes the builder's log tail, and was written by the pipeline, which
+    # cannot know how this command was invoked (its suggestions need this one's options).
+    cause = (
+        hints.in_text(terminal_safe(record.error.cause)) if record.error else "no reason recorded"
+    )
     if not record.command_id:
         return [cause]  # the install never started: there is no log to read
     return [cause, f"  Log of the install: {hints.petal(f'build logs {record.build_id}')}"]

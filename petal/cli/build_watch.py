@@ -26,7 +26,7 @@ from petal.build.records import FINISHED, SUCCESSFUL, BuildFailure, BuildRecord,
 from petal.build.table import BuildTable
 from petal.cli import hints
 from petal.cli.build_progress import BuildRegions, new_lines, rich_view, summary_lines
-from petal.cli.output import is_terminal, print_json
+from petal.cli.output import is_terminal, print_json, terminal_safe
 from petal.errors import EXIT_FAILURE, EXIT_OK, InvalidInput
 from petal.local import mode as local_mode
 from petal.seed.model import Seed
@@ -51,7 +51,8 @@ class Pipeline:
 
 def configured_region() -> str | None:
     """The region a command uses unless told otherwise: ~/.petal/config.yaml's
-    deployment.region, else the AWS configuration's."""
+    deployment.region (or PETAL_REGION), else AWS_REGION, AWS_DEFAULT_REGION or the
+    AWS profile's."""
     return load_user_config().deployment.region or aws_session.default_region()
 
 
@@ -67,7 +68,7 @@ def find_pipeline(region: str | None, stack_name: str | None) -> Pipeline:
         raise InvalidInput(problem)
     region = region or configured_region()
     if region is None:
-        raise DeploymentNotFound("no AWS region: pass --region or set AWS_REGION")
+        raise DeploymentNotFound(f"no AWS region: {aws_session.REGION_SOURCES}")
     stack = stack_name or config.deployment.stack_name
 
     def client(service: str) -> Any:
@@ -264,5 +265,6 @@ def _print_new_events(logs: Any, group: str, command_id: str, seen: set[str]) ->
         for event in page.get("events", []):
             if event["eventId"] not in seen:
                 seen.add(event["eventId"])
-                sys.stdout.write(event["message"].rstrip("\n") + "\n")
+                # The builder wrote it: no escape sequence reaches the terminal.
+                sys.stdout.write(terminal_safe(event["message"].rstrip("\n")) + "\n")
     sys.stdout.flush()

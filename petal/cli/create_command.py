@@ -40,7 +40,7 @@ from petal.cluster.settings import (
 )
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, InvalidInput
 from petal.local import mode as local_mode
-from petal.platforms import ARCHITECTURES
+from petal.platforms import ARCHITECTURES, needs_builder_image
 from petal.seed.loading import load_seed
 from petal.seed.model import Seed
 from petal.user_config import UserConfig, load_user_config
@@ -411,6 +411,20 @@ def _built_elsewhere(prepared: _Prepared, missing: SnapshotNotFound) -> Resoluti
         return None
 
 
+def _variant_flags(seed: Seed, settings: ClusterSettings) -> str:
+    """The `petal build` flags for the variant the cluster asked for, where it is not
+    the seed's own; an OS with no official AMI also needs the user's builder image."""
+    flags = ""
+    if settings.os != seed.os:
+        flags += f" --os {settings.os}"
+    if settings.architecture != seed.architecture:
+        flags += f" --arch {settings.architecture}"
+    own_image = seed.build.image if flags == "" else None
+    if needs_builder_image(settings.os) and own_image is None:
+        flags += " --builder-ami AMI_ID"  # the user's `pcluster build-image` image
+    return flags
+
+
 def _not_found(
     args: argparse.Namespace,
     seed: Seed,
@@ -418,7 +432,7 @@ def _not_found(
     missing: SnapshotNotFound,
     elsewhere: Resolution | None,
 ) -> int:
-    build = hints.petal(f"build --seed {shlex.quote(args.seed)}")
+    build = hints.petal(f"build --seed {shlex.quote(args.seed)}{_variant_flags(seed, settings)}")
     copy = (
         hints.petal(
             f"build copy {elsewhere.snapshot_id} --from {elsewhere.region} "
@@ -426,13 +440,6 @@ def _not_found(
         )
         if elsewhere is not None
         else None
-    )
-    variant_differs = (settings.os, settings.architecture) != (seed.os, seed.architecture)
-    note = (
-        f"\n  (the build uses the seed's os and architecture: set os: {settings.os} and "
-        f"architecture: {settings.architecture} in the seed for this variant)"
-        if variant_differs
-        else ""
     )
     if args.json:
         print_json(
@@ -468,5 +475,5 @@ def _not_found(
             f"there, then run this command again:\n  {copy}\n"
         )
         return EXIT_FAILURE
-    sys.stderr.write(f"Build one first with:\n  {build}{note}\n")
+    sys.stderr.write(f"Build one first with:\n  {build}\n")
     return EXIT_FAILURE

@@ -136,9 +136,9 @@ def dispatch(args: argparse.Namespace) -> int:
             if failure.json_replaces_message:
                 return failure.exit_code
         if failure.is_report:
-            sys.stderr.write(f"{failure}\n")
+            sys.stderr.write(f"{_as_invoked(str(failure))}\n")
         else:
-            error(str(failure))
+            error(_as_invoked(str(failure)))
         return failure.exit_code
     except KeyboardInterrupt:
         error("interrupted")
@@ -155,6 +155,16 @@ def dispatch(args: argparse.Namespace) -> int:
         error(f"AWS request failed: {failure}")
         return EXIT_FAILURE
     return code
+
+
+def _as_invoked(message: str) -> str:
+    """The message with the commands it suggests as this invocation would type them.
+    Only local mode changes them, and then the emulator's module is loaded already."""
+    if "petal.local.mode" not in sys.modules:
+        return message
+    from petal.cli.hints import in_text
+
+    return in_text(message)
 
 
 def _emulator_stopped(failure: BaseException) -> bool:

@@ -64,6 +64,8 @@ def install(hooks: Hooks) -> Callable[[], None]:
         _aws_managed_ebs_key(),
         _snapshots_keep_their_volumes_key(),
         _copies_keep_a_key(),
+        _registered_images_keep_their_architecture(),
+        _commands_run_on_their_instances_only(),
     ]
     undos = [_apply(owner, name, replacement) for owner, name, replacement in patches]
 
@@ -419,3 +421,34 @@ def _copies_keep_a_key() -> Patch:
         return copy
 
     return EBSBackend, "copy_snapshot", copy_snapshot
+
+
+def _registered_images_keep_their_architecture() -> Patch:
+    """moto's RegisterImage drops Architecture (the image then has none, and petal's
+    architecture check cannot pass); AWS keeps it, and takes i386 when none is given."""
+    from moto.ec2.responses import EC2Response
+    from moto.ec2.responses.amis import AmisResponse
+
+    original = AmisResponse.register_image
+
+    def register_image(response: Any) -> Any:
+        result = original(response)
+        image = response.ec2_backend.amis[result.result["ImageId"]]  # type: ignore[index]
+        image.architecture = response._get_param("Architecture") or "i386"
+        return result
+
+    return EC2Response, "register_image", register_image
+
+
+def _commands_run_on_their_instances_only() -> Patch:
+    """moto's SendCommand without Targets adds every instance of the account to the
+    InstanceIds it was given (an empty filter matches all); AWS runs the command on the
+    instances named, and only there."""
+    from moto.ssm.models import Command
+
+    original = Command._get_instance_ids_from_targets
+
+    def instance_ids_from_targets(command: Any) -> list[str]:
+        return list(original(command)) if command.targets else []
+
+    return Command, "_get_instance_ids_from_targets", instance_ids_from_targets

@@ -834,3 +834,22 @@ Stopped watching; the build goes on. Resume with:
   petal build status {BUILD_ID} --watch
 """
     )
+
+
+def test_the_build_log_reaches_the_terminal_without_its_escape_sequences(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class Logs:
+        def get_paginator(self, name: str) -> Any:
+            assert name == "filter_log_events"
+            return SimpleNamespace(paginate=lambda **kwargs: [{"events": events}])
+
+    events = [
+        {
+            "eventId": "1",
+            "message": "PETAL-STEP install\n\x1b[2Jcleared\x1b]8;;https://x\x07link\n",
+        },
+        {"eventId": "2", "message": "done\n"},
+    ]
+    build_watch._print_new_events(Logs(), "group", "cmd", set())
+    assert capsys.readouterr().out == "PETAL-STEP install\nclearedlink\ndone\n"

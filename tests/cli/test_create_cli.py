@@ -134,7 +134,12 @@ def test_no_snapshot_for_another_os_explains_the_build(
     own_snapshot()
     code = petal("create", "--seed", SEED, "--name", "c1", "--subnet", SUBNET, "--os", "rocky9")
     assert code == 1
-    assert "set os: rocky9 and architecture: x86_64 in the seed" in capsys.readouterr().err
+    # A build of that variant, with the builder image rocky needs (no official AMI).
+    assert (
+        f"Build one first with:\n  petal build --seed {SEED} --os rocky9 --builder-ami AMI_ID\n"
+    ) in capsys.readouterr().err
+    assert petal("create", "--seed", SEED, "--name", "c1", "--subnet", SUBNET, "--arch", "arm64")
+    assert f"petal build --seed {SEED} --arch arm64\n" in capsys.readouterr().err
 
 
 def test_pcluster_on_path_is_run_with_the_exact_command(

@@ -18,3 +18,21 @@ def test_in_local_mode_a_hint_carries_local(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PETAL_STACK_NAME", STACK_NAME)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     assert hints.petal("build status b-1 --watch") == "petal --local build status b-1 --watch"
+
+
+def test_commands_in_text_written_elsewhere_carry_local_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A step's failure cause, written by the pipeline: it cannot know about --local.
+    cause = (
+        "another build holds the lock (`petal build status b-0`); run petal bake again. "
+        "petal local mode says so; petal --local create is right already"
+    )
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    assert hints.in_text(cause) == cause
+    monkeypatch.setenv("PETAL_STACK_NAME", STACK_NAME)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    assert hints.in_text(cause) == (
+        "another build holds the lock (`petal --local build status b-0`); run petal --local "
+        "bake again. petal local mode says so; petal --local create is right already"
+    )

@@ -7,20 +7,11 @@ with `petal local stop` even when the test fails.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shlex
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
@@ -38,92 +29,13 @@ from petal.deployment_contract import (
 )
 from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import load_seed
+from tests.cli.local_session import REPO, Demo
 from tests.workflow.helpers import petal_instances
 
-REPO = Path(__file__).resolve().parents[2]
 SEED = "seeds/testing/workload-basic.yaml"
 FP = fingerprint(load_seed(REPO / SEED))
-COMMAND_TIMEOUT = 120
 
 pytestmark = pytest.mark.filterwarnings("ignore:The 'default' argument to fields:Warning")
-
-
-def petal_command() -> list[str]:
-    script = Path(sys.executable).parent / "petal"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "petal"]
-
-
-@dataclass
-class Demo:
-    state_dir: Path
-    env: dict[str, str]
-
-    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*petal_command(), *argv],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-
-    def server(self) -> dict[str, Any]:
-        info: dict[str, Any] = json.loads((self.state_dir / "server.json").read_text())
-        return info
-
-    def client(self, service: str) -> Any:
-        info = self.server()
-        return boto3.session.Session().client(
-            service,
-            region_name=info["region"],
-            endpoint_url=info["endpoint"],
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )  # type: ignore[call-overload]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    # A zombie is not running; ps tells (it shows state Z).
-    state = subprocess.run(
-        ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return bool(state) and not state.startswith("Z")
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PETAL_"))}
-    # What `make demo` exports; the user's AWS settings stay out of it. The simulated
-    # install is not paced for a person watching (benchmarks/local_demo.py times that).
-    env.update(
-        {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "PETAL_LOCAL_DIR": str(tmp_path / "local"),
-            "PETAL_LOCAL_PACE_SECONDS": "0",
-        }
-    )
-    session = Demo(tmp_path / "local", env)
-    try:
-        yield session
-    finally:
-        pid = None
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            pid = int(session.server()["pid"])
-        stopped = session.run("local", "stop")
-        if pid is not None:
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _alive(pid):  # our emulator did not stop: do not leave it behind
-                os.kill(pid, signal.SIGKILL)
-                pytest.fail(f"`petal local stop` left the emulator (pid {pid}) running")
-        assert stopped.returncode == 0, stopped.stderr
 
 
 def running_instances(demo: Demo) -> list[str]:

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 from petal.local import mode
-from tests.cli.test_local_demo import REPO, petal_command
+from tests.cli.local_session import REPO, gone, local_environment, petal_command
 
 COMMAND_TIMEOUT = 120
 DIED = "ended without `petal local stop`"
@@ -39,14 +38,7 @@ class Emulators:
 
     def run(self, name: str, *argv: str) -> subprocess.CompletedProcess[str]:
         self.used.add(name)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PETAL_"))}
-        env.update(
-            {
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "PETAL_LOCAL_DIR": str(self.directory(name)),
-                "PETAL_LOCAL_PACE_SECONDS": "0",
-            }
-        )
+        env = local_environment(self.directory(name))
         return subprocess.run(
             [*petal_command(), *argv],
             cwd=REPO,
@@ -62,19 +54,6 @@ class Emulators:
         return int(info["pid"])
 
 
-def _gone(pid: int, timeout: float = 10) -> bool:
-    """Whether `pid` has ended (a zombie waiting to be reaped counts as ended)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = subprocess.run(
-            ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        if not state or state.startswith("Z"):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture
 def emulators(tmp_path: Path) -> Iterator[Emulators]:
     session = Emulators(tmp_path)
@@ -84,7 +63,7 @@ def emulators(tmp_path: Path) -> Iterator[Emulators]:
         for name in session.used:
             server = mode.recorded_server(session.directory(name))
             session.run(name, "local", "stop")
-            if server is not None and not _gone(server.pid, timeout=5):
+            if server is not None and not gone(server.pid, timeout=5):
                 with contextlib.suppress(OSError):
                     os.kill(server.pid, signal.SIGKILL)
 
@@ -97,7 +76,7 @@ def test_a_killed_emulator_is_reported_by_the_next_command(emulators: Emulators)
     assert DIED not in first.stderr
     killed = emulators.pid("a")
     os.kill(killed, signal.SIGKILL)
-    assert _gone(killed)
+    assert gone(killed)
 
     after = emulators.run("a", "--local", "build", "list")
 
@@ -124,7 +103,7 @@ def test_stop_ends_the_emulator_of_its_own_state_directory_only(emulators: Emula
 
     assert stopped.returncode == 0, stopped.stderr
     assert f"Stopped the local AWS emulator (pid {a_pid})" in stopped.stdout
-    assert _gone(a_pid)
+    assert gone(a_pid)
     a_status = emulators.run("a", "local", "status")
     assert "is not running" in a_status.stdout
     assert "Before:" not in a_status.stdout  # a stop that was asked for is no news

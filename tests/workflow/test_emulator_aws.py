@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 
 from petal.local.emulator import LocalAws
 from petal.sharing.public import get_block_public_access_state
@@ -42,3 +44,31 @@ def test_an_encrypted_build_snapshot_names_the_aws_managed_key_that_forbids_shar
     assert near["KmsKeyId"] == key["Arn"]
     west_key = boto3.client("kms", region_name="us-west-2").describe_key(KeyId="alias/aws/ebs")
     assert far["KmsKeyId"] == west_key["KeyMetadata"]["Arn"]
+
+
+def test_a_registered_image_keeps_its_architecture(aws: LocalAws) -> None:
+    ec2 = aws.client("ec2")
+    arm = ec2.register_image(Name="mine-arm", Architecture="arm64", RootDeviceName="/dev/xvda")
+    plain = ec2.register_image(Name="mine-plain", RootDeviceName="/dev/xvda")
+    images = {
+        image["ImageId"]: image["Architecture"]
+        for image in ec2.describe_images(ImageIds=[arm["ImageId"], plain["ImageId"]])["Images"]
+    }
+    # AWS's default for an EBS-backed RegisterImage without Architecture is i386.
+    assert images == {arm["ImageId"]: "arm64", plain["ImageId"]: "i386"}
+
+
+def test_a_command_runs_on_the_instances_it_names_only(aws: LocalAws) -> None:
+    ec2, ssm = aws.client("ec2"), aws.client("ssm")
+    image = ec2.register_image(Name="any", Architecture="x86_64", RootDeviceName="/dev/xvda")
+    named, other = (
+        i["InstanceId"]
+        for i in ec2.run_instances(ImageId=image["ImageId"], MinCount=2, MaxCount=2)["Instances"]
+    )
+    command = ssm.send_command(
+        InstanceIds=[named], DocumentName="AWS-RunShellScript", Parameters={"commands": ["true"]}
+    )["Command"]
+    assert command["InstanceIds"] == [named]
+    ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=named)
+    with pytest.raises(ClientError, match="InvocationDoesNotExist"):
+        ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=other)
