@@ -35,6 +35,16 @@ $(UV_VENV)/.installed: $(LOCKS)/uv.txt
 		-r $(LOCKS)/uv.txt
 	touch $@
 
+# checkov scans the synthesized template (tests/infra/test_checkov.py). Like uv it has a
+# venv of its own, so its many pins never meet the project's; `make test` and
+# `make test-all` install it first.
+CHECKOV_VENV := $(VENV)/checkov
+$(CHECKOV_VENV)/.installed: $(LOCKS)/checkov.txt | $(UV_VENV)/.installed
+	$(PYTHON) -m venv --without-pip $(CHECKOV_VENV)
+	$(UV) pip sync --quiet --python $(CHECKOV_VENV)/bin/python $(LOCKS)/checkov.txt
+	touch $@
+test test-all: $(CHECKOV_VENV)/.installed
+
 # No pip: the venv holds exactly a lock file's packages (pip is in the dev set).
 $(BIN)/python:
 	$(PYTHON) -m venv --without-pip $(VENV)
@@ -84,6 +94,7 @@ lock: $(UV_VENV)/.installed
 	$(COMPILE) $(UNIVERSAL) $(LOCKS)/build.in -o $(LOCKS)/build.txt
 	$(COMPILE) $(UNIVERSAL) --no-deps $(LOCKS)/pcluster.in -o $(LOCKS)/pcluster.txt
 	$(COMPILE) $(UNIVERSAL) $(LOCKS)/uv.in -o $(LOCKS)/uv.txt
+	$(COMPILE) $(UNIVERSAL) $(LOCKS)/checkov.in -o $(LOCKS)/checkov.txt
 	$(COMPILE) --python-version 3.12 --python-platform x86_64-manylinux2014 --only-binary :all: \
 		$(LOCKS)/lambda.in -c $(LOCKS)/local.txt -o $(LOCKS)/lambda.txt
 

@@ -86,6 +86,25 @@ OUTPUT_RESOLVER: Final = "ResolverFunctionName"
 OUTPUT_BUILD_LOG_GROUP: Final = "BuildLogGroupName"
 OUTPUT_DOCUMENT: Final = "BootstrapDocumentName"
 OUTPUT_NODE_SETUP_URI: Final = "NodeSetupScriptUri"
+# What an asynchronously invoked function could not process waits in a dead-letter
+# queue of its own (`petal admin redrive` hands it back to that function): per handler
+# module, the queue's URL, the alarm on its depth and the function's name. The logs
+# subscription (log_heartbeat) has none: see docs/ARCHITECTURE.md, "Failure and cleanup".
+OUTPUT_DEAD_LETTER_QUEUES: Final[dict[str, str]] = {
+    CALLBACK_FUNCTION: "CallbackDeadLetterQueueUrl",
+    INTAKE_FUNCTION: "IntakeDeadLetterQueueUrl",
+    JANITOR_FUNCTION: "JanitorDeadLetterQueueUrl",
+}
+OUTPUT_DEAD_LETTER_ALARMS: Final[dict[str, str]] = {
+    CALLBACK_FUNCTION: "CallbackDeadLetterAlarmName",
+    INTAKE_FUNCTION: "IntakeDeadLetterAlarmName",
+    JANITOR_FUNCTION: "JanitorDeadLetterAlarmName",
+}
+OUTPUT_DEAD_LETTER_FUNCTIONS: Final[dict[str, str]] = {
+    CALLBACK_FUNCTION: "CallbackFunctionName",
+    INTAKE_FUNCTION: "IntakeFunctionName",
+    JANITOR_FUNCTION: "JanitorFunctionName",
+}
 
 # Where the software volume is mounted on the builder and on every cluster node.
 # Spack writes absolute paths (RPATHs), so this can never differ between the two.

@@ -16,6 +16,7 @@ from petal.deployment_contract import (
     PROGRESS_MARKER,
     STEP_MARKER,
 )
+from stacks import checkov
 
 # Every marker the bootstrap prints; anything else (compiler output) never reaches
 # Lambda, which keeps the heartbeat function's invocations to a handful per minute.
@@ -32,6 +33,14 @@ class BuildLogs(Construct):
             "BuildLogGroup",
             retention=retention,
             removal_policy=RemovalPolicy.DESTROY,
+        )
+        checkov.skip(
+            self.log_group,
+            "CKV_AWS_158",
+            "CloudWatch Logs encrypts it at rest with a key it manages. petal has no key of "
+            "its own to use, and a customer managed key would need a key policy for the "
+            "Logs service and kms permissions for every builder; the log holds Spack's "
+            "build output, no secrets.",
         )
 
     def forward_markers_to(self, function: lambda_.IFunction) -> logs.SubscriptionFilter:

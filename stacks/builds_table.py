@@ -13,6 +13,7 @@ from petal.deployment_contract import (
     TABLE_SORT_KEY,
     TABLE_TTL_ATTRIBUTE,
 )
+from stacks import checkov
 
 
 class BuildsTable(Construct):
@@ -34,6 +35,14 @@ class BuildsTable(Construct):
             time_to_live_attribute=TABLE_TTL_ATTRIBUTE,
             # Build history outlives the stack; `cdk destroy` leaves the table.
             removal_policy=RemovalPolicy.RETAIN,
+        )
+        checkov.skip(
+            self.table,
+            "CKV_AWS_119",
+            "Encrypted at rest with the AWS managed DynamoDB key. The table holds build "
+            "records, locks and task tokens that never leave AWS, and petal has no key of "
+            "its own to use; a customer managed key would add key management and a key "
+            "policy for every function, for no reader that IAM does not already stop.",
         )
         for index_name, (pk, sk) in INDEX_KEYS.items():
             self.table.add_global_secondary_index(

@@ -312,6 +312,12 @@ def function_statements(
             statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], table),
         ],
         JANITOR_FUNCTION: [
+            # The reconciler: a lost callback event's work, done from AWS's own answers
+            # (the command's status, the builder's state), so the same task outcome and
+            # the same log tail in its cause as the callback's.
+            statement(["ssm:GetCommandInvocation"], ["*"]),
+            statement(["states:SendTaskSuccess", "states:SendTaskFailure"], [arns.state_machine()]),
+            statement(["logs:DescribeLogStreams", "logs:GetLogEvents"], build_log_arns),
             statement(["ec2:TerminateInstances"], [arns.instances], resource_tagged()),
             statement(["ec2:DetachVolume"], [arns.instances, arns.volumes], resource_tagged()),
             statement(["ec2:DeleteVolume"], [arns.volumes], resource_tagged()),

@@ -31,6 +31,9 @@ from petal.deployment_contract import (
     JANITOR_FUNCTION,
     LOG_HEARTBEAT_FUNCTION,
     OUTPUT_BUILD_LOG_GROUP,
+    OUTPUT_DEAD_LETTER_ALARMS,
+    OUTPUT_DEAD_LETTER_FUNCTIONS,
+    OUTPUT_DEAD_LETTER_QUEUES,
     OUTPUT_DOCUMENT,
     OUTPUT_NODE_SETUP_URI,
     OUTPUT_RESOLVER,
@@ -49,6 +52,8 @@ from stacks.build_state_machine import (
 from stacks.builder_identity import BuilderIdentity
 from stacks.builder_network import BuilderNetwork
 from stacks.builds_table import BuildsTable
+from stacks.checkov import acknowledge_shared_findings
+from stacks.dead_letters import DeadLetters
 from stacks.function_permissions import grant_function_permissions
 from stacks.functions import PetalFunctions
 from stacks.janitor import JanitorSchedule
@@ -162,6 +167,7 @@ class PetalStack(Stack):
             settings=state_machine_settings(settings, self.functions.step_timeout_seconds),
             retention=retention,
         )
+        self.dead_letters = DeadLetters(self, "DeadLetters", stack_name=settings.stack_name)
         self.triggers = Triggers(
             self,
             "Triggers",
@@ -169,6 +175,8 @@ class PetalStack(Stack):
             document_name=self.document.document_ref,
             intake=self.functions[INTAKE_FUNCTION],
             callback=self.functions[CALLBACK_FUNCTION],
+            intake_dead_letters=self.dead_letters[INTAKE_FUNCTION],
+            callback_dead_letters=self.dead_letters[CALLBACK_FUNCTION],
         )
         self.janitor = JanitorSchedule(
             self,
@@ -176,7 +184,10 @@ class PetalStack(Stack):
             janitor=self.functions[JANITOR_FUNCTION],
             rate_minutes=settings.janitor_rate_minutes,
         )
+        self.dead_letters.on_undeliverable(self.janitor.rule, JANITOR_FUNCTION)
+        self.dead_letters.on_failure(self.functions.functions)
         grant_function_permissions(self)
+        acknowledge_shared_findings(self, self.functions)
 
         outputs = {
             OUTPUT_STATE_MACHINE_ARN: self.state_machine.state_machine.state_machine_arn,
@@ -187,5 +198,9 @@ class PetalStack(Stack):
             OUTPUT_DOCUMENT: self.document.document_ref,
             OUTPUT_NODE_SETUP_URI: self.node_setup.uri,
         }
+        for module, queue in self.dead_letters.queues.items():
+            outputs[OUTPUT_DEAD_LETTER_QUEUES[module]] = queue.queue_url
+            outputs[OUTPUT_DEAD_LETTER_ALARMS[module]] = self.dead_letters.alarms[module].alarm_name
+            outputs[OUTPUT_DEAD_LETTER_FUNCTIONS[module]] = self.functions[module].function_name
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -5,6 +5,10 @@
   completes the parked task token.
 - A builder instance stopping or disappearing -> callback, which fails the build
   instead of letting it wait for its heartbeat to time out.
+
+Every target has a retry policy and a dead-letter queue (the function's own, from
+stacks/dead_letters.py): an event EventBridge cannot deliver waits there for
+`petal admin redrive` instead of being dropped.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.dead_letters import MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS
 from stacks.seed_bucket import SEED_PREFIX, SEED_SUFFIXES
 
 SSM_STATUS_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
@@ -33,8 +39,20 @@ class Triggers(Construct):
         document_name: str,
         intake: lambda_.IFunction,
         callback: lambda_.IFunction,
+        intake_dead_letters: sqs.IQueue,
+        callback_dead_letters: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
+
+        def target(function: lambda_.IFunction, queue: sqs.IQueue) -> targets.LambdaFunction:
+            # CDK adds the queue policy letting this rule (and only it) send to the queue.
+            return targets.LambdaFunction(
+                function,
+                dead_letter_queue=queue,
+                retry_attempts=TARGET_RETRY_ATTEMPTS,
+                max_event_age=MAX_EVENT_AGE,
+            )
+
         self.seed_uploaded = events.Rule(
             self,
             "SeedUploaded",
@@ -49,7 +67,7 @@ class Triggers(Construct):
                     "object": {"key": [{"wildcard": f"{SEED_PREFIX}*{s}"} for s in SEED_SUFFIXES]},
                 },
             ),
-            targets=[targets.LambdaFunction(intake)],
+            targets=[target(intake, intake_dead_letters)],
         )
         self.command_status = events.Rule(
             self,
@@ -60,7 +78,7 @@ class Triggers(Construct):
                 detail_type=[SSM_STATUS_DETAIL_TYPE],
                 detail={"document-name": [document_name]},
             ),
-            targets=[targets.LambdaFunction(callback)],
+            targets=[target(callback, callback_dead_letters)],
         )
         # EventBridge cannot filter EC2 state-change events by tag (the event carries
         # only the instance id and state), so this matches every instance in the
@@ -75,5 +93,5 @@ class Triggers(Construct):
                 detail_type=[EC2_STATE_DETAIL_TYPE],
                 detail={"state": list(BUILDER_GONE_STATES)},
             ),
-            targets=[targets.LambdaFunction(callback)],
+            targets=[target(callback, callback_dead_letters)],
         )

@@ -16,6 +16,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from petal.aws.session import REGION_SOURCES, new_session
 from petal.deployment_contract import (
     OUTPUT_BUILD_LOG_GROUP,
+    OUTPUT_DEAD_LETTER_ALARMS,
+    OUTPUT_DEAD_LETTER_FUNCTIONS,
+    OUTPUT_DEAD_LETTER_QUEUES,
     OUTPUT_NODE_SETUP_URI,
     OUTPUT_SEED_BUCKET,
     OUTPUT_STATE_MACHINE_ARN,
@@ -30,6 +33,16 @@ class DeploymentNotFound(PetalError, RuntimeError):
 
 
 @dataclass(frozen=True)
+class DeadLetterQueue:
+    """What a function could not process waits here; a redrive hands it back to it."""
+
+    name: str  # the handler module: callback, intake, janitor
+    queue_url: str
+    function_name: str
+    alarm_name: str | None = None
+
+
+@dataclass(frozen=True)
 class Deployment:
     stack_name: str
     region: str
@@ -39,6 +52,8 @@ class Deployment:
     build_log_group: str
     # None for a stack deployed before petal published the node-setup script's URI.
     node_setup_uri: str | None = None
+    # Empty for a stack deployed before petal had dead-letter queues.
+    dead_letter_queues: tuple[DeadLetterQueue, ...] = ()
 
 
 _OUTPUTS = {
@@ -81,8 +96,24 @@ def discover_deployment(cloudformation: Any, stack_name: str, region: str) -> De
         stack_name=stack_name,
         region=region,
         node_setup_uri=outputs.get(OUTPUT_NODE_SETUP_URI),
+        dead_letter_queues=dead_letter_queues(outputs),
         **values,
     )
+
+
+def dead_letter_queues(outputs: dict[str, str]) -> tuple[DeadLetterQueue, ...]:
+    """The dead-letter queues the stack's outputs name, each with its function."""
+    found: list[DeadLetterQueue] = []
+    for module, queue_output in OUTPUT_DEAD_LETTER_QUEUES.items():
+        url = outputs.get(queue_output)
+        function = outputs.get(OUTPUT_DEAD_LETTER_FUNCTIONS[module])
+        if url and function:
+            found.append(
+                DeadLetterQueue(
+                    module, url, function, outputs.get(OUTPUT_DEAD_LETTER_ALARMS[module])
+                )
+            )
+    return tuple(found)
 
 
 def demo_target() -> str:

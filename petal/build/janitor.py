@@ -6,6 +6,17 @@ builder instances and volumes (found by petal's tags) older than the build timeo
 plus a margin whose build's execution is not RUNNING, releases those builds' locks,
 closes their records (CANCELLED for a stopped execution, FAILED otherwise) and notes
 what it did on each record.
+
+First, though, it reconciles: a build waits in its bootstrap task for the callback,
+which only an event starts. Should that event be lost (or still wait in a dead-letter
+queue), the build would wait for its heartbeat to time out, or, with a heartbeat from
+a stuck agent, for its whole timeout. So every sweep looks at each RUNNING build in its
+bootstrap and asks AWS itself, needing no event: is the builder gone (stopping,
+terminated, or no longer known to EC2)? has the command ended (GetCommandInvocation)?
+If so it completes or fails the task through the callback's own functions
+(petal.build.callbacks), which claim the task token once: whichever of the event and
+the reconciler comes second changes nothing. No build then waits longer than the
+janitor's period after its command ended, even if every event is lost.
 """
 
 from __future__ import annotations
@@ -16,7 +27,17 @@ from typing import Any, Final
 
 from petal.aws import ec2_builder, step_functions
 from petal.aws.ec2_builder import VolumeRelease
-from petal.build.records import BuildFailure, iso, parse_iso
+from petal.aws.ssm_invocations import command_invocation
+from petal.build.callbacks import (
+    FAILURE_ERRORS,
+    GONE_STATES,
+    SUCCESS,
+    CallbackResult,
+    TailReader,
+    on_command_status,
+    on_instance_state,
+)
+from petal.build.records import BuildFailure, BuildRecord, iso, parse_iso
 from petal.build.table import BuildTable
 from petal.deployment_contract import (
     MANAGED_VALUE,
@@ -26,6 +47,7 @@ from petal.deployment_contract import (
     TAG_MANAGED,
     TAG_ROLE,
 )
+from petal.errors import PetalStepError
 
 # Beyond the build timeout: the ready checks, the snapshot and cleanup take time too.
 MARGIN: Final = timedelta(hours=1)
@@ -38,10 +60,25 @@ class JanitorReport:
     deleted_volumes: list[str] = field(default_factory=list)
     released_locks: list[str] = field(default_factory=list)
     closed_builds: list[str] = field(default_factory=list)
+    # "<build id>: <callback action> (<reason>)" for each bootstrap the reconciler ended.
+    reconciled: list[str] = field(default_factory=list)
+    # Builds the reconciler could not look at (an AWS call failed): the next sweep tries.
+    reconcile_errors: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, list[str]]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    """What the reconciler uses beyond the sweep's clients: SSM (the command's status),
+    the build log's tail (for a failure's cause, as the callback reads it) and the name
+    of petal's bootstrap document."""
+
+    ssm: Any
+    read_tail: TailReader
+    document_name: str
 
 
 def sweep(
@@ -51,8 +88,13 @@ def sweep(
     table: BuildTable,
     now: datetime,
     max_age: timedelta,
+    reconciler: Reconciler | None = None,
 ) -> JanitorReport:
     janitor = _Sweep(ec2, table, now, max_age, _ExecutionCache(sfn, table))
+    if reconciler is not None:
+        # First: a build it ends moves on to its own cleanup, which the rest of the
+        # sweep then leaves alone (its execution is still RUNNING).
+        janitor.reconcile(reconciler, sfn)
     janitor.terminate_instances()
     janitor.release_volumes()
     janitor.release_locks()
@@ -78,6 +120,92 @@ class _Sweep:
         self._cutoff = now - max_age
         self._running = running
         self.report = JanitorReport()
+
+    def reconcile(self, reconciler: Reconciler, sfn: Any) -> None:
+        for record in self._table.running_builds():
+            # Only a build waiting in its bootstrap task has a token to complete.
+            if record.step != "bootstrap" or not record.command_id:
+                continue
+            token = self._table.get_token(record.command_id)
+            if token is None:
+                continue  # not parked yet: the bootstrap step itself is still running
+            try:
+                result = self._reconcile_one(record, token.instance_id, reconciler, sfn)
+            except PetalStepError as problem:
+                self.report.reconcile_errors.append(f"{record.build_id}: {problem}")
+                continue
+            if result is not None and result.action in ("succeeded", "failed"):
+                self.report.reconciled.append(
+                    f"{record.build_id}: {result.action} ({result.reason})"
+                )
+                self._table.update_build(
+                    record.build_id,
+                    {},
+                    append_note=(
+                        f"janitor {iso(self._now)}: no event had ended the bootstrap; "
+                        f"{result.action} it ({result.reason})"
+                    ),
+                )
+
+    def _reconcile_one(
+        self, record: BuildRecord, token_instance: str, reconciler: Reconciler, sfn: Any
+    ) -> CallbackResult | None:
+        command_id = str(record.command_id)
+        instance_id = record.instance_id or token_instance
+        instance = ec2_builder.describe_instance(self._ec2, instance_id) if instance_id else None
+        if instance is None:
+            return self._builder_vanished(record, instance_id, sfn)
+        if instance.state in GONE_STATES:
+            # The builder's own state first: its command then fails too, but as a
+            # consequence; the callback would have had the instance's event first.
+            return on_instance_state(
+                {"instance-id": instance_id, "state": instance.state},
+                table=self._table,
+                sfn=sfn,
+                ec2=self._ec2,
+                now=self._now,
+            )
+        invocation = command_invocation(reconciler.ssm, command_id, instance_id)
+        if invocation is None or (
+            invocation.status != SUCCESS and invocation.status not in FAILURE_ERRORS
+        ):
+            return None  # still running (or not yet known to SSM): the task waits
+        # The event the callback would have had, from SSM's own answer.
+        detail = {
+            "command-id": command_id,
+            "instance-id": instance_id,
+            "document-name": reconciler.document_name,
+            "status": invocation.status,
+            "status-details": invocation.status_details,
+        }
+        return on_command_status(
+            detail,
+            table=self._table,
+            sfn=sfn,
+            ec2=self._ec2,
+            read_tail=reconciler.read_tail,
+            document_name=reconciler.document_name,
+            now=self._now,
+        )
+
+    def _builder_vanished(
+        self, record: BuildRecord, instance_id: str, sfn: Any
+    ) -> CallbackResult | None:
+        """EC2 no longer knows the builder (terminated over an hour ago): no state
+        event can be derived for the callback, so fail the task as it would have."""
+        command_id = str(record.command_id)
+        token = self._table.claim_token(command_id, "instance:vanished", self._now)
+        if token is None:
+            return None
+        cause = (
+            f"the builder instance {instance_id or '(unknown)'} no longer exists while the "
+            f"bootstrap was running (command {command_id}); the install cannot finish"
+        )
+        sent = step_functions.send_failure(sfn, token.task_token, "BuilderStopped", cause)
+        self._table.mark_token_sent(command_id, self._now)
+        if not sent:
+            return CallbackResult("stale", "the task had already ended", record.build_id)
+        return CallbackResult("failed", "builder gone", record.build_id, command_id)
 
     def terminate_instances(self) -> None:
         for instance in ec2_builder.find_instances(

@@ -60,6 +60,11 @@ COMMANDS: Final[tuple[Command, ...]] = (
     Command(
         "local", "petal.cli.local_commands", "the local AWS emulator used by `petal --local ...`"
     ),
+    Command(
+        "admin",
+        "petal.cli.admin_commands",
+        "operate the deployed stack: replay the dead-letter queues (redrive)",
+    ),
 )
 
 

@@ -13,7 +13,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -37,6 +37,9 @@ from petal.deployment_contract import (
     JANITOR_FUNCTION,
     LOG_HEARTBEAT_FUNCTION,
     OUTPUT_BUILD_LOG_GROUP,
+    OUTPUT_DEAD_LETTER_ALARMS,
+    OUTPUT_DEAD_LETTER_FUNCTIONS,
+    OUTPUT_DEAD_LETTER_QUEUES,
     OUTPUT_DOCUMENT,
     OUTPUT_SEED_BUCKET,
     OUTPUT_STATE_MACHINE_ARN,
@@ -48,6 +51,8 @@ from petal.local.moto_fixes import BACKEND_LOCK
 from petal.platforms import ARCHITECTURES, OPERATING_SYSTEMS, official_ami_name_pattern
 
 ACCOUNT_ID: Final = "123456789012"
+# The functions with a dead-letter queue (stacks/dead_letters.py DEAD_LETTER_FUNCTIONS).
+DEAD_LETTER_FUNCTIONS: Final = tuple(OUTPUT_DEAD_LETTER_QUEUES)
 # Owner of the official ParallelCluster AMIs; DescribeImages(Owners=["amazon"]) matches
 # its alias.
 AMAZON_AMI_OWNER: Final = "247102896272"
@@ -88,6 +93,8 @@ class LocalDeployment:
     subnet_ids: tuple[str, ...]
     function_arns: dict[str, str]
     image_ids: dict[str, str]  # "<version>/<os>/<arch>" -> ami id
+    # Handler module -> URL of its dead-letter queue (stacks/dead_letters.py).
+    dead_letter_queues: dict[str, str] = field(default_factory=dict)
 
     def outputs(self) -> dict[str, str]:
         """The stack's CloudFormation outputs, as `petal` discovers them."""
@@ -97,6 +104,12 @@ class LocalDeployment:
             OUTPUT_TABLE: self.table_name,
             OUTPUT_BUILD_LOG_GROUP: self.build_log_group,
             OUTPUT_DOCUMENT: self.document_name,
+            **{OUTPUT_DEAD_LETTER_QUEUES[m]: url for m, url in self.dead_letter_queues.items()},
+            **{OUTPUT_DEAD_LETTER_ALARMS[m]: dead_letter_alarm(m) for m in self.dead_letter_queues},
+            **{
+                OUTPUT_DEAD_LETTER_FUNCTIONS[m]: self.function_arns[m].rsplit(":", 1)[-1]
+                for m in self.dead_letter_queues
+            },
         }
 
     def environment(self, build_timeout_minutes: int) -> dict[str, str]:
@@ -131,6 +144,7 @@ def deploy(
     document_name = _create_document(client("ssm"), repo_root)
     build_log_group = _create_log_group(client("logs"))
     function_arns = _create_functions(client("lambda"), service_role)
+    dead_letter_queues = _create_dead_letter_queues(client("sqs"), client("cloudwatch"))
     state_machine_arn = _create_state_machine(
         client("stepfunctions"), repo_root, settings, function_arns, service_role
     )
@@ -146,6 +160,7 @@ def deploy(
         subnet_ids=subnet_ids,
         function_arns=function_arns,
         image_ids=image_ids,
+        dead_letter_queues=dead_letter_queues,
     )
 
 
@@ -274,6 +289,40 @@ def _create_functions(lambda_client: Any, service_role: str) -> dict[str, str]:
         )
         for module in HANDLER_MODULES
     }
+
+
+def dead_letter_alarm(module: str) -> str:
+    """The name of the alarm on `module`'s dead-letter queue, as the stack names it."""
+    return f"{STACK_NAME}-{module}-dead-letters"
+
+
+def _create_dead_letter_queues(sqs: Any, cloudwatch: Any) -> dict[str, str]:
+    """A dead-letter queue per asynchronously invoked function, encrypted (SSE-SQS) and
+    with an alarm on its depth, as stacks/dead_letters.py creates them; returns their
+    URLs by handler module. petal/local/event_bus.py sends what a handler failed on."""
+    urls: dict[str, str] = {}
+    for module in DEAD_LETTER_FUNCTIONS:
+        url = str(
+            sqs.create_queue(
+                QueueName=f"{STACK_NAME}-{module}-dead-letters",
+                Attributes={"SqsManagedSseEnabled": "true", "MessageRetentionPeriod": "1209600"},
+            )["QueueUrl"]
+        )
+        name = url.rsplit("/", 1)[-1]
+        cloudwatch.put_metric_alarm(
+            AlarmName=dead_letter_alarm(module),
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Dimensions=[{"Name": "QueueName", "Value": name}],
+            Statistic="Maximum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+        )
+        urls[module] = url
+    return urls
 
 
 def _create_state_machine(

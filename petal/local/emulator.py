@@ -8,7 +8,8 @@ stands in for the parts of AWS moto lacks:
   the bootstrap and installs nothing (petal/local/simulated_builder.py);
 - EventBridge: EC2 "Instance State-change Notification" for petal builders that
   terminate, and S3 "Object Created" for seeds (`upload_seed`), to the real handlers
-  (petal/local/event_bus.py);
+  (petal/local/event_bus.py), with Lambda's retries and the functions' dead-letter
+  queues for what they keep failing on;
 - failure injection at any step (`LocalFailure`, `parse_failure("bootstrap:failed")`,
   petal/local/failures.py);
 - where moto differs from AWS, patches (petal/local/moto_fixes.py).
@@ -50,6 +51,7 @@ from petal.local.event_bus import (
     builders_terminated,
     command_status_event,
     ec2_state_event,
+    on_failure_record,
     seed_created_event,
 )
 from petal.local.failures import (
@@ -137,7 +139,7 @@ class LocalAws:
         # Lambda runs one invocation at a time per execution environment; so does this.
         self._runtime = threading.RLock()
         self._stopped = threading.Event()
-        self._bus = EventBus(self.invoke, self.event_results)
+        self._bus = EventBus(self.invoke, self.event_results, self._dead_letter)
         self._builders = SimulatedBuilders(self, self._stopped)
         self._injector = FailureInjector(self.failure_for, region)
         self._undo: list[Callable[[], None]] = []
@@ -203,7 +205,7 @@ class LocalAws:
             lambda_invoke=lambda name, body, headers: handlers.invoke_payload(
                 self.invoke, name, body, headers
             ),
-            command_sent=self._builders.command_sent,
+            command_sent=self._command_sent,
             instance_information=self._builders.instance_information,
             before_run_instances=lambda subnet_id: self._injector.check_capacity(
                 subnet_id, self.deployment.subnet_ids
@@ -212,6 +214,16 @@ class LocalAws:
                 self.deliver_event, ids, self.region
             ),
         )
+
+    def _command_sent(self, command: Any) -> None:
+        """moto reports a new command Success at once; SSM reports InProgress until the
+        agent ends it, and the janitor's reconciler reads that (GetCommandInvocation)
+        to tell a running install from a finished one. Then the agents start."""
+        if command.document_name == self.deployment.document_name:
+            command.status = "InProgress"
+            for invocation in command.invocations:
+                invocation.update(Status="InProgress", StatusDetails="InProgress")
+        self._builders.command_sent(command)
 
     def _set_env(self, values: Mapping[str, str]) -> None:
         for name, value in values.items():
@@ -350,7 +362,9 @@ class LocalAws:
         put = self.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
         event = seed_created_event(bucket, key, len(data), put, self.region)
         if deliver:
-            self.invoke(INTAKE_FUNCTION, event)
+            # At once on this thread, but as EventBridge's asynchronous invocation: a
+            # failure is retried and then dead-lettered, never raised to the uploader.
+            self._bus.invoke_now(INTAKE_FUNCTION, event)
         return event
 
     def run_janitor(self, older_than_minutes: int | None = None) -> dict[str, Any]:
@@ -362,6 +376,21 @@ class LocalAws:
     def deliver_event(self, module: str, event: dict[str, Any]) -> None:
         """Queue an event for a function, as EventBridge would (asynchronously)."""
         self._bus.deliver(module, event)
+
+    def lose_events(self, module: str) -> None:
+        """From now on, every event for `module` is lost before it reaches the function
+        (what the janitor's reconciler must cope with)."""
+        self._bus.drop(module)
+
+    def _dead_letter(
+        self, module: str, event: dict[str, Any], error: BaseException, attempts: int
+    ) -> None:
+        """Lambda's on-failure destination: the function's dead-letter queue, if any."""
+        url = self.deployment.dead_letter_queues.get(module)
+        if url is None:
+            return
+        record = on_failure_record(self.deployment.function_arns[module], event, error, attempts)
+        self.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(record, default=str))
 
     def quiesce(self, timeout: float = 30.0) -> None:
         """Wait until simulated agents have finished and queued events are handled."""

@@ -30,6 +30,7 @@ from petal.deployment_contract import (
     TAG_MANAGED,
     TAG_ROLE,
 )
+from stacks.dead_letters import DEAD_LETTER_FUNCTIONS
 from tests.infra.aws_calls import implied_actions, iter_candidates, reachable_calls
 from tests.infra.conftest import TEST_SUBNETS, TEST_TRUSTED_ACCOUNTS, Synth
 
@@ -331,8 +332,9 @@ STATE_MACHINE_ARN = ":stateMachine:petal-build"
 @pytest.mark.parametrize(
     ("action", "holders"),
     [
-        ("states:SendTaskSuccess", [CALLBACK_FUNCTION]),
-        ("states:SendTaskFailure", [CALLBACK_FUNCTION]),
+        # The janitor's reconciler does the callback's work when every event is lost.
+        ("states:SendTaskSuccess", [CALLBACK_FUNCTION, JANITOR_FUNCTION]),
+        ("states:SendTaskFailure", [CALLBACK_FUNCTION, JANITOR_FUNCTION]),
         ("states:SendTaskHeartbeat", [LOG_HEARTBEAT_FUNCTION]),
         ("states:StartExecution", [INTAKE_FUNCTION]),
     ],
@@ -456,9 +458,31 @@ def test_role_allows_every_call_its_handler_can_make(synth: Synth, module: str) 
     assert missing == {}, f"lambdas/{module}.py would get AccessDenied for these calls"
 
 
+# Lambda itself sends a failed asynchronous invocation to the function's dead-letter
+# queue (its on-failure destination), with the function's role.
+DESTINATION_ACTIONS = {"sqs:SendMessage"}
+
+
 @pytest.mark.parametrize("module", ALL_MODULES)
 def test_role_allows_nothing_its_handler_does_not_call(synth: Synth, module: str) -> None:
     used = set(iter_candidates(reachable_calls(module)))
     granted = actions_of(synth, module) - RUNTIME_ACTIONS
+    if module in DEAD_LETTER_FUNCTIONS:
+        granted -= DESTINATION_ACTIONS
     unused = granted - used - implied_actions(used)
     assert unused == set(), f"lambdas/{module}.py never calls these: remove them from its role"
+
+
+@pytest.mark.parametrize("module", ALL_MODULES)
+def test_only_dead_lettered_functions_may_send_to_a_queue_and_only_to_their_own(
+    synth: Synth, module: str
+) -> None:
+    sends = [s for s in allowed(synth, module) if any(a.startswith("sqs:") for a in s.actions)]
+    if module not in DEAD_LETTER_FUNCTIONS:
+        assert sends == []
+        return
+    (st,) = sends
+    assert st.actions == ("sqs:SendMessage",)
+    (resource,) = st.resources
+    queue = json.loads(resource)["Fn::GetAtt"][0]
+    assert queue.startswith(f"DeadLetters{module.capitalize()}Queue")
