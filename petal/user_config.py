@@ -30,7 +30,6 @@ A malformed file is a `UserConfigError` naming the file, line, field and fix.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,8 +38,8 @@ from urllib.parse import urlsplit
 
 from petal.deployment_contract import ENV_NODE_SETUP_URI, ENV_REGISTRY_URL, ENV_TRUSTED_ACCOUNTS
 from petal.errors import EXIT_INVALID, PetalError
-from petal.identifiers import ACCOUNT_ID, REGION
-from petal.validation import Vocabulary, locate, problems
+from petal.identifiers import ACCOUNT_ID, REGION, Shape
+from petal.validation import Vocabulary, control_character, locate, problems
 from petal.yaml_source import YamlDocument, YamlSourceError, join_path, load_yaml_document
 
 DEFAULT_REGISTRY_URL: Final = "https://raw.githubusercontent.com/scttfrdmn/petal-snapshots/main"
@@ -57,7 +56,7 @@ ENV_REGION: Final = "PETAL_REGION"
 SourceType = Literal["local", "organization", "official", "community"]
 SOURCE_TYPES: Final[tuple[SourceType, ...]] = ("local", "organization", "official", "community")
 
-_STACK_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+_STACK_NAME: Final = Shape(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 
@@ -182,7 +181,7 @@ def load_user_config(
     try:
         document = load_yaml_document(raw)
     except YamlSourceError as error:
-        raise UserConfigError(source, "", str(error), error.line) from None
+        raise UserConfigError(source, error.path, str(error), error.line) from None
     if not isinstance(document.data, dict):
         raise UserConfigError(
             source, "", "must be a YAML mapping with registry, snapshot_sources, deployment", 1
@@ -326,6 +325,12 @@ def _parse_source(
 
 
 def _apply_environment(config: UserConfig, env: Mapping[str, str]) -> UserConfig:
+    for name in _ENV_SETTINGS:
+        # A value such as "us-east-1\n" (from $(cat file), say) would reach tags, URLs
+        # and commands; none of these settings has a use for a control character.
+        where = control_character(env.get(name, ""))
+        if where:
+            raise UserConfigError("environment", name, f"contains {where}: remove it")
     registry, deployment = config.registry, config.deployment
     sources = config.snapshot_sources
     if env.get(ENV_REGISTRY_URL):
@@ -369,6 +374,17 @@ def _apply_environment(config: UserConfig, env: Mapping[str, str]) -> UserConfig
             )
         deployment = replace(deployment, node_setup_uri=uri)
     return replace(config, registry=registry, snapshot_sources=sources, deployment=deployment)
+
+
+_ENV_SETTINGS: Final = (
+    ENV_REGISTRY_URL,
+    ENV_TRUSTED_ACCOUNTS,
+    ENV_USE_PUBLIC_SNAPSHOTS,
+    ENV_SNAPSHOT_SOURCES,
+    ENV_STACK_NAME,
+    ENV_REGION,
+    ENV_NODE_SETUP_URI,
+)
 
 
 def _env_flag(value: str, name: str) -> bool:

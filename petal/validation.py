@@ -15,13 +15,14 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any, Final, Literal
 
 import jsonschema
+import jsonschema.validators
 
 from petal.yaml_source import YamlDocument, join_path
 
@@ -66,9 +67,83 @@ def load_schema(name: str) -> dict[str, Any]:
     return dict(json.loads(text))
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 14400.0 (and, in Python, True) as an integer; petal hands these
+    # values to AWS APIs, templates and arithmetic that need a real int, so only an int is.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 @cache
-def _validator(name: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(load_schema(name))
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def pattern_matches(pattern: str, value: str) -> bool:
+    """Whether `value` matches a schema `pattern` as petal reads it.
+
+    jsonschema uses re.search, where `$` also matches before a final newline, so
+    "c6a.xlarge\\n" passed `^...$` and broke the files and commands it reached. A pattern
+    that ends in `$` must match the whole value (as it does in ECMA regex, which editors
+    use); one without is a deliberate prefix check ("^https?://")."""
+    regex = _compiled(pattern)
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        return regex.fullmatch(value) is not None
+    return regex.search(value) is not None
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    if isinstance(instance, str) and not pattern_matches(pattern, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator: Final = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    validators={"pattern": _pattern},
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
+@cache
+def _validator(name: str) -> Any:
+    return _Validator(load_schema(name))
+
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: none belongs in
+# a name, spec, id or description, and each breaks the YAML, JSON, tags, shell commands
+# and terminal output these values end up in.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_NAMES: Final = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab"}
+
+
+def control_character(text: str) -> str | None:
+    """What the first control character of `text` is, in words, and where; None if none."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    name = _CONTROL_NAMES.get(char, f"the control character U+{ord(char):04X}")
+    return f"{name} at position {found.start() + 1}"
+
+
+def control_problems(document: Any, path: str = "") -> Iterator[Problem]:
+    """A problem for every string (value or key) in `document` with a control character."""
+    if isinstance(document, str):
+        where = control_character(document)
+        if where:
+            message = f"{short(document)} contains {where}: remove it (one line of plain text)"
+            yield Problem(path, message)
+    elif isinstance(document, dict):
+        for key, value in document.items():
+            child = join_path(path, str(key))
+            if isinstance(key, str) and control_character(key):
+                message = f"the name {short(key)} contains {control_character(key)}: remove it"
+                yield Problem(child, message)
+            yield from control_problems(value, child)
+    elif isinstance(document, list | tuple):
+        for index, item in enumerate(document):
+            yield from control_problems(item, join_path(path, index))
 
 
 def problems(
@@ -80,12 +155,18 @@ def problems(
 ) -> list[Problem]:
     """Every way `document` breaks the schema of petal/schemas/ named `schema`, in
     field order; `leave` names keywords (e.g. "oneOf") the caller explains itself."""
+    # Every string of every document, whatever its schema says: see _CONTROL. Such a
+    # value's pattern or enum failure would only repeat the problem, less clearly.
+    controls = list(control_problems(document))
+    repeated = {p.path for p in controls}
     found = [
         problem
         for error in _validator(schema).iter_errors(document)
         if error.validator not in leave
         for problem in _explain(error, vocabulary)
+        if not (error.validator in ("pattern", "enum") and problem.path in repeated)
     ]
+    found += controls
     return sorted(found, key=lambda p: _sort_key(p.path))
 
 
@@ -193,6 +274,9 @@ def _type_message(failure: _Failure) -> str:
     expected, value, words = failure.expected, failure.value, failure.words
     types = [expected] if isinstance(expected, str) else list(expected)
     wanted = failure.title or " or ".join(_json_type(t, words) for t in types)
+    if "integer" in types and isinstance(value, float) and value.is_integer():
+        # 14400.0 is refused (see _is_integer): say how to write it.
+        return f"must be {wanted}, not {value!r}: write {int(value)}"
     # A scalar is shown too: "not text ('yes')" says which value to fix.
     shown = f" ({short(value)})" if type(value) in (str, int, float) else ""
     return f"must be {wanted}, not {kind_of(value, words)}{shown}"

@@ -4,8 +4,9 @@ S3 delivers "Object Created" through EventBridge at least once, so the same obje
 version may arrive twice, even at the same time. The build id (and execution name) is
 derived from bucket, key and version, and an intake marker in the builds table
 records the start: the second delivery finds the marker or the execution, and starts
-nothing. A seed that does not validate is recorded as a FAILED build with the
-validation message; nothing is launched.
+nothing. A seed that does not validate (or cannot be read, or is too large, or, by a
+bug, cannot be checked at all) is recorded as a FAILED build with the reason; nothing is
+launched, and no upload goes without a record.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from petal.build.request import BuildRequestError, SeedReader
 from petal.build.table import BuildTable
 from petal.errors import PetalStepError
 from petal.seed.fingerprint import fingerprint
-from petal.seed.loading import parse_seed
+from petal.seed.loading import check_seed_size, parse_seed
 from petal.seed.model import SeedError
 
 # Duplicate deliveries come within hours; a week of markers is plenty.
@@ -41,6 +42,7 @@ class SeedUpload:
     key: str
     version_id: str | None
     etag: str | None
+    size: int | None = None  # bytes, as the event says
 
     @property
     def version(self) -> str:
@@ -76,7 +78,10 @@ def seed_upload(event: Mapping[str, Any]) -> SeedUpload:
         key = str(obj["key"])
     except (KeyError, TypeError):
         raise NotASeedUpload("the event has no detail.bucket.name / detail.object.key") from None
-    return SeedUpload(bucket, key, obj.get("version-id"), obj.get("etag"))
+    size = obj.get("size")
+    # bool is an int too; a size that is not a count is ignored (the read is checked too).
+    size = size if isinstance(size, int) and not isinstance(size, bool) else None
+    return SeedUpload(bucket, key, obj.get("version-id"), obj.get("etag"), size)
 
 
 def intake_build_id(upload: SeedUpload) -> str:
@@ -99,26 +104,30 @@ def on_seed_uploaded(
     upload = seed_upload(event)
     build_id = intake_build_id(upload)
     source = upload.uri + (f"?versionId={upload.version_id}" if upload.version_id else "")
-    try:
-        raw = read_seed(upload.bucket, upload.key, upload.version_id)
-        seed = parse_seed(raw, source)
-    except (SeedError, BuildRequestError) as error:
+
+    def invalid(error: Exception) -> IntakeResult:
         message = f"the uploaded seed is invalid:\n{error}\nFix it and upload it again."
-        # Written whole and keyed by the upload, so a duplicate delivery rewrites it.
-        table.put_build(
-            BuildRecord(
-                build_id=build_id,
-                status="FAILED",
-                started_at=iso(now),
-                finished_at=iso(now),
-                seed_source=source,
-                step="intake",
-                error=BuildFailure(step="intake", error="InvalidSeed", cause=message),
-            )
+        return _failed(table, build_id, source, now, "InvalidSeed", message)
+
+    try:
+        if upload.size is not None:
+            # The size alone decides: refused before the object is even read.
+            check_seed_size(upload.size, source)
+        # Other errors (S3 trouble) propagate: EventBridge delivers the event again.
+        raw = read_seed(upload.bucket, upload.key, upload.version_id)
+    except (SeedError, BuildRequestError) as error:
+        return invalid(error)
+    try:
+        seed = parse_seed(raw, source)
+    except SeedError as error:
+        return invalid(error)
+    except Exception as error:  # whatever it is, the upload gets its record
+        # A seed that crashes the checks is a petal bug, not the uploader's.
+        message = (
+            f"petal could not check the uploaded seed ({type(error).__name__}: {error}); "
+            "this is a petal bug: report it with the seed"
         )
-        return IntakeResult(
-            build_id, False, "invalid seed; recorded as a failed build", error=message
-        )
+        return _failed(table, build_id, source, now, "SeedCheckFailed", message)
 
     marker = table.claim_intake(
         upload.bucket,
@@ -146,3 +155,21 @@ def on_seed_uploaded(
     if not started:
         reason = "duplicate delivery: the execution exists already"
     return IntakeResult(marker.build_id, started, reason, arn)
+
+
+def _failed(
+    table: BuildTable, build_id: str, source: str, now: datetime, kind: str, message: str
+) -> IntakeResult:
+    # Written whole and keyed by the upload, so a duplicate delivery rewrites it.
+    table.put_build(
+        BuildRecord(
+            build_id=build_id,
+            status="FAILED",
+            started_at=iso(now),
+            finished_at=iso(now),
+            seed_source=source,
+            step="intake",
+            error=BuildFailure(step="intake", error=kind, cause=message),
+        )
+    )
+    return IntakeResult(build_id, False, "invalid seed; recorded as a failed build", error=message)

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from petal.errors import EXIT_INVALID, PetalError
+from petal.identifiers import BUILD_ID
 from petal.platforms import OPERATING_SYSTEMS, UnknownOperatingSystem
 from petal.platforms import operating_system as lookup_operating_system
 from petal.seed.loading import parse_seed, parse_seed_mapping
@@ -27,10 +28,7 @@ from petal.validation import problems as schema_problems
 
 SCHEMA: Final = "build_request.schema.json"
 
-BUILD_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
-_S3_URI: Final = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
-# Seeds are a few kilobytes; anything near this is not a seed.
-MAX_SEED_BYTES: Final = 256 * 1024
+_S3_URI: Final = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)")
 
 
 class BuildRequestError(ValueError, PetalError):
@@ -144,7 +142,7 @@ def _with_description(problem: Problem, properties: Mapping[str, Any]) -> str:
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    match = _S3_URI.match(uri)
+    match = _S3_URI.fullmatch(uri)
     if match is None:
         raise BuildRequestError([f"seed_uri: {uri!r} is not an s3://BUCKET/KEY URI"])
     return match["bucket"], match["key"]
@@ -172,14 +170,8 @@ def resolve_seed(request: BuildRequest, read_object: SeedReader) -> Seed:
     assert request.seed_uri is not None  # parse_build_request guarantees one of both
     bucket, key = split_s3_uri(request.seed_uri)
     raw = read_object(bucket, key, request.seed_version_id)
-    if len(raw) > MAX_SEED_BYTES:
-        raise BuildRequestError(
-            [
-                f"seed_uri: {request.seed_source} is {len(raw)} bytes; a seed is at most "
-                f"{MAX_SEED_BYTES}"
-            ]
-        )
-    # Parsed from the bytes, so problems carry the file's line numbers.
+    # Parsed from the bytes, so problems carry the file's line numbers; parse_seed
+    # applies the seed size limit, the same one `petal seed validate` and intake apply.
     return parse_seed(raw, source, overrides)
 
 
@@ -208,7 +200,7 @@ def new_build_id(seed_name: str, now: datetime, token: str | None = None) -> str
 
 
 def check_build_id(build_id: str, field: str = "build_id") -> str:
-    if not BUILD_ID_PATTERN.match(build_id):
+    if not BUILD_ID.match(build_id):
         raise BuildRequestError(
             [
                 f"{field}: {build_id!r} cannot be a build id: use letters, digits and '-', "

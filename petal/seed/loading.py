@@ -10,7 +10,9 @@ instance-type architecture, EBS ratios.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from petal.platforms import (
 from petal.seed.model import (
     COMPILER_PACKAGES,
     GP3_MIBPS_PER_IOPS,
+    MAX_PACKAGES,
+    MAX_SEED_BYTES,
     Build,
     Cluster,
     HeadNode,
@@ -35,7 +39,7 @@ from petal.seed.model import (
     Software,
     Volume,
 )
-from petal.seed.spack_spec import GRAMMAR_HINT, SpecError, parse_spec
+from petal.seed.spack_spec import GRAMMAR_HINT, Spec, SpecError, parse_spec
 from petal.validation import Problem, kind_of, load_schema, locate
 from petal.validation import problems as schema_problems
 from petal.yaml_source import YamlDocument, YamlSourceError, load_yaml_document
@@ -62,11 +66,29 @@ def load_seed(path: str | Path, overrides: Overrides | None = None) -> Seed:
 def parse_seed(
     text: str | bytes, source: str = "<seed>", overrides: Overrides | None = None
 ) -> Seed:
+    # surrogatepass: a lone surrogate is then reported as "not UTF-8", not raised.
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    # The size alone decides: refused before a byte is parsed.
+    check_seed_size(len(raw), source)
     try:
-        document = load_yaml_document(text)
+        document = load_yaml_document(raw, max_bytes=MAX_SEED_BYTES)
     except YamlSourceError as error:
-        raise SeedError(source, [Problem("", str(error), error.line)]) from None
+        raise SeedError(source, [Problem(error.path, str(error), error.line)]) from None
     return _validate(document, source, overrides)
+
+
+def check_seed_size(size: int, source: str, *, as_json: bool = False) -> None:
+    """Raise SeedError when a seed of `size` bytes is over MAX_SEED_BYTES."""
+    if size <= MAX_SEED_BYTES:
+        return
+    what = " as JSON (how petal build sends it to the build pipeline)" if as_json else ""
+    message = (
+        f"is {size:,} bytes{what}; a seed may be at most {MAX_SEED_BYTES:,} bytes "
+        f"({MAX_SEED_BYTES // 1024} KiB, so that every seed fits in a build's Step Functions "
+        "input, inline or from S3 alike): remove comments and aliases, or split the "
+        "packages into several seeds"
+    )
+    raise SeedError(source, [Problem("", message)])
 
 
 def parse_seed_mapping(
@@ -83,6 +105,8 @@ def _validate(document: YamlDocument, source: str, overrides: Overrides | None =
         raise SeedError(source, [problem])
     # The document keeps its line numbers: a problem is still shown at its line.
     data = _overridden(data, overrides or {})
+    # As the pipeline gets it; a file within the limit can still grow through aliases.
+    check_seed_size(len(json.dumps(data)), source, as_json=True)
     located = locate(schema_problems(data, SEED_SCHEMA) + _semantic_problems(data), document)
     if any(p.severity == "error" for p in located):
         raise SeedError(source, located)
@@ -109,6 +133,10 @@ def _overridden(data: dict[str, Any], overrides: Overrides) -> dict[str, Any]:
 def _semantic_problems(data: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     software = _mapping(data.get("software"))
+    packages = software.get("packages")
+    if isinstance(packages, list) and len(packages) > MAX_PACKAGES:
+        # The schema reports the count; parsing thousands of specs would only delay that.
+        software = {**software, "packages": []}
     for path, spec in _strings(software.get("compilers"), "software.compilers"):
         problems += _spec_problems(path, spec, compiler=True)
     for path, spec in _strings(software.get("packages"), "software.packages"):
@@ -163,10 +191,19 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
                 yield f"{path}[{index}]", item
 
 
-def _spec_problems(path: str, text: str, *, compiler: bool) -> list[Problem]:
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> Spec | SpecError:
+    """The spec, parsed once: validation, duplicates and the model all need it."""
     try:
-        spec = parse_spec(text)
+        return parse_spec(text)
     except SpecError as error:
+        return error
+
+
+def _spec_problems(path: str, text: str, *, compiler: bool) -> list[Problem]:
+    spec = _parsed(text)
+    if isinstance(spec, SpecError):
+        error = spec
         message = f"{text!r} is not a valid Spack spec: {error} at column {error.column}"
         return [Problem(path, f"{message}; expected {GRAMMAR_HINT}")]
     if compiler:
@@ -184,10 +221,10 @@ def _duplicate_warnings(value: Any, path: str) -> list[Problem]:
     seen: dict[str, str] = {}
     problems = []
     for item_path, text in _strings(value, path):
-        try:
-            canonical = parse_spec(text).canonical()
-        except SpecError:
+        spec = _parsed(text)
+        if isinstance(spec, SpecError):
             continue
+        canonical = spec.canonical()
         if canonical in seen:
             message = f"{text!r} repeats {seen[canonical]}; the duplicate is dropped"
             problems.append(Problem(item_path, message, severity="warning"))
@@ -263,7 +300,9 @@ def _defaults(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, A
 def _canonical_unique(specs: Iterable[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for text in specs:
-        seen.setdefault(parse_spec(text).canonical(), None)
+        spec = _parsed(text)
+        assert not isinstance(spec, SpecError)  # validated before the model is built
+        seen.setdefault(spec.canonical(), None)
     return tuple(seen)
 
 

@@ -8,7 +8,7 @@ problem with its line, field path and what is allowed.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from petal.errors import EXIT_INVALID, PetalError
 from petal.platforms import Architecture
@@ -20,6 +20,14 @@ COMPILER_PACKAGES = frozenset(
 )
 OFFICIAL_BUILDCACHE_URL = "https://binaries.spack.io/releases/{series}"
 GP3_MIBPS_PER_IOPS = 0.25
+# The one size limit of a seed, in bytes: of the file (`petal seed validate`, the S3
+# intake, Prepare reading seed_uri) and of the seed as JSON (how `petal build` sends it
+# inline in the execution input, which Step Functions caps at 256 KiB; the rest leaves room
+# for the request's other fields). A seed that validates therefore fits everywhere.
+# 500 packages of 200 characters are 100 KiB: only comments or aliases get near it.
+MAX_SEED_BYTES: Final = 192 * 1024
+STEP_FUNCTIONS_INPUT_BYTES: Final = 256 * 1024
+MAX_PACKAGES: Final = 500  # the schema's software.packages maxItems
 
 
 class SeedError(ValueError, PetalError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from petal import identifiers
 SCHEMAS = sorted((Path(__file__).resolve().parents[2] / "petal" / "schemas").glob("*.json"))
 # What a schema pattern that checks one of these identifiers contains.
 # The first shape that matches is the one checked: a zone's pattern contains a region's.
-SHAPES: dict[str, re.Pattern[str]] = {
+SHAPES: dict[str, identifiers.Shape] = {
     "-[0-9][a-z]": identifiers.AVAILABILITY_ZONE,
     "snap-": identifiers.SNAPSHOT_ID,
     "subnet-": identifiers.SUBNET_ID,

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from petal.seed.loading import load_seed, parse_seed, parse_seed_mapping
-from petal.seed.model import SeedError
-from petal.yaml_source import MAX_BYTES
+from petal.seed.model import MAX_SEED_BYTES, SeedError
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_SEEDS = sorted((REPO / "tests/data/bad_seeds").glob("*.yaml"))
@@ -114,8 +113,8 @@ def test_mapping_input_must_be_a_mapping() -> None:
 
 def test_oversized_file_is_refused(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
-    big.write_text("name: a\n" + "# padding\n" * (MAX_BYTES // 10 + 1))
-    with pytest.raises(SeedError, match="a seed may be at most 1,048,576 bytes"):
+    big.write_text("name: a\n" + "# padding\n" * (MAX_SEED_BYTES // 10 + 1))
+    with pytest.raises(SeedError, match=f"a seed may be at most {MAX_SEED_BYTES:,} bytes"):
         load_seed(big)
 
 

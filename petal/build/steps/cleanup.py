@@ -10,11 +10,11 @@ from typing import Any
 from petal.aws import ec2_builder
 from petal.aws.ec2_builder import VolumeRelease
 from petal.build.records import BuildRecord, iso, parse_iso
-from petal.build.request import BUILD_ID_PATTERN
 from petal.build.steps.failure import describe_failure, public_error_name
 from petal.build.table import BuildTable
 from petal.deployment_contract import MANAGED_VALUE, TAG_BUILD_ID, TAG_MANAGED
 from petal.errors import CleanupPending
+from petal.identifiers import BUILD_ID
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ def _cleanup_build_id(state: Mapping[str, Any], execution: Mapping[str, Any]) ->
         execution.get("name"),
     ]
     for candidate in candidates:
-        if isinstance(candidate, str) and BUILD_ID_PATTERN.match(candidate):
+        if isinstance(candidate, str) and BUILD_ID.match(candidate):
             return candidate
     return None
 
