@@ -38,6 +38,24 @@ class SnapshotDescription:
     architecture: Architecture
     seed: str
 
+    def names(self, fingerprint: str, os_name: str, architecture: str) -> bool:
+        """This Description is of that fingerprint, OS (either spelling) and architecture."""
+        return (self.fingerprint, self.os, self.architecture) == (
+            fingerprint,
+            _os_name(os_name),
+            architecture,
+        )
+
+    def summary(self) -> str:
+        return f"{self.fingerprint} ({self.os}, {self.architecture})"
+
+
+def _os_name(os_name: str) -> str | None:
+    try:
+        return operating_system(os_name).name
+    except UnknownOperatingSystem:
+        return None
+
 
 def format_description(fingerprint: str, os_name: str, architecture: str, seed_name: str) -> str:
     """The Description for a petal snapshot. `os_name` may be either OS spelling; the

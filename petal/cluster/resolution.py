@@ -8,9 +8,13 @@ usable snapshot wins, and within it the newest. The trust rules:
 - organization: DescribeSnapshots(OwnerIds=<trusted accounts>), matched by parsing the
   Description, because tags are invisible to other accounts.
 - registries (official, community): a registry entry is only a claim. It is used after
-  DescribeSnapshots(OwnerIds=[its owner], SnapshotIds=[id]) in the target region shows
-  that the owner is trusted, the snapshot is completed and its size is the one the
-  registry states. Anything else is skipped, with the reason reported.
+  DescribeSnapshots(OwnerIds=[its owner]) in the target region shows that the owner is
+  trusted, the snapshot is completed, its size is the one the registry states, and the
+  snapshot itself (its Description, or its tags in the own account) names the
+  fingerprint, OS and architecture: a registry cannot bind just any snapshot of a
+  trusted account to a fingerprint. Anything else is skipped, with the reason reported.
+  An entry's candidates are confirmed in batches (one call per owner and 200 ids), not
+  one call per variant.
 
 Size: a snapshot at least as large as the requested size is preferred (its filesystem
 already has the space); failing that the newest smaller one is used with a warning,
@@ -40,7 +44,7 @@ from petal.errors import EXIT_FAILURE, EXIT_INVALID, PetalError
 from petal.identifiers import FINGERPRINT, MAX_VOLUME_GB, REGION
 from petal.platforms import ARCHITECTURES, Architecture, UnknownOperatingSystem, operating_system
 from petal.registry.client import RegistryClient
-from petal.registry.documents import EntryMetadata, RegistryError
+from petal.registry.documents import EntryMetadata, RegistryError, SnapshotVariant
 from petal.snapshot_description import description_filter, parse_description
 from petal.user_config import SnapshotSource, UserConfig
 
@@ -53,9 +57,11 @@ LAZY_LOADING_WARNING: Final = (
     "is slow (the first `module load` or compile may take longer); ParallelCluster "
     "cannot enable Fast Snapshot Restore for you"
 )
-_NOT_FOUND_CODES: Final = frozenset(
-    {"InvalidSnapshot.NotFound", "InvalidSnapshotID.Malformed", "InvalidSnapshot.Unavailable"}
-)
+# Registry claims are confirmed by snapshot id in batches of this many: EC2 takes at
+# most 200 values per filter. A `snapshot-id` filter, not SnapshotIds, because one id
+# that is missing or not shared fails a whole SnapshotIds call (InvalidSnapshot.NotFound)
+# where a filter just leaves it out.
+CONFIRM_BATCH: Final = 200
 
 RegistryFactory = Callable[[SnapshotSource], RegistryClient]
 
@@ -392,60 +398,124 @@ def _registry(
             )
         )
         return []
-    found = []
+    claims: dict[str, list[SnapshotVariant]] = {}
     for variant in variants:
-        owner, snapshot_id = variant.aws_account, variant.snapshot_id
-        if owner not in trusted:
+        if variant.aws_account not in trusted:
             skipped.append(
                 Skipped(
                     label,
                     "its owner is not a trusted account; add it to registry.trusted_accounts "
                     "in ~/.petal/config.yaml if you trust it",
-                    snapshot_id,
-                    owner,
+                    variant.snapshot_id,
+                    variant.aws_account,
                 )
             )
             continue
-        reason, snapshot = _confirm(ec2, snapshot_id, owner, variant.size_gb, request)
-        if snapshot is None:
-            skipped.append(Skipped(label, reason, snapshot_id, owner))
-            continue
-        found.append(_candidate(snapshot, entry.name))
+        claims.setdefault(variant.aws_account, []).append(variant)
+    found = []
+    for owner, claimed in claims.items():
+        # What EC2 shows of this owner's snapshots among the claimed ids, in the target
+        # region: a snapshot that is not there, not shared with us or not the owner's
+        # is simply absent.
+        shown = _by_id(ec2, [v.snapshot_id for v in claimed], owner)
+        absent = [v.snapshot_id for v in claimed if v.snapshot_id not in shown]
+        # Only to say why: whose the absent ones are, if we can see them at all.
+        elsewhere = _by_id(ec2, absent, None) if absent else {}
+        for variant in claimed:
+            snapshot = shown.get(variant.snapshot_id)
+            if snapshot is None:
+                reason = _absent(variant, elsewhere.get(variant.snapshot_id), request)
+                skipped.append(Skipped(label, reason, variant.snapshot_id, owner))
+                continue
+            reason = _refuted(variant, snapshot, request)
+            if reason:
+                skipped.append(Skipped(label, reason, variant.snapshot_id, owner))
+                continue
+            found.append(_candidate(snapshot, entry.name))
     return found
 
 
-def _confirm(
-    ec2: EC2Client, snapshot_id: str, owner: str, claimed_size: int, request: ResolutionRequest
-) -> tuple[str, SnapshotTypeDef | None]:
-    """Ask EC2 whether a registry's claim holds, in the target region."""
-    try:
-        response = ec2.describe_snapshots(OwnerIds=[owner], SnapshotIds=[snapshot_id])
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code in _NOT_FOUND_CODES:
-            return (
-                f"not found in {request.region} for owner {owner}: it does not exist there "
-                "or is not shared with this account",
-                None,
-            )
-        raise ResolutionError(f"DescribeSnapshots {snapshot_id} failed: {code}") from None
-    except BotoCoreError as error:
-        raise ResolutionError(f"DescribeSnapshots {snapshot_id} failed: {error}") from None
-    matches = [s for s in response.get("Snapshots", []) if s.get("SnapshotId") == snapshot_id]
-    if not matches or matches[0].get("OwnerId") != owner:
-        actual = matches[0].get("OwnerId") if matches else "another account"
-        return f"EC2 says it is owned by {actual}, not {owner} as the registry claims", None
-    snapshot = matches[0]
+def _by_id(
+    ec2: EC2Client, snapshot_ids: list[str], owner: str | None
+) -> dict[str, SnapshotTypeDef]:
+    """The snapshots among these ids that EC2 shows this account in the client's region
+    (owned by `owner`, when given), in calls of CONFIRM_BATCH ids."""
+    shown: dict[str, SnapshotTypeDef] = {}
+    for start in range(0, len(snapshot_ids), CONFIRM_BATCH):
+        batch = snapshot_ids[start : start + CONFIRM_BATCH]
+        filters = [{"Name": "snapshot-id", "Values": batch}]
+        # Without OwnerIds only to learn the owner of ids already asked for: the exact
+        # ids keep it from listing every public snapshot in the region.
+        scope = {"OwnerIds": [owner]} if owner is not None else {}
+        asked = set(batch)
+        for snapshot in _describe(ec2, Filters=filters, **scope):
+            snapshot_id = snapshot.get("SnapshotId", "")
+            if snapshot_id in asked:
+                shown[snapshot_id] = snapshot
+    return shown
+
+
+def _absent(
+    variant: SnapshotVariant, elsewhere: SnapshotTypeDef | None, request: ResolutionRequest
+) -> str:
+    owner = variant.aws_account
+    if elsewhere is not None and elsewhere.get("OwnerId") != owner:
+        return (
+            f"EC2 says it is owned by {elsewhere.get('OwnerId')}, not {owner} as the "
+            "registry claims"
+        )
+    return (
+        f"not found in {request.region} for owner {owner}: it does not exist there "
+        "or is not shared with this account"
+    )
+
+
+def _refuted(
+    variant: SnapshotVariant, snapshot: SnapshotTypeDef, request: ResolutionRequest
+) -> str:
+    """Why EC2's view of a snapshot refutes the registry's claim; "" if it bears it out."""
+    owner = snapshot.get("OwnerId")
+    if owner != variant.aws_account:  # OwnerIds was applied; belt and braces
+        return f"EC2 says it is owned by {owner}, not {variant.aws_account} as the registry claims"
+    unnamed = _not_named(snapshot, request)
+    if unnamed:
+        return unnamed
     problem = _not_completed(snapshot)
     if problem:
-        return problem, None
+        return problem
     size = int(snapshot.get("VolumeSize", 0))
-    if size != claimed_size:
-        return f"the registry says {claimed_size} GiB but the snapshot is {size} GiB", None
+    if size != variant.size_gb:
+        return f"the registry says {variant.size_gb} GiB but the snapshot is {size} GiB"
+    return ""
+
+
+def _not_named(snapshot: SnapshotTypeDef, request: ResolutionRequest) -> str:
+    """Unless the snapshot itself names the fingerprint, OS and architecture, why not.
+
+    A registry's word that a snapshot holds a fingerprint's software is not enough:
+    it could point at any snapshot a trusted account owns (an older stack, a backup)
+    and have it mounted as another stack's software. The Description petal writes is
+    visible to every account; its tags only to the owner's (a registry that lists your
+    own snapshots)."""
+    wanted = (request.fingerprint, request.os, request.architecture)
     described = parse_description(snapshot.get("Description"))
-    if described is not None and described.fingerprint != request.fingerprint:
-        return f"its Description names another fingerprint ({described.fingerprint})", None
-    return "", snapshot
+    if described is not None and described.names(*wanted):
+        return ""
+    tags = _tags(snapshot)
+    if (tags.get(TAG_FINGERPRINT), tags.get(TAG_OS), tags.get(TAG_ARCH)) == wanted:
+        return ""
+    if described is not None:
+        says = f"its Description names {described.summary()}"
+    elif tags.get(TAG_FINGERPRINT):
+        says = (
+            f"its tags name {tags.get(TAG_FINGERPRINT)} ({tags.get(TAG_OS)}, {tags.get(TAG_ARCH)})"
+        )
+    else:
+        says = "its Description is not a petal one and it has no petal tags"
+    return (
+        f"the snapshot does not name this fingerprint ({says}); a registry can only "
+        "point at a snapshot built for it"
+    )
 
 
 # --- the choice ----------------------------------------------------------------------

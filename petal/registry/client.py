@@ -21,10 +21,14 @@ costs the same at 10 or 10,000 entries."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.client
+import io
 import json
 import os
 import re
+import socket
 import sqlite3
 import tempfile
 import time
@@ -34,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import urljoin, urlsplit
 
 from petal.platforms import operating_system
@@ -54,8 +58,8 @@ from petal.registry.documents import (
     validated,
 )
 from petal.registry.index_store import IndexStore, StoreUnusable, write_store
+from petal.seed.model import MAX_SEED_BYTES
 from petal.validation import short
-from petal.yaml_source import MAX_BYTES as MAX_SEED_BYTES
 
 INDEX_PATH: Final = "snapshots/index.json"
 
@@ -152,8 +156,137 @@ def default_cache_dir(environ: dict[str, str] | None = None) -> Path:
     return root / "petal"
 
 
+class _Deadline:
+    """The wall-clock limit of one request: connecting, redirects, headers and body.
+
+    A socket timeout bounds each read, not the request: a server that sends a byte
+    just within it holds the client for as long as it likes. So every read of the
+    response (status line, headers and body alike) first checks the monotonic clock
+    and waits at most for what is left of the deadline."""
+
+    def __init__(self, seconds: float, per_read: float) -> None:
+        self.seconds = seconds
+        self.per_read = per_read
+        self._ends = time.monotonic() + seconds
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self._ends
+
+    def read_timeout(self) -> float:
+        """How long the next socket operation may wait; DeadlinePassed if no time is left."""
+        left = self._ends - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed(f"no answer within {self.seconds:g} s")
+        return min(self.per_read, left)
+
+
+class DeadlinePassed(TimeoutError):
+    """A request ran past its deadline (an OSError, so urllib passes it on as one)."""
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A response's socket, read with the timeout of each read cut to the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        super().__init__()
+        self._sock = sock
+        # The socket's own file object holds a reference that keeps the descriptor
+        # open after urllib closes the connection's socket (it does, before the body).
+        self._raw = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        self._sock.settimeout(self._deadline.read_timeout())
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """All that HTTPResponse takes from its socket: a file to read the response from."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock: socket.socket, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(cast(socket.socket, _DeadlineSocket(sock, deadline)), *args, **kwargs)
+
+
+class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+        self.response_class = cast(
+            type[http.client.HTTPResponse],
+            functools.partial(_DeadlineResponse, deadline=deadline),
+        )
+
+    def connect(self) -> None:
+        # Connecting (and a TLS handshake) waits at most for what the deadline leaves.
+        self.timeout = self._deadline.read_timeout()
+        super().connect()
+
+
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, http.client.HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(_DeadlineHTTPConnection, deadline=self._deadline)
+        return self.do_open(connection, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(_DeadlineHTTPSConnection, deadline=self._deadline)
+        context = getattr(self, "_context", None)  # the default verifying context
+        return self.do_open(connection, req, context=context)
+
+
+class RedirectRefused(Exception):
+    """A redirect petal does not follow; the message says where it led."""
+
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:  # a port that is not a number: no origin matches it
+        port = -1
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
 class _SafeRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only to http(s): urllib would also follow one to ftp://."""
+    """Follow a redirect only to the same scheme, host and port.
+
+    A registry's documents are trusted because of where they come from: a redirect to
+    another host would let whoever controls a path of the registry (or a hijacked
+    GitHub name) hand out documents from anywhere, a downgrade from https to http
+    would hand them to the network, and urllib would even follow one to ftp://."""
 
     def redirect_request(
         self,
@@ -164,15 +297,31 @@ class _SafeRedirects(urllib.request.HTTPRedirectHandler):
         headers: Any,
         newurl: str,
     ) -> urllib.request.Request | None:
-        if urlsplit(newurl).scheme not in _SCHEMES:
-            raise urllib.error.HTTPError(
-                newurl, code, f"redirect to a non-http(s) URL {newurl}", headers, fp
+        here, there = _origin(req.full_url), _origin(newurl)
+        if there != here:
+            if there[0] not in _SCHEMES:
+                what = "to a non-http(s) URL"
+            elif there[1] != here[1]:
+                what = "to another host"
+            elif there[0] != here[0]:
+                what = f"from {here[0]} to {there[0]}"  # a downgrade, or give the https URL
+            else:
+                what = "to another port"
+            scheme, host, port = here
+            raise RedirectRefused(
+                f"redirects (HTTP {code}) {what}: {short(newurl)}; petal follows a "
+                f"registry's redirects only within {scheme}://{host}:{port}. If you trust "
+                "the new location, use it as the registry URL"
             )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_SafeRedirects())
+def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
+    # These handlers replace urllib's own http(s) handlers (build_opener skips a
+    # default when given a subclass of it); proxies from the environment still apply.
+    return urllib.request.build_opener(
+        _SafeRedirects(), _DeadlineHTTPHandler(deadline), _DeadlineHTTPSHandler(deadline)
+    )
 
 
 class RegistryClient:
@@ -184,11 +333,14 @@ class RegistryClient:
         use_cache: bool = True,
         ttl_seconds: int = 3600,
         timeout: float = 10.0,
+        deadline: float | None = None,
         max_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`max_bytes` caps every document; None: the index MAX_INDEX_BYTES, the
-        others MAX_DOCUMENT_BYTES (seeds their own cap)."""
+        """`timeout` bounds each socket operation and `deadline` (None: `timeout`)
+        each request as a whole, redirects included. `max_bytes` caps every document;
+        None: the index MAX_INDEX_BYTES, the others MAX_DOCUMENT_BYTES (seeds their
+        own cap)."""
         parts = urlsplit(base_url)
         if parts.scheme not in _SCHEMES or not parts.netloc:
             raise RegistryError(
@@ -198,10 +350,10 @@ class RegistryClient:
         self.index_url = f"{self.base_url}/{INDEX_PATH}"
         self.ttl_seconds = ttl_seconds
         self.timeout = timeout
+        self.deadline = timeout if deadline is None else deadline
         self.max_bytes = max_bytes
         self.clock = clock
         self.warnings: list[str] = []
-        self._opener = _opener()
         self._cache: Path | None = None
         if use_cache:
             key = hashlib.sha256(self.base_url.encode()).hexdigest()[:16]
@@ -441,16 +593,24 @@ class RegistryClient:
         if cached is not None and cached.etag:
             headers["If-None-Match"] = cached.etag
         request = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked
+        deadline = _Deadline(self.deadline, self.timeout)
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
+            with _opener(deadline).open(request, timeout=self.timeout) as response:
                 length = response.headers.get("Content-Length")
                 if length and length.isdigit() and int(length) > limit:
                     raise too_big(url, int(length), limit)
+                # Every read under the response checks the deadline (_DeadlineReader).
                 body: bytes = response.read(limit + 1)
                 if len(body) > limit:
                     raise too_big(url, len(body), limit)
+                if length and length.isdigit() and len(body) < int(length):
+                    # The server hung up early: a truncated document is not the document.
+                    raise http.client.IncompleteRead(body, int(length) - len(body))
                 etag = response.headers.get("ETag")
+        except RedirectRefused as refused:
+            raise RegistryError(url, "", str(refused)) from None
         except urllib.error.HTTPError as error:
+            error.close()
             if error.code == 304 and cached is not None:
                 self._stats["not_modified"] += 1
                 # The body is unchanged: renew the copy's age, and keep its digest and
@@ -467,9 +627,20 @@ class RegistryClient:
                     "PETAL_REGISTRY_URL or registry.url in ~/.petal/config.yaml)",
                 ) from None
             return self._stale(url, cached, f"HTTP {error.code} {error.reason}")
-        except (urllib.error.URLError, TimeoutError, OSError) as error:
-            reason = getattr(error, "reason", None) or error
-            return self._stale(url, cached, f"cannot be reached ({reason})")
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            if deadline.passed() or isinstance(_reason(error), DeadlinePassed):
+                problem = (
+                    f"did not answer within the deadline of {self.deadline:g} s for a "
+                    "request (registry.timeout_seconds)"
+                )
+            elif isinstance(error, http.client.IncompleteRead):
+                got, expected = len(error.partial), len(error.partial) + (error.expected or 0)
+                problem = (
+                    f"cannot be read (the connection closed after {got:,} of {expected:,} bytes)"
+                )
+            else:
+                problem = f"cannot be reached ({_reason(error)})"
+            return self._stale(url, cached, problem)
         self._stats["downloaded"] += 1
         digest = hashlib.sha256(body).hexdigest()
         copy = _Copy(
@@ -575,6 +746,11 @@ class RegistryClient:
         # A read-only home (a Lambda, a locked-down host) only costs requests.
         self.warnings.append(f"registry cache {where} not writable: {error}")
         self._cache = None
+
+
+def _reason(error: Exception) -> object:
+    """What went wrong under a URLError (which wraps the socket's error), or the error."""
+    return getattr(error, "reason", None) or error
 
 
 def _check_listed(entry: EntryMetadata, listed: IndexEntry) -> None:

@@ -349,7 +349,145 @@ def test_registry_entry_whose_description_names_another_fingerprint(world: World
     world.publish("bioinformatics-v1", [variant(official)])
     with pytest.raises(SnapshotNotFound) as caught:
         world.resolve(world.config("official"))
-    assert "another fingerprint" in caught.value.skipped[0].reason
+    reason = caught.value.skipped[0].reason
+    assert reason.startswith("the snapshot does not name this fingerprint")
+    assert f"its Description names {OTHER_FP} (alinux2023, x86_64)" in reason
+
+
+def test_registry_cannot_bind_any_snapshot_of_a_trusted_owner(world: World) -> None:
+    # A real, completed, public snapshot of the trusted account, of the size claimed:
+    # but nothing on it says it holds this fingerprint (a backup, another stack).
+    backup = world.snapshot(account=OFFICIAL, public=True, description=False, tags=False)
+    world.publish("bioinformatics-v1", [variant(backup)])
+    with pytest.raises(SnapshotNotFound) as caught:
+        world.resolve(world.config("official"))
+    (skipped,) = caught.value.skipped
+    assert (skipped.snapshot_id, skipped.owner) == (backup, OFFICIAL)
+    assert skipped.reason.startswith("the snapshot does not name this fingerprint")
+    assert "its Description is not a petal one and it has no petal tags" in skipped.reason
+
+
+def test_registry_cannot_bind_a_snapshot_of_another_os_or_architecture(world: World) -> None:
+    # The fingerprint is right, but the snapshot was built for arm64 and the registry
+    # lists it as x86_64 (and, below, for ubuntu as al2023).
+    arm = world.snapshot(account=OFFICIAL, public=True, arch="arm64")
+    ubuntu = world.snapshot(account=OFFICIAL, public=True, os="ubuntu2404")
+    world.publish("bioinformatics-v1", [variant(arm), variant(ubuntu)])
+    with pytest.raises(SnapshotNotFound) as caught:
+        world.resolve(world.config("official"))
+    reasons = {s.snapshot_id: s.reason for s in caught.value.skipped}
+    assert f"names {FP} (alinux2023, arm64)" in reasons[arm]
+    assert f"names {FP} (ubuntu2404, x86_64)" in reasons[ubuntu]
+
+
+def test_registry_listing_own_snapshots_is_bound_by_their_tags(world: World) -> None:
+    # Tags are visible to the owner only: a registry (say, a company's) listing the
+    # caller's own snapshots is confirmed by them when the Description is not petal's.
+    tagged = world.snapshot(account=OWN, description=False)
+    other = world.snapshot(account=OWN, description=False, fp=OTHER_FP, age_days=-1)
+    world.publish(
+        "bioinformatics-v1", [variant(tagged, aws_account=OWN), variant(other, aws_account=OWN)]
+    )
+    result = world.resolve(world.config("official", trusted=(OWN,)))
+    assert result.snapshot_id == tagged
+    (skipped,) = result.skipped
+    assert skipped.snapshot_id == other
+    assert f"its tags name {OTHER_FP} (alinux2023, x86_64)" in skipped.reason
+
+
+def test_registry_variants_are_confirmed_in_batches_not_one_call_each(world: World) -> None:
+    good = [world.snapshot(account=OFFICIAL, public=True, age_days=n) for n in range(3)]
+    impostor = world.snapshot(account=UNTRUSTED, public=True)
+    missing = "snap-0123456789abcdef0"
+    world.publish(
+        "bioinformatics-v1",
+        [*map(variant, good), variant(impostor), variant(missing)],
+    )
+    calls: list[dict[str, Any]] = []
+    ec2 = world.ec2()
+    ec2.meta.events.register(
+        "provide-client-params.ec2.DescribeSnapshots",
+        lambda params, **_: calls.append(params),
+    )
+    result = world.resolve(world.config("official"))
+    assert result.snapshot_id == good[0]
+    reasons = {s.snapshot_id: s.reason for s in result.skipped}
+    assert reasons[impostor] == (
+        f"EC2 says it is owned by {UNTRUSTED}, not {OFFICIAL} as the registry claims"
+    )
+    assert reasons[missing].startswith("not found in us-east-1 for owner")
+    # One call for the owner's five claims, one to learn whose the two absent ones are.
+    assert len(calls) == 2
+    assert calls[0]["OwnerIds"] == [OFFICIAL]
+    assert len(calls[0]["Filters"][0]["Values"]) == 5
+    assert "OwnerIds" not in calls[1]
+    assert sorted(calls[1]["Filters"][0]["Values"]) == sorted([impostor, missing])
+
+
+class CountingEC2:
+    """DescribeSnapshots over a fixed set of snapshots, counting calls and enforcing
+    EC2's limit of 200 values per filter."""
+
+    def __init__(self, snapshots: list[dict[str, Any]]) -> None:
+        self.snapshots = snapshots
+        self.calls: list[dict[str, Any]] = []
+
+    def describe_snapshots(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        owners = set(kwargs.get("OwnerIds", ()))
+        ids: set[str] | None = set(kwargs["SnapshotIds"]) if "SnapshotIds" in kwargs else None
+        for f in kwargs.get("Filters", ()):
+            assert len(f["Values"]) <= 200, "EC2: at most 200 values per filter"
+            assert f["Name"] == "snapshot-id"
+            ids = set(f["Values"]) if ids is None else ids & set(f["Values"])
+        return {
+            "Snapshots": [
+                s
+                for s in self.snapshots
+                if (not owners or s["OwnerId"] in owners)
+                and (ids is None or s["SnapshotId"] in ids)
+            ]
+        }
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "describe_snapshots"
+        ec2 = self
+
+        class Paginator:
+            def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+                yield ec2.describe_snapshots(**kwargs)
+
+        return Paginator()
+
+
+def test_a_thousand_variants_cost_five_describe_calls(world: World) -> None:
+    ids = [f"snap-{n:017x}" for n in range(1000)]
+    world.publish("bioinformatics-v1", [variant(i) for i in ids])
+    ec2 = CountingEC2(
+        [
+            {
+                "SnapshotId": snapshot_id,
+                "OwnerId": OFFICIAL,
+                "State": "completed",
+                "VolumeSize": 500,
+                "StartTime": NOW - timedelta(minutes=n),
+                "Description": format_description(FP, "alinux2023", "x86_64", "bio"),
+            }
+            for n, snapshot_id in enumerate(ids)
+        ]
+    )
+    result = resolve(
+        make_request(FP, "us-east-1", "alinux2023", "x86_64", 500),
+        ec2=ec2,  # type: ignore[arg-type]
+        config=world.config("official"),
+        registry_for=world.registry_for,
+    )
+    assert result.snapshot_id == ids[0], "the newest"
+    assert "newest of 1000 usable snapshot(s)" in result.reason
+    assert len(ec2.calls) == 5
+    assert all(call["OwnerIds"] == [OFFICIAL] for call in ec2.calls)
+    asked = [i for call in ec2.calls for i in call["Filters"][0]["Values"]]
+    assert sorted(asked) == ids
 
 
 def test_registry_picks_newest_confirmed_variant_and_skips_the_rest(world: World) -> None:

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from petal.platforms import OPERATING_SYSTEMS
-from petal.registry.client import RegistryClient, default_cache_dir, forget_parsed_documents
+from petal.registry.client import (
+    RedirectRefused,
+    RegistryClient,
+    _SafeRedirects,
+    default_cache_dir,
+    forget_parsed_documents,
+)
 from petal.registry.documents import (
     MAX_DOCUMENT_BYTES,
     MAX_INDEX_BYTES,
@@ -20,7 +27,7 @@ from petal.registry.documents import (
 )
 from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import parse_seed
-from tests.data.registry.registry_server import BAD, RegistryServer, good_files
+from tests.data.registry.registry_server import BAD, RegistryServer, Trickle, good_files
 
 BIO_FP = "sha256:b0d9ba9061a5149075694a63883706883fadb32066c103b67735e2a627046562"
 SNAPSHOT_ID = re.compile(r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$")
@@ -391,3 +398,99 @@ def test_redirect_within_http_is_followed(server: RegistryServer, tmp_path: Path
     server.files["moved/index.json"] = server.files[INDEX]
     server.redirects[INDEX] = f"{server.url}/moved/index.json"
     assert client_for(server, tmp_path).index().entries[0].name == "bioinformatics-v1"
+
+
+def test_redirect_to_another_host_is_refused(server: RegistryServer, tmp_path: Path) -> None:
+    # localhost reaches the very same server, but it is another host name.
+    server.files["moved/index.json"] = server.files[INDEX]
+    elsewhere = server.url.replace("127.0.0.1", "localhost") + "/moved/index.json"
+    server.redirects[INDEX] = elsewhere
+    with pytest.raises(RegistryError) as caught:
+        client_for(server, tmp_path).index()
+    assert caught.value.document == f"{server.url}/{INDEX}"
+    assert f"redirects (HTTP 302) to another host: {elsewhere!r}" in caught.value.message
+    assert "only within http://127.0.0.1:" in caught.value.message
+    assert [h.path for h in server.hits] == [f"/registry/{INDEX}"], "nothing fetched there"
+
+
+def test_redirect_to_another_port_is_refused(server: RegistryServer, tmp_path: Path) -> None:
+    other = RegistryServer()
+    try:
+        server.redirects[INDEX] = f"{other.url}/{INDEX}"
+        with pytest.raises(RegistryError, match="to another port"):
+            client_for(server, tmp_path).index()
+        assert other.requests() == 0
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize(
+    ("start", "target", "refused"),
+    [
+        ("https://example.org/r/x.json", "http://example.org/r/x.json", "from https to http"),
+        ("https://example.org/r/x.json", "https://example.org:8443/x.json", "to another port"),
+        ("https://example.org/r/x.json", "https://evil.example/x.json", "to another host"),
+        ("https://example.org/r/x.json", "https://example.org.evil/x.json", "to another host"),
+        ("http://example.org/r/x.json", "https://example.org/r/x.json", "from http to https"),
+        ("https://example.org/r/x.json", "ftp://example.org/r/x.json", "non-http(s)"),
+        ("https://example.org/r/x.json", "https://EXAMPLE.org:443/r/y.json", None),
+        ("http://example.org:80/r/x.json", "http://example.org/moved/x.json", None),
+    ],
+)
+def test_redirects_keep_scheme_host_and_port(start: str, target: str, refused: str | None) -> None:
+    request = urllib.request.Request(start)
+    redirects = _SafeRedirects()
+    if refused is None:
+        followed = redirects.redirect_request(request, None, 301, "Moved", {}, target)
+        assert followed is not None and followed.full_url == target
+    else:
+        with pytest.raises(RedirectRefused, match=re.escape(refused)):
+            redirects.redirect_request(request, None, 301, "Moved", {}, target)
+
+
+# --- the deadline of a request ---------------------------------------------------------
+#
+# The server trickles a byte every 50 ms: each read is well within the 5 s socket
+# timeout, so only the deadline of the whole request can stop the client. The server
+# gives up on its own after a few seconds, so a client without a deadline ends with a
+# (valid, padded) document rather than hanging the test run.
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["body", "headers"])
+def test_a_trickling_server_is_cut_off_at_the_deadline(
+    server: RegistryServer, tmp_path: Path, headers: bool
+) -> None:
+    server.trickle[INDEX] = Trickle(interval=0.05, headers=headers, seconds=4)
+    client = client_for(server, tmp_path, deadline=0.5)
+    with pytest.raises(RegistryError) as caught:
+        client.index()
+    assert caught.value.document == f"{server.url}/{INDEX}"
+    assert "did not answer within the deadline of 0.5 s" in caught.value.message
+    assert "registry.timeout_seconds" in caught.value.message
+
+
+def test_the_deadline_defaults_to_the_timeout(server: RegistryServer, tmp_path: Path) -> None:
+    server.trickle[INDEX] = Trickle(interval=0.05, seconds=4)
+    client = RegistryClient(server.url, cache_dir=tmp_path, timeout=0.5)
+    assert client.deadline == 0.5
+    with pytest.raises(RegistryError, match=r"deadline of 0\.5 s"):
+        client.index()
+
+
+def test_past_the_deadline_a_cached_copy_is_used_with_a_warning(
+    server: RegistryServer, tmp_path: Path, clock: Clock
+) -> None:
+    client_for(server, tmp_path, clock).find(BIO_FP)
+    clock.now += 601
+    server.trickle[INDEX] = Trickle(interval=0.05, seconds=4)
+    client = client_for(server, tmp_path, clock, deadline=0.5)
+    assert client.find(BIO_FP) is not None
+    assert any("deadline of 0.5 s" in w and "cached copy" in w for w in client.warnings)
+
+
+def test_a_document_cut_short_is_not_used(server: RegistryServer, tmp_path: Path) -> None:
+    # The server stops early, before the Content-Length it announced: what came is
+    # valid JSON, but it is not the whole document.
+    server.trickle[INDEX] = Trickle(interval=0.001, seconds=0.2)
+    with pytest.raises(RegistryError, match="connection closed after"):
+        client_for(server, tmp_path, deadline=30).index()
