@@ -20,6 +20,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from petal.build.definition import StateMachineSettings  # noqa: E402
+from petal.build.steps.check_snapshot import wait_schedule  # noqa: E402
 from petal.deployment_contract import LOG_HEARTBEAT_FUNCTION  # noqa: E402
 from petal.local.emulator import LocalAws, SimulatedInstall  # noqa: E402
 from petal.seed.loading import load_seed  # noqa: E402
@@ -40,7 +42,47 @@ def run(install_minutes: float) -> tuple[list[str], int, int]:
     return states, events, beats
 
 
+# Transitions of one snapshot check: WaitForSnapshot / WaitLongerForSnapshot,
+# CheckSnapshot, SnapshotCompleted.
+TRANSITIONS_PER_CHECK = 3
+BEFORE_WAIT_SECONDS = 60  # the fixed wait before the backoff
+
+
+def snapshot_checks(waits: list[int], seconds: int) -> tuple[int, int]:
+    """(checks, seconds noticed late) for a snapshot that takes `seconds`."""
+    elapsed = 0
+    for count, wait in enumerate(waits, 1):
+        elapsed += wait
+        if elapsed >= seconds:
+            return count, elapsed - seconds
+    raise SystemExit(f"a {seconds} s snapshot outlasts the {len(waits)} checks allowed")
+
+
+def snapshot_loop() -> None:
+    settings = StateMachineSettings()
+    after = wait_schedule(
+        settings.snapshot_wait_seconds,
+        settings.snapshot_max_wait_seconds,
+        settings.snapshot_max_attempts,
+    )
+    before = [BEFORE_WAIT_SECONDS] * (12 * 60)
+    print(
+        f"snapshot wait loop ({TRANSITIONS_PER_CHECK} transitions a check; after: first wait "
+        f"{settings.snapshot_wait_seconds} s, doubling to {settings.snapshot_max_wait_seconds} s):"
+    )
+    for minutes in (5, 60):
+        cells = []
+        for label, waits in (("before", before), ("after", after)):
+            checks, late = snapshot_checks(waits, minutes * 60)
+            cells.append(
+                f"{label} {checks * TRANSITIONS_PER_CHECK:3d} transitions ({checks} checks, "
+                f"done seen {late} s late)"
+            )
+        print(f"  {minutes:2d}-minute snapshot: " + "; ".join(cells))
+
+
 def main() -> int:
+    snapshot_loop()
     runs = {minutes: run(minutes) for minutes in (1, 90)}
     for minutes, (states, events, beats) in runs.items():
         print(f"install of {minutes} simulated minute(s):")

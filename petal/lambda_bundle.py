@@ -1,7 +1,8 @@
 """Build the code asset shared by every petal Lambda function, without Docker.
 
-The asset is `lambdas/` + `petal/` + the third-party packages the handlers need
-(PyYAML, jsonschema and what they pull in). boto3 comes with the Lambda runtime and
+The asset is `lambdas/` + `petal/` (less what Lambda never imports, `EXCLUDED_SOURCES`)
++ the third-party packages the handlers need (PyYAML, jsonschema and what they pull
+in). boto3 comes with the Lambda runtime and
 Powertools with the AWS-managed layer, so neither is bundled: bundling them would
 shadow the versions AWS patches.
 
@@ -46,6 +47,17 @@ FORBIDDEN_DISTRIBUTIONS: Final = frozenset(
 
 # The parts of the repository that run inside Lambda.
 SOURCE_PACKAGES: Final[tuple[str, ...]] = ("lambdas", "petal")
+# What of them Lambda never imports (paths relative to the repository): the CLI, the
+# emulator (the only part of petal that imports lambdas/), sharing and registry
+# publishing (CLI commands). tests/infra/test_lambda_bundle.py checks that every
+# import of every bundled module, function-level ones included, stays inside the asset.
+EXCLUDED_SOURCES: Final[tuple[str, ...]] = (
+    "petal/__main__.py",
+    "petal/cli",
+    "petal/local",
+    "petal/sharing",
+    "petal/registry/publish.py",
+)
 
 _IGNORED_NAMES: Final = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache"})
 _IGNORED_SUFFIXES: Final = frozenset({".pyc", ".pyo"})
@@ -304,6 +316,10 @@ def _ignore(_directory: str, names: list[str]) -> set[str]:
     }
 
 
+def _excluded(rel: Path) -> bool:
+    return any(rel == Path(e) or Path(e) in rel.parents for e in EXCLUDED_SOURCES)
+
+
 def source_files(repo_root: Path) -> list[Path]:
     """Files of the repository that go into the asset, relative to `repo_root`."""
     files: list[Path] = []
@@ -313,7 +329,7 @@ def source_files(repo_root: Path) -> list[Path]:
             raise BundleError(f"{root} does not exist: the Lambda asset needs it")
         for path in sorted(root.rglob("*")):
             rel = path.relative_to(repo_root)
-            if path.is_file() and not _ignore("", list(rel.parts)):
+            if path.is_file() and not _ignore("", list(rel.parts)) and not _excluded(rel):
                 files.append(rel)
     return files
 
@@ -372,3 +388,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def lambda_interpreter() -> str | None:
+    """A Python of LAMBDA_PYTHON_VERSION on this machine (on PATH, or installed by
+    pyenv), to import the asset as Lambda would: its compiled wheels need it."""
+    version = LAMBDA_PYTHON_VERSION
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [
+        f"python{version}",
+        *map(str, sorted(pyenv.glob(f"{version}*/bin/python{version}"))),
+    ]
+    for candidate in candidates:
+        found = shutil.which(candidate)
+        if not found:
+            continue
+        probe = subprocess.run(
+            [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return found
+    return None

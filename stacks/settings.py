@@ -73,8 +73,8 @@ DEFAULTS: Final[dict[str, Any]] = {
     # giving up; the same for the snapshot completing.
     "readyWaitSeconds": 20,
     "readyMaxAttempts": 45,
-    "snapshotWaitSeconds": 60,
-    "snapshotMaxAttempts": 240,
+    "snapshotWaitSeconds": 30,
+    "snapshotMaxAttempts": 50,
     # The bootstrap task fails if no heartbeat (PETAL- marker line in the build log)
     # arrives for this long: a hung or vanished builder is noticed within it.
     "bootstrapHeartbeatSeconds": 900,

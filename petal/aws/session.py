@@ -14,13 +14,15 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import UnknownRegionError
+
+if TYPE_CHECKING:
+    import boto3.session
 
 ENV_REGION: Final = "AWS_REGION"
 # Every way to give petal a region, for the messages that find none.
@@ -55,15 +57,27 @@ def _shared_loader() -> botocore.loaders.Loader:
         return _loaders[0]
 
 
+def new_core_session() -> botocore.session.Session:
+    """A new botocore session with the shared model loader and AWS_REGION, for code
+    that needs clients only (the Lambda handlers): unlike boto3, botocore does not
+    import s3transfer, a fifth of a second of a cold start."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _shared_loader())
+    # An empty AWS_REGION counts as unset, as it does for the AWS CLI.
+    region = os.environ.get(ENV_REGION) or None
+    if region:
+        core.set_config_variable("region", region)
+    return core
+
+
 def new_session() -> boto3.session.Session:
     """A new boto3 session: it reads credentials, region and endpoints from the
     environment now. Sessions share one model loader, so a service's model (the EC2
     one takes a quarter of a second to parse) is read once per process, not per session."""
-    core = botocore.session.get_session()
-    core.register_component("data_loader", _shared_loader())
-    # An empty AWS_REGION counts as unset, as it does for the AWS CLI.
+    import boto3.session  # here: boto3 costs s3transfer's import, which handlers avoid
+
     return boto3.session.Session(
-        botocore_session=core, region_name=os.environ.get(ENV_REGION) or None
+        botocore_session=new_core_session(), region_name=os.environ.get(ENV_REGION) or None
     )
 
 

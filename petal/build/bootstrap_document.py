@@ -13,8 +13,6 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from petal.deployment_contract import SSM_BOOTSTRAP_SCRIPT, SSM_DOCUMENT_FILE
 
 # The Python helper bootstrap.sh runs with `spack python`.
@@ -64,6 +62,8 @@ def injected_lines(repo_root: Path, path: str, delimiter: str) -> list[str]:
 
 def render_bootstrap_document(repo_root: Path) -> dict[str, Any]:
     """Load bootstrap.yaml and put the lines of each injected file where its placeholder is."""
+    import yaml  # here: the bootstrap handler needs only command_parameters
+
     document = yaml.safe_load((repo_root / SSM_DOCUMENT_FILE).read_text(encoding="utf-8"))
     injected = {
         placeholder: injected_lines(repo_root, path, delimiter)

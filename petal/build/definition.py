@@ -29,9 +29,14 @@ class StateMachineSettings:
     # Builder start-up: instance running, SSM agent Online, volume available.
     ready_wait_seconds: int = 20
     ready_max_attempts: int = 45  # 15 minutes
-    # The snapshot: a first snapshot of a large volume can take hours.
-    snapshot_wait_seconds: int = 60
-    snapshot_max_attempts: int = 720  # 12 hours
+    # The snapshot: a first snapshot of a large volume can take hours. The first check
+    # comes snapshot_wait_seconds after the snapshot starts; each later wait doubles,
+    # up to snapshot_max_wait_seconds (`petal.build.steps.check_snapshot`), so an hour-long
+    # snapshot costs 15 checks instead of 60 and is seen done at most one capped wait
+    # late.
+    snapshot_wait_seconds: int = 30
+    snapshot_max_wait_seconds: int = 300
+    snapshot_max_attempts: int = 147  # 30 + 60 + 120 + 240 + 143 x 300 s: 12 hours
     # The bootstrap prints a heartbeat every third of this: two may be lost.
     bootstrap_heartbeat_seconds: int = 900
     # Above every step function's own timeout (the longest is 2 minutes).
@@ -44,6 +49,7 @@ class StateMachineSettings:
             ready_wait_seconds=0,
             ready_max_attempts=5,
             snapshot_wait_seconds=0,
+            snapshot_max_wait_seconds=0,
             snapshot_max_attempts=5,
             bootstrap_heartbeat_seconds=30,
             lambda_task_timeout_seconds=60,
@@ -56,12 +62,18 @@ class StateMachineSettings:
                 ("ready_wait_seconds", self.ready_wait_seconds, 0),
                 ("ready_max_attempts", self.ready_max_attempts, 1),
                 ("snapshot_wait_seconds", self.snapshot_wait_seconds, 0),
+                ("snapshot_max_wait_seconds", self.snapshot_max_wait_seconds, 0),
                 ("snapshot_max_attempts", self.snapshot_max_attempts, 1),
                 ("bootstrap_heartbeat_seconds", self.bootstrap_heartbeat_seconds, 3),
                 ("lambda_task_timeout_seconds", self.lambda_task_timeout_seconds, 1),
             )
             if not isinstance(value, int) or isinstance(value, bool) or value < low
         ]
+        if not problems and self.snapshot_max_wait_seconds < self.snapshot_wait_seconds:
+            problems.append(
+                f"snapshot_max_wait_seconds ({self.snapshot_max_wait_seconds}) must be at "
+                f"least snapshot_wait_seconds ({self.snapshot_wait_seconds})"
+            )
         if problems:
             raise ValueError("invalid state machine settings: " + "; ".join(problems))
 
@@ -72,6 +84,7 @@ class StateMachineSettings:
             "ReadyWaitSeconds": self.ready_wait_seconds,
             "ReadyMaxAttempts": self.ready_max_attempts,
             "SnapshotWaitSeconds": self.snapshot_wait_seconds,
+            "SnapshotMaxWaitSeconds": self.snapshot_max_wait_seconds,
             "SnapshotMaxAttempts": self.snapshot_max_attempts,
             "BootstrapHeartbeatSeconds": self.bootstrap_heartbeat_seconds,
             "LambdaTaskTimeoutSeconds": self.lambda_task_timeout_seconds,

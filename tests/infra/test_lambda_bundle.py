@@ -233,3 +233,119 @@ def test_every_import_of_a_handler_is_in_the_asset_or_the_runtime(
         if name not in bundled | PROVIDED_BY_LAMBDA
     }
     assert missing == {}, f"lambdas/{module}.py would fail to import these in Lambda"
+
+
+# What the Lambda runtime (boto3) and the Powertools layer (with tracing) bring, as
+# installed in this environment; nothing else is beside the asset in Lambda.
+RUNTIME_DISTRIBUTIONS = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "python-dateutil",
+    "six",
+    "urllib3",
+    "aws-lambda-powertools",
+    "aws-xray-sdk",
+    "wrapt",
+    "typing-extensions",
+)
+
+
+def test_the_asset_leaves_out_the_cli_and_the_emulator() -> None:
+    files = {rel.as_posix() for rel in lb.source_files(REPO_ROOT)}
+    assert "lambdas/launch.py" in files
+    assert "petal/build/steps/check_snapshot.py" in files
+    for left_out in ("petal/cli/", "petal/local/", "petal/sharing/"):
+        assert not any(f.startswith(left_out) for f in files), left_out
+    assert "petal/__main__.py" not in files
+
+
+def _petal_imports(path: Path) -> set[str]:
+    """Every petal/lambdas module `path` may import, function-level imports included
+    (for `from a import b`, both a and a.b: b may be a module)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {n for n in names if n.split(".")[0] in lb.SOURCE_PACKAGES}
+
+
+def test_every_import_of_the_bundled_code_stays_inside_the_asset() -> None:
+    bundled = {rel.as_posix() for rel in lb.source_files(REPO_ROOT)}
+    missing: dict[str, list[str]] = {}
+    for rel in sorted(bundled):
+        if not rel.endswith(".py"):
+            continue
+        for name in sorted(_petal_imports(REPO_ROOT / rel)):
+            base = name.replace(".", "/")
+            candidates = (f"{base}.py", f"{base}/__init__.py")
+            in_repo = [c for c in candidates if (REPO_ROOT / c).is_file()]
+            if in_repo and not any(c in bundled for c in in_repo):
+                missing.setdefault(rel, []).append(name)
+    assert missing == {}, "these modules import what the asset leaves out"
+
+
+def _runtime_dir(target: Path) -> Path:
+    """The runtime's and the layer's packages, linked from this environment."""
+    from importlib import metadata
+
+    target.mkdir()
+    for name in RUNTIME_DISTRIBUTIONS:
+        dist = metadata.distribution(name)
+        tops = {
+            Path(str(f)).parts[0]
+            for f in dist.files or ()
+            if not Path(str(f)).parts[0].endswith(".dist-info")
+            and Path(str(f)).parts[0] not in {"..", "bin", "__pycache__"}
+        }
+        for top in tops:
+            source = Path(str(dist.locate_file(top)))
+            if source.exists() and not (target / top).exists():
+                (target / top).symlink_to(source)
+    return target
+
+
+def test_every_handler_imports_from_the_built_asset_alone(tmp_path: Path) -> None:
+    python = lb.lambda_interpreter()
+    # Not a skip: without it nothing shows that the handlers import in Lambda.
+    assert python is not None, (
+        f"no Python {lb.LAMBDA_PYTHON_VERSION} on PATH or in pyenv: install it "
+        f"(pyenv install {lb.LAMBDA_PYTHON_VERSION}) to import the asset as Lambda does"
+    )
+    asset = lb.build_bundle(REPO_ROOT, REPO_ROOT / "build")
+    runtime = _runtime_dir(tmp_path / "runtime")
+    assert not (asset / "petal" / "cli").exists()
+    assert not (asset / "petal" / "local").exists()
+    handlers = sorted(FUNCTION_SPECS)
+    code = (
+        f"import importlib, sys; sys.path[:0] = [{str(asset)!r}, {str(runtime)!r}]\n"
+        f"for name in {handlers!r}:\n"
+        "    assert callable(importlib.import_module('lambdas.' + name).handler), name\n"
+        "left = sorted(m for m in sys.modules if m.startswith(('petal.cli', 'petal.local')))\n"
+        "assert not left, left\n"
+        "print('imported', len(" + repr(handlers) + "))\n"
+    )
+    # As in Lambda: tracing on (LAMBDA_TASK_ROOT), nothing but the asset and the runtime.
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "LAMBDA_TASK_ROOT": str(asset),
+        "AWS_LAMBDA_FUNCTION_NAME": "petal-test",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    result = subprocess.run(
+        [python, "-I", "-S", "-B", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"imported {len(handlers)}"

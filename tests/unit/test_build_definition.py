@@ -95,12 +95,15 @@ def test_the_install_waits_by_callback_with_a_heartbeat() -> None:
 def test_waits_are_bounded_loops() -> None:
     for check, choice, wait in (
         ("CheckReady", "BuilderReady", "WaitForBuilder"),
-        ("CheckSnapshot", "SnapshotCompleted", "WaitForSnapshot"),
+        # The snapshot's first wait is WaitForSnapshot; later ones are the check's own.
+        ("CheckSnapshot", "SnapshotCompleted", "WaitLongerForSnapshot"),
     ):
         assert STATES[check]["Next"] == choice
         assert STATES[choice]["Default"] == wait
         assert STATES[wait]["Next"] == check
         assert "max_attempts.$" in STATES[check]["Parameters"]
+    assert STATES["WaitForSnapshot"]["Next"] == "CheckSnapshot"
+    assert STATES["WaitLongerForSnapshot"]["SecondsPath"] == "$.snapshot.wait_seconds"
 
 
 def test_it_ends_with_the_outcome_or_a_fail_with_a_cause() -> None:
