@@ -7,6 +7,7 @@ DescribeInstanceInformation, which petal.local.emulator provides).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -58,12 +59,32 @@ def send_bootstrap_command(
     return str(response["Command"]["CommandId"])
 
 
-def command_status(ssm: Any, command_id: str, instance_id: str) -> str | None:
-    """The invocation's status, or None if SSM does not know it (yet)."""
+@dataclass(frozen=True)
+class CommandInvocation:
+    command_id: str
+    instance_id: str
+    status: str  # Pending, InProgress, Delayed, Success, Failed, TimedOut, Cancelled, ...
+    status_details: str
+
+
+def command_invocation(ssm: Any, command_id: str, instance_id: str) -> CommandInvocation | None:
+    """The invocation of `command_id` on `instance_id`, or None if SSM does not know it
+    (not yet, or no longer: SSM keeps command history for 30 days)."""
     try:
         response = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
     except ClientError as error:
         if error_code(error) in ("InvocationDoesNotExist", "InvalidCommandId"):
             return None
         raise translate("SSM GetCommandInvocation", error) from error
-    return str(response.get("Status", "")) or None
+    return CommandInvocation(
+        command_id=command_id,
+        instance_id=instance_id,
+        status=str(response.get("Status") or ""),
+        status_details=str(response.get("StatusDetails") or ""),
+    )
+
+
+def command_status(ssm: Any, command_id: str, instance_id: str) -> str | None:
+    """The invocation's status, or None if SSM does not know it (yet)."""
+    invocation = command_invocation(ssm, command_id, instance_id)
+    return (invocation.status or None) if invocation is not None else None

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from petal.aws import ec2_builder, step_functions
 from petal.aws.ec2_builder import VolumeRelease
-from petal.aws.ssm_invocations import command_invocation
+from petal.aws.ssm_commands import command_invocation
 from petal.build.callbacks import (
     FAILURE_ERRORS,
     GONE_STATES,

@@ -164,15 +164,7 @@ class BuildTable:
     ) -> list[BuildRecord]:
         """The newest `limit` builds, optionally only those of one status and/or seed,
         however many pages a filter has to read to find them."""
-        return self._query_index(
-            INDEX_BY_RECENCY,
-            RECENT_PK,
-            RECENCY_PARTITION,
-            limit,
-            status=status,
-            seed=seed,
-            max_reads=None,
-        ).records
+        return self._recent(limit, status, seed, after=None, max_reads=None).records
 
     def list_page(
         self,
@@ -183,6 +175,17 @@ class BuildTable:
     ) -> BuildPage:
         """One page of the newest builds, starting after the cursor `after` (a page's
         `next`); a filtered page may end short of `limit` (MAX_PAGE_READS)."""
+        return self._recent(limit, status, seed, after=after, max_reads=MAX_PAGE_READS)
+
+    def _recent(
+        self,
+        limit: int,
+        status: str | None,
+        seed: str | None,
+        *,
+        after: str | None,
+        max_reads: int | None,
+    ) -> BuildPage:
         return self._query_index(
             INDEX_BY_RECENCY,
             RECENT_PK,
@@ -191,7 +194,7 @@ class BuildTable:
             status=status,
             seed=seed,
             after=after,
-            max_reads=MAX_PAGE_READS,
+            max_reads=max_reads,
         )
 
     def builds_for_fingerprint(
