@@ -377,19 +377,6 @@ def build_bundle(
         raise
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m petal.lambda_bundle [build_dir]`: build the asset, print its path."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    repo_root = Path(__file__).resolve().parent.parent
-    build_dir = Path(args[0]) if args else repo_root / "build"
-    print(build_bundle(repo_root, build_dir))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def lambda_interpreter() -> str | None:
     """A Python of LAMBDA_PYTHON_VERSION on this machine (on PATH, or installed by
     pyenv), to import the asset as Lambda would: its compiled wheels need it."""
@@ -412,3 +399,16 @@ def lambda_interpreter() -> str | None:
         if probe.returncode == 0 and probe.stdout.strip() == version:
             return found
     return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m petal.lambda_bundle [build_dir]`: build the asset, print its path."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    repo_root = Path(__file__).resolve().parent.parent
+    build_dir = Path(args[0]) if args else repo_root / "build"
+    print(build_bundle(repo_root, build_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
