@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Issue #14: set-up for the demo within a minute, for the tests within four.
+# The goals: set-up for the demo within a minute, for the tests within four.
 GOALS_SECONDS = {"setup": 60.0, "setup-dev": 240.0}
 # What each target must leave behind, and what it must not (a `pcluster` script in
 # the venv's bin/ would shadow a user's real one).

@@ -46,6 +46,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         reconciler=Reconciler(
             ssm=client("ssm"), read_tail=read_tail, document_name=config.document_name
         ),
+        state_machine_arn=config.state_machine_arn,
     )
     add_metric("JanitorTerminatedInstances", len(report.terminated_instances))
     add_metric("JanitorDeletedVolumes", len(report.deleted_volumes))

@@ -65,6 +65,13 @@ ENV_BUILD_TIMEOUT_MINUTES: Final = "PETAL_BUILD_TIMEOUT_MINUTES"
 # petal:builderImageOwners: accounts whose images a build may boot besides this one
 # (comma-separated); the launch role's ec2:Owner condition allows the same.
 ENV_BUILDER_IMAGE_OWNERS: Final = "PETAL_BUILDER_IMAGE_OWNERS"
+# The cost guard rails Prepare holds a build to (petal:allowedInstanceTypes,
+# petal:maxVolumeGb, petal:maxVolumeIops, petal:maxBuildHours); the launch role's
+# ec2:InstanceType condition allows the same instance type patterns.
+ENV_ALLOWED_INSTANCE_TYPES: Final = "PETAL_ALLOWED_INSTANCE_TYPES"  # comma-separated patterns
+ENV_MAX_VOLUME_GB: Final = "PETAL_MAX_VOLUME_GB"
+ENV_MAX_VOLUME_IOPS: Final = "PETAL_MAX_VOLUME_IOPS"
+ENV_MAX_BUILD_HOURS: Final = "PETAL_MAX_BUILD_HOURS"
 
 # DynamoDB single table. Items: BUILD#<id>/BUILD, LOCK#<fingerprint>#<os>#<arch>/LOCK,
 # TOKEN#<command id>/TOKEN, INTAKE#<bucket>/<key>#<version>/INTAKE.

@@ -19,7 +19,11 @@ from aws_cdk import aws_iam as iam
 
 from petal.deployment_contract import (
     CALLBACK_FUNCTION,
+    ENV_ALLOWED_INSTANCE_TYPES,
     ENV_BUILDER_IMAGE_OWNERS,
+    ENV_MAX_BUILD_HOURS,
+    ENV_MAX_VOLUME_GB,
+    ENV_MAX_VOLUME_IOPS,
     INTAKE_FUNCTION,
     JANITOR_FUNCTION,
     LOG_HEARTBEAT_FUNCTION,
@@ -227,9 +231,16 @@ def function_statements(
         ],
         LAUNCH: [
             # RunInstances authorises every resource it touches separately: what it
-            # creates must carry the petal tag; what it uses must be the configured
-            # subnets, the builder security group and an Amazon-owned AMI.
-            statement(["ec2:RunInstances"], [arns.instances, arns.volumes], request_tagged()),
+            # creates must carry the petal tag, and the instance must be of a type
+            # petal:allowedInstanceTypes allows (ec2:InstanceType exists on the instance
+            # only); what it uses must be the configured subnets, the builder security
+            # group and an AMI of a trusted owner.
+            statement(
+                ["ec2:RunInstances"],
+                [arns.instances],
+                {**request_tagged(), **allowed_instance_types(stack)},
+            ),
+            statement(["ec2:RunInstances"], [arns.volumes], request_tagged()),
             statement(["ec2:RunInstances"], [*arns.subnets(), arns.security_group()]),
             statement(
                 ["ec2:RunInstances"],
@@ -292,7 +303,15 @@ def function_statements(
             statement(["ec2:DetachVolume"], [arns.instances, arns.volumes], resource_tagged()),
             statement(["ec2:DeleteVolume"], [arns.volumes], resource_tagged()),
             statement(["ec2:DescribeInstances", "ec2:DescribeVolumes"], ["*"]),
-            statement(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], table),
+            statement(
+                [
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
+                table,
+            ),
         ],
         CALLBACK_FUNCTION: [
             # SendTask* is evaluated against the state machine that issued the token.
@@ -317,12 +336,16 @@ def function_statements(
             # the same log tail in its cause as the callback's.
             statement(["ssm:GetCommandInvocation"], ["*"]),
             statement(["states:SendTaskSuccess", "states:SendTaskFailure"], [arns.state_machine()]),
+            # Executions that ended before anything recorded them get their record.
+            statement(["states:ListExecutions"], [arns.state_machine()]),
             statement(["logs:DescribeLogStreams", "logs:GetLogEvents"], build_log_arns),
             statement(["ec2:TerminateInstances"], [arns.instances], resource_tagged()),
             statement(["ec2:DetachVolume"], [arns.instances, arns.volumes], resource_tagged()),
             statement(["ec2:DeleteVolume"], [arns.volumes], resource_tagged()),
             statement(["ec2:DescribeInstances", "ec2:DescribeVolumes"], ["*"]),
-            statement(["states:DescribeExecution"], [arns.executions()]),
+            statement(
+                ["states:DescribeExecution", "states:GetExecutionHistory"], [arns.executions()]
+            ),
             statement(
                 [
                     "dynamodb:GetItem",
@@ -406,6 +429,12 @@ def image_owners(stack: PermissionSources) -> list[str]:
     return [AMI_OWNER, stack.account, *stack.settings.builder_image_owners]
 
 
+def allowed_instance_types(stack: PermissionSources) -> dict[str, Any]:
+    """Condition: the builder is of a type petal:allowedInstanceTypes allows. Prepare
+    matches the same patterns the same way (petal.build.config.CostLimits)."""
+    return {"StringLike": {"ec2:InstanceType": list(stack.settings.allowed_instance_types)}}
+
+
 def grant_function_permissions(stack: PermissionSources) -> None:
     # Prepare refuses an image of any other owner up front, naming the setting, rather
     # than leaving Launch to fail on this policy; both read the one list.
@@ -413,6 +442,17 @@ def grant_function_permissions(stack: PermissionSources) -> None:
         function.add_environment(
             ENV_BUILDER_IMAGE_OWNERS, ",".join(stack.settings.builder_image_owners)
         )
+    # The cost guard rails Prepare holds a build to, from the settings the launch role's
+    # instance type condition is written from. Prepare alone reads them.
+    stack.functions.functions[PREPARE].add_environment(
+        ENV_ALLOWED_INSTANCE_TYPES, ",".join(stack.settings.allowed_instance_types)
+    )
+    for name, value in (
+        (ENV_MAX_VOLUME_GB, stack.settings.max_volume_gb),
+        (ENV_MAX_VOLUME_IOPS, stack.settings.max_volume_iops),
+        (ENV_MAX_BUILD_HOURS, stack.settings.max_build_hours),
+    ):
+        stack.functions.functions[PREPARE].add_environment(name, str(value))
     arns = Arns(stack)
     for module, statements in function_statements(stack, arns).items():
         role = stack.functions.roles[module]

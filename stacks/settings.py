@@ -15,6 +15,12 @@ from typing import Any, Final
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
+from petal.build.config import (
+    DEFAULT_ALLOWED_INSTANCE_TYPES,
+    DEFAULT_MAX_BUILD_HOURS,
+    DEFAULT_MAX_VOLUME_GB,
+    DEFAULT_MAX_VOLUME_IOPS,
+)
 from petal.validation import JSON, load_schema, problems
 
 PREFIX: Final = "petal:"
@@ -68,6 +74,14 @@ DEFAULTS: Final[dict[str, Any]] = {
     "ebsDefaultKmsKeyArn": "",
     # A build running longer than this is stuck: the janitor cleans it up.
     "buildTimeoutMinutes": 360,
+    # Cost guard rails: what a seed may ask of a build. Prepare refuses a build beyond
+    # them, naming the seed field and the setting; the launch role may start only
+    # instance types matching allowedInstanceTypes (IAM StringLike patterns: `*`, `?`).
+    # Default: the c, m and r families up to 16xlarge (no GPU or accelerator types).
+    "allowedInstanceTypes": list(DEFAULT_ALLOWED_INSTANCE_TYPES),
+    "maxVolumeGb": DEFAULT_MAX_VOLUME_GB,
+    "maxVolumeIops": DEFAULT_MAX_VOLUME_IOPS,
+    "maxBuildHours": DEFAULT_MAX_BUILD_HOURS,
     # Polling of the build state machine: how long to wait between checks that the
     # builder is up (instance running, SSM agent online) and how many checks before
     # giving up; the same for the snapshot completing.
@@ -185,6 +199,10 @@ class PetalSettings:
     volume_kms_key_arns: tuple[str, ...]
     ebs_default_kms_key_arn: str
     build_timeout_minutes: int
+    allowed_instance_types: tuple[str, ...]
+    max_volume_gb: int
+    max_volume_iops: int
+    max_build_hours: int
     janitor_rate_minutes: int
     ready_wait_seconds: int
     ready_max_attempts: int
@@ -232,6 +250,10 @@ class PetalSettings:
             volume_kms_key_arns=tuple(v["volumeKmsKeyArns"]),
             ebs_default_kms_key_arn=v["ebsDefaultKmsKeyArn"],
             build_timeout_minutes=v["buildTimeoutMinutes"],
+            allowed_instance_types=tuple(dict.fromkeys(v["allowedInstanceTypes"])),
+            max_volume_gb=v["maxVolumeGb"],
+            max_volume_iops=v["maxVolumeIops"],
+            max_build_hours=v["maxBuildHours"],
             janitor_rate_minutes=v["janitorRateMinutes"],
             ready_wait_seconds=v["readyWaitSeconds"],
             ready_max_attempts=v["readyMaxAttempts"],

@@ -372,16 +372,22 @@ def find_instances(ec2: Any, tags: Mapping[str, str]) -> list[InstanceView]:
 
 
 def terminate_instances(ec2: Any, instance_ids: Sequence[str]) -> list[str]:
-    """Terminate what still exists; returns the ids a terminate was requested for."""
+    """Terminate what still exists; returns the ids this call terminated (not those
+    already shutting down or terminated: a second cleanup reports nothing new)."""
     done: list[str] = []
     for instance_id in instance_ids:
         try:
-            ec2.terminate_instances(InstanceIds=[instance_id])
+            answer = ec2.terminate_instances(InstanceIds=[instance_id])
         except ClientError as error:
             if error_code(error) == "InvalidInstanceID.NotFound":
                 continue
             raise translate(f"EC2 TerminateInstances {instance_id}", error) from error
-        done.append(instance_id)
+        previous = {
+            str((change.get("PreviousState") or {}).get("Name") or "")
+            for change in answer.get("TerminatingInstances", [])
+        }
+        if not previous <= {"shutting-down", "terminated"} or not previous:
+            done.append(instance_id)
     return done
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from petal.aws.errors import error_code, translate
+from petal.aws.errors import aws_call, error_code, translate
 
 # The token is no longer usable: the task ended (completed, timed out, or its
 # execution stopped). Nothing to do then, which is what at-least-once delivery needs.
@@ -81,3 +82,26 @@ def execution_status(sfn: Any, arn: str) -> str | None:
             return None
         raise translate("Step Functions DescribeExecution", error) from error
     return str(response["status"])
+
+
+def ended_executions(sfn: Any, state_machine_arn: str, since: datetime) -> list[dict[str, Any]]:
+    """The executions that failed, timed out or were aborted since `since` (newest first
+    per status), each as DescribeExecution answers (with its input, error and cause)."""
+    ended: list[dict[str, Any]] = []
+    for status in ("FAILED", "TIMED_OUT", "ABORTED"):
+        with aws_call("Step Functions ListExecutions"):
+            pages = sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=state_machine_arn, statusFilter=status
+            )
+            for page in pages:
+                recent = [e for e in page.get("executions", []) if _stopped_since(e, since)]
+                for execution in recent:
+                    ended.append(sfn.describe_execution(executionArn=execution["executionArn"]))
+                if len(recent) < len(page.get("executions", [])):
+                    break  # listed newest first: the rest stopped before `since`
+    return ended
+
+
+def _stopped_since(execution: dict[str, Any], since: datetime) -> bool:
+    stopped = execution.get("stopDate")
+    return isinstance(stopped, datetime) and stopped >= since

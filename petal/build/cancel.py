@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from petal.aws import step_functions
-from petal.build.records import FINISHED, BuildRecord, iso
-from petal.build.steps.cleanup import cleanup
+from petal.build.records import FINISHED, SUCCESSFUL, BuildRecord, iso
+from petal.build.steps.cleanup import cleanup, reclaim
 from petal.build.table import BuildTable
 from petal.errors import CleanupPending
 
@@ -46,7 +46,14 @@ class CancelOutcome:
     def lines(self) -> list[str]:
         if not self.stopped_execution and not self.removed and self.pending is None:
             return [f"Build {self.build_id} had already finished ({self.status.lower()})."]
-        lines = [f"🛑 Cancelled build {self.build_id}"]
+        if self.status != "CANCELLED":
+            # Finished before: what its failed cleanup had left was removed.
+            lines = [
+                f"Build {self.build_id} had already finished ({self.status.lower()}); "
+                "removed what its cleanup left:"
+            ]
+        else:
+            lines = [f"🛑 Cancelled build {self.build_id}"]
         lines += [f"   {item}" for item in self.removed]
         if self.pending:
             lines.append(f"   {self.pending}")
@@ -62,8 +69,10 @@ def cancel_build(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
 ) -> CancelOutcome:
-    if record.status in FINISHED or not record.execution_arn:
+    if not record.execution_arn:
         return CancelOutcome(record.build_id, record.status, False, ())
+    if record.status in FINISHED:
+        return _reclaim_finished(record, ec2=ec2, table=table, sleep=sleep)
     arn = record.execution_arn
     stopped = False
     if step_functions.execution_status(stepfunctions, arn) == "RUNNING":
@@ -76,7 +85,7 @@ def cancel_build(
         # own is left as it is (its snapshot, its SUCCEEDED status), not cancelled.
         latest = table.get_build(record.build_id)
         if latest is not None and latest.status in FINISHED:
-            return CancelOutcome(latest.build_id, latest.status, False, ())
+            return _reclaim_finished(latest, ec2=ec2, table=table, sleep=sleep)
         record = latest or record
     step = record.step or "prepare"
     event = {
@@ -86,17 +95,9 @@ def cancel_build(
         },
         "execution": {"arn": arn, "name": record.build_id},
     }
-    removed: tuple[str, ...] = ()
-    pending: str | None = None
-    for attempt in range(CLEANUP_ATTEMPTS):
-        try:
-            removed = cleanup(event, ec2=ec2, table=table, now=clock()).removed
-            break
-        except CleanupPending as waiting:
-            if attempt == CLEANUP_ATTEMPTS - 1:
-                pending = f"{waiting}; the janitor deletes them within the hour"
-            else:
-                sleep(CLEANUP_RETRY_SECONDS)
+    removed, pending = _retrying(
+        lambda: cleanup(event, ec2=ec2, table=table, now=clock()).removed, sleep
+    )
     table.update_build(
         record.build_id,
         {
@@ -111,4 +112,39 @@ def cancel_build(
         execution_arn=arn,
         append_note=f"cancelled {iso(clock())}",
     )
-    return CancelOutcome(record.build_id, "CANCELLED", stopped, tuple(removed), pending)
+    return CancelOutcome(record.build_id, "CANCELLED", stopped, removed, pending)
+
+
+def _reclaim_finished(
+    record: BuildRecord, *, ec2: Any, table: BuildTable, sleep: Callable[[float], None]
+) -> CancelOutcome:
+    """A finished build: its status stays. One that did not succeed may have ended
+    with its cleanup failed, leaving its builder, volume or lock: those go now rather
+    than at the janitor's next run."""
+    if record.status in SUCCESSFUL:
+        return CancelOutcome(record.build_id, record.status, False, ())
+    removed, pending = _retrying(lambda: reclaim(record, ec2=ec2, table=table), sleep)
+    if removed or pending:
+        table.update_build(
+            record.build_id,
+            {},
+            execution_arn=record.execution_arn,
+            append_note=f"`petal build cancel` removed what its failed cleanup left: "
+            f"{', '.join(removed) or 'nothing yet'}",
+        )
+    return CancelOutcome(record.build_id, record.status, False, removed, pending)
+
+
+def _retrying(
+    remove: Callable[[], tuple[str, ...]], sleep: Callable[[float], None]
+) -> tuple[tuple[str, ...], str | None]:
+    """(what `remove` removed, what the janitor will finish): retried while a volume
+    detaches (this runs in the CLI, not in a Lambda)."""
+    for attempt in range(CLEANUP_ATTEMPTS):
+        try:
+            return tuple(remove()), None
+        except CleanupPending as waiting:
+            if attempt == CLEANUP_ATTEMPTS - 1:
+                return (), f"{waiting}; the janitor deletes them on its next run"
+            sleep(CLEANUP_RETRY_SECONDS)
+    return (), None

@@ -4,15 +4,20 @@ petal.local.emulator in local mode), with an error naming any variable that is m
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from petal.deployment_contract import (
+    ENV_ALLOWED_INSTANCE_TYPES,
     ENV_BUILD_LOG_GROUP,
     ENV_BUILD_TIMEOUT_MINUTES,
     ENV_DOCUMENT,
     ENV_INSTANCE_PROFILE,
+    ENV_MAX_BUILD_HOURS,
+    ENV_MAX_VOLUME_GB,
+    ENV_MAX_VOLUME_IOPS,
     ENV_SECURITY_GROUP,
     ENV_SEED_BUCKET,
     ENV_STATE_MACHINE,
@@ -31,6 +36,53 @@ DEFAULT_BUILD_TIMEOUT_MINUTES: Final = 360
 ENV_BUILDER_HTTP_EGRESS: Final = "PETAL_BUILDER_HTTP_EGRESS"  # "true" / "false"
 ENV_MIRROR_BUCKETS: Final = "PETAL_MIRROR_BUCKETS"  # comma-separated bucket names
 ENV_EBS_DEFAULT_KMS_KEY: Final = "PETAL_EBS_DEFAULT_KMS_KEY_ARN"  # key ARN or ""
+
+# Cost guard rails: the defaults of petal:allowedInstanceTypes, petal:maxVolumeGb,
+# petal:maxVolumeIops and petal:maxBuildHours (stacks/settings.py reads them from here).
+# Builders of the compute (c), general purpose (m) and memory optimized (r) families, up
+# to 16xlarge (64 vCPUs): no GPU, accelerator (p, g, inf, trn, dl, f), high memory (x,
+# u-), bare metal, Mac or 24xlarge-and-larger type. A pattern is an IAM StringLike value:
+# `*` any run of characters (dots included), `?` one character; `c*.2xlarge` matches
+# c7g.2xlarge and c7i-flex.2xlarge, not c7i.12xlarge.
+COST_LIMITED_FAMILIES: Final = ("c", "m", "r")
+COST_LIMITED_SIZES: Final = (
+    "large",
+    "xlarge",
+    "2xlarge",
+    "4xlarge",
+    "8xlarge",
+    "12xlarge",
+    "16xlarge",
+)
+DEFAULT_ALLOWED_INSTANCE_TYPES: Final[tuple[str, ...]] = tuple(
+    f"{family}*.{size}" for family in COST_LIMITED_FAMILIES for size in COST_LIMITED_SIZES
+)
+DEFAULT_MAX_VOLUME_GB: Final = 2000
+DEFAULT_MAX_VOLUME_IOPS: Final = 6000
+DEFAULT_MAX_BUILD_HOURS: Final = 12
+
+
+def iam_like(pattern: str) -> re.Pattern[str]:
+    """`pattern` as IAM's StringLike reads it: `*` any characters, `?` one, the rest
+    literally and case-sensitively, matched against the whole value."""
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+@dataclass(frozen=True)
+class CostLimits:
+    """What a build may ask for (the cost guard rails of the deployment's settings)."""
+
+    allowed_instance_types: tuple[str, ...] = DEFAULT_ALLOWED_INSTANCE_TYPES
+    max_volume_gb: int = DEFAULT_MAX_VOLUME_GB
+    max_volume_iops: int = DEFAULT_MAX_VOLUME_IOPS
+    max_build_hours: int = DEFAULT_MAX_BUILD_HOURS
+
+    def allows_instance_type(self, instance_type: str) -> bool:
+        """As the launch role's `StringLike ec2:InstanceType` condition decides."""
+        return any(
+            iam_like(pattern).fullmatch(instance_type) for pattern in self.allowed_instance_types
+        )
 
 
 @dataclass(frozen=True)
@@ -125,3 +177,27 @@ class BuildConfig:
     def ebs_default_kms_key_arn(self) -> str:
         """petal:ebsDefaultKmsKeyArn: the customer managed default EBS key petal may use."""
         return self.environ.get(ENV_EBS_DEFAULT_KMS_KEY, "").strip()
+
+    def _limit(self, name: str, default: int) -> int:
+        raw = self.environ.get(name, "").strip()
+        if not raw:
+            return default
+        if not re.fullmatch(r"[0-9]+", raw) or int(raw) < 1:
+            raise ConfigurationError(
+                f"environment variable {name} must be a whole number of at least 1, not "
+                f"{raw!r}: redeploy the petal stack"
+            )
+        return int(raw)
+
+    @property
+    def cost_limits(self) -> CostLimits:
+        """petal:allowedInstanceTypes, maxVolumeGb, maxVolumeIops, maxBuildHours; each
+        unset variable means its setting's default (what local mode deploys)."""
+        raw = self.environ.get(ENV_ALLOWED_INSTANCE_TYPES, "")
+        patterns = tuple(p.strip() for p in raw.split(",") if p.strip())
+        return CostLimits(
+            allowed_instance_types=patterns or DEFAULT_ALLOWED_INSTANCE_TYPES,
+            max_volume_gb=self._limit(ENV_MAX_VOLUME_GB, DEFAULT_MAX_VOLUME_GB),
+            max_volume_iops=self._limit(ENV_MAX_VOLUME_IOPS, DEFAULT_MAX_VOLUME_IOPS),
+            max_build_hours=self._limit(ENV_MAX_BUILD_HOURS, DEFAULT_MAX_BUILD_HOURS),
+        )

@@ -36,7 +36,7 @@ class StateMachineSettings:
     # late.
     snapshot_wait_seconds: int = 30
     snapshot_max_wait_seconds: int = 300
-    snapshot_max_attempts: int = 147  # 30 + 60 + 120 + 240 + 143 x 300 s: 12 hours
+    snapshot_max_attempts: int = 50  # 30 + 60 + 120 + 240 + 46 x 300 s: about 4 hours
     # The bootstrap prints a heartbeat every third of this: two may be lost.
     bootstrap_heartbeat_seconds: int = 900
     # Above every step function's own timeout (the longest is 2 minutes).

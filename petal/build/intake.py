@@ -3,8 +3,10 @@
 S3 delivers "Object Created" through EventBridge at least once, so the same object
 version may arrive twice, even at the same time. The build id (and execution name) is
 derived from bucket, key and version, and an intake marker in the builds table
-records the start: the second delivery finds the marker or the execution, and starts
-nothing. A seed that does not validate (or cannot be read, or is too large, or, by a
+records the start: the second delivery finds the marker, the build's record or the
+execution, and starts nothing and writes over nothing (records are created
+conditionally). Only the seed bucket's seeds/ is read, whatever the rule sends.
+A seed that does not validate (or cannot be read, or is too large, or, by a
 bug, cannot be checked at all) is recorded as a FAILED build with the reason; nothing is
 launched, and no upload goes without a record.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -21,7 +23,7 @@ from typing import Any, Final
 from petal.aws import step_functions
 from petal.build.records import BuildFailure, BuildRecord, iso
 from petal.build.request import BuildRequestError, SeedReader
-from petal.build.table import BuildTable
+from petal.build.table import BuildIdTaken, BuildTable
 from petal.errors import PetalStepError
 from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import check_seed_size, parse_seed
@@ -30,6 +32,11 @@ from petal.seed.model import SeedError
 # Duplicate deliveries come within hours; a week of markers is plenty.
 MARKER_LIFETIME: Final = timedelta(days=7)
 _UNSAFE: Final = re.compile(r"[^a-z0-9-]+")
+# Seeds are built from this prefix of the seed bucket only.
+SEED_PREFIX: Final = "seeds/"
+
+# (bucket, key, version id) -> the object's size in bytes (HeadObject's ContentLength).
+ObjectSize = Callable[[str, str, str | None], int]
 
 
 class NotASeedUpload(PetalStepError, ValueError):
@@ -92,6 +99,17 @@ def intake_build_id(upload: SeedUpload) -> str:
     return f"{stem}-{digest[:16]}"
 
 
+def seed_location_problem(bucket: str, key: str, seed_bucket: str) -> str | None:
+    """Why s3://bucket/key is not a seed petal builds from (None: it is): only the
+    deployment's seed bucket, under seeds/, whatever the EventBridge rule and IAM let
+    through (a rule edited by hand, an event replayed from elsewhere)."""
+    if bucket != seed_bucket:
+        return f"s3://{bucket}/{key} is not in the seed bucket {seed_bucket}"
+    if not key.startswith(SEED_PREFIX) or key == SEED_PREFIX:
+        return f"s3://{bucket}/{key} is not under {SEED_PREFIX} in the seed bucket"
+    return None
+
+
 def on_seed_uploaded(
     event: Mapping[str, Any],
     *,
@@ -100,19 +118,34 @@ def on_seed_uploaded(
     sfn: Any,
     state_machine_arn: str,
     now: datetime,
+    seed_bucket: str | None = None,
+    object_size: ObjectSize | None = None,
 ) -> IntakeResult:
+    """`seed_bucket`: the deployment's (None only in tests of the seed checks);
+    `object_size`: HeadObject's ContentLength, asked when the event has no size."""
     upload = seed_upload(event)
     build_id = intake_build_id(upload)
     source = upload.uri + (f"?versionId={upload.version_id}" if upload.version_id else "")
+    if seed_bucket is not None:
+        problem = seed_location_problem(upload.bucket, upload.key, seed_bucket)
+        if problem is not None:
+            # Not a seed upload of this deployment: nothing is read, written or started.
+            return IntakeResult(build_id, False, f"ignored: {problem}")
+    done = _already_handled(table, upload, build_id)
+    if done is not None:
+        return done
 
     def invalid(error: Exception) -> IntakeResult:
         message = f"the uploaded seed is invalid:\n{error}\nFix it and upload it again."
         return _failed(table, build_id, source, now, "InvalidSeed", message)
 
     try:
-        if upload.size is not None:
+        size = upload.size
+        if size is None and object_size is not None:
+            size = object_size(upload.bucket, upload.key, upload.version_id)
+        if size is not None:
             # The size alone decides: refused before the object is even read.
-            check_seed_size(upload.size, source)
+            check_seed_size(size, source)
         # Other errors (S3 trouble) propagate: EventBridge delivers the event again.
         raw = read_seed(upload.bucket, upload.key, upload.version_id)
     except (SeedError, BuildRequestError) as error:
@@ -157,19 +190,45 @@ def on_seed_uploaded(
     return IntakeResult(marker.build_id, started, reason, arn)
 
 
+def _already_handled(table: BuildTable, upload: SeedUpload, build_id: str) -> IntakeResult | None:
+    """A repeated delivery of an object version that was handled: started (the
+    marker names the execution) or recorded (a rejected seed, or a build under way or
+    finished). None for a first delivery, or one whose predecessor stopped before
+    starting anything (it then finishes the job: StartExecution is idempotent by name)."""
+    marker = table.get_intake(upload.bucket, upload.key, upload.version)
+    if marker is not None and marker.execution_arn:
+        return IntakeResult(
+            marker.build_id, False, "duplicate delivery: already started", marker.execution_arn
+        )
+    record = table.get_build(build_id)
+    if record is not None:
+        return IntakeResult(
+            build_id,
+            False,
+            f"duplicate delivery: build {build_id} is recorded ({record.status.lower()})",
+            record.execution_arn,
+        )
+    return None
+
+
 def _failed(
     table: BuildTable, build_id: str, source: str, now: datetime, kind: str, message: str
 ) -> IntakeResult:
-    # Written whole and keyed by the upload, so a duplicate delivery rewrites it.
-    table.put_build(
-        BuildRecord(
-            build_id=build_id,
-            status="FAILED",
-            started_at=iso(now),
-            finished_at=iso(now),
-            seed_source=source,
-            step="intake",
-            error=BuildFailure(step="intake", error=kind, cause=message),
+    # Created only if no record has this id: a duplicate delivery racing this one, or
+    # a build of this version, is never overwritten (a SUCCEEDED build stays so, and a
+    # running build keeps its execution's record, so its cleanup still owns it).
+    try:
+        table.create_build(
+            BuildRecord(
+                build_id=build_id,
+                status="FAILED",
+                started_at=iso(now),
+                finished_at=iso(now),
+                seed_source=source,
+                step="intake",
+                error=BuildFailure(step="intake", error=kind, cause=message),
+            )
         )
-    )
+    except BuildIdTaken:
+        return IntakeResult(build_id, False, "duplicate delivery: the build is recorded already")
     return IntakeResult(build_id, False, "invalid seed; recorded as a failed build", error=message)

@@ -21,12 +21,14 @@ janitor's period after its command ended, even if every event is lost.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from petal.aws import ec2_builder, step_functions
 from petal.aws.ec2_builder import VolumeRelease
+from petal.aws.errors import aws_call
 from petal.aws.ssm_commands import command_invocation
 from petal.build.callbacks import (
     FAILURE_ERRORS,
@@ -37,8 +39,15 @@ from petal.build.callbacks import (
     on_command_status,
     on_instance_state,
 )
-from petal.build.records import BuildFailure, BuildRecord, iso, parse_iso
-from petal.build.table import BuildTable
+from petal.build.records import (
+    BuildFailure,
+    BuildRecord,
+    iso,
+    parse_iso,
+    record_of_ended_execution,
+)
+from petal.build.steps.failure import describe_failure
+from petal.build.table import BuildIdTaken, BuildTable
 from petal.deployment_contract import (
     MANAGED_VALUE,
     ROLE_BUILDER,
@@ -48,9 +57,13 @@ from petal.deployment_contract import (
     TAG_ROLE,
 )
 from petal.errors import PetalStepError
+from petal.identifiers import BUILD_ID
 
 # Beyond the build timeout: the ready checks, the snapshot and cleanup take time too.
 MARGIN: Final = timedelta(hours=1)
+# How far back the janitor looks for executions that ended without a record: several of
+# its runs, so one that failed or was skipped loses nothing.
+UNRECORDED_WINDOW: Final = timedelta(days=2)
 
 
 @dataclass
@@ -89,8 +102,9 @@ def sweep(
     now: datetime,
     max_age: timedelta,
     reconciler: Reconciler | None = None,
+    state_machine_arn: str | None = None,
 ) -> JanitorReport:
-    janitor = _Sweep(ec2, table, now, max_age, _ExecutionCache(sfn, table))
+    janitor = _Sweep(ec2, sfn, table, now, max_age, _ExecutionCache(sfn, table))
     if reconciler is not None:
         # First: a build it ends moves on to its own cleanup, which the rest of the
         # sweep then leaves alone (its execution is still RUNNING).
@@ -99,6 +113,9 @@ def sweep(
     janitor.release_volumes()
     janitor.release_locks()
     janitor.close_records()
+    if state_machine_arn is not None:
+        janitor.record_unrecorded(state_machine_arn)
+    janitor.delete_detached_volumes()
     return janitor.report
 
 
@@ -108,12 +125,14 @@ class _Sweep:
     def __init__(
         self,
         ec2: Any,
+        sfn: Any,
         table: BuildTable,
         now: datetime,
         max_age: timedelta,
         running: _ExecutionCache,
     ) -> None:
         self._ec2 = ec2
+        self._sfn = sfn
         self._table = table
         self._now = now
         self._max_age = max_age
@@ -232,12 +251,23 @@ class _Sweep:
                 continue
             released = ec2_builder.release_volume(self._ec2, volume)
             if released is VolumeRelease.DETACHING:
-                # Deleted on the next sweep, once detached: the janitor never waits.
                 self.report.detached_volumes.append(volume.volume_id)
                 self._note(build_id, f"detached {volume.volume_id}")
             elif released is VolumeRelease.DELETED:
                 self.report.deleted_volumes.append(volume.volume_id)
                 self._note(build_id, f"deleted {volume.volume_id}")
+
+    def delete_detached_volumes(self) -> None:
+        """One more look, after the locks and records, at the volumes this sweep
+        detached: one already free is deleted now, the rest on the next sweep (the
+        janitor never waits)."""
+        for volume_id in self.report.detached_volumes:
+            view = ec2_builder.describe_volume(self._ec2, volume_id)
+            if view is None or view.attached_to or view.state not in ("available", "error"):
+                continue
+            if ec2_builder.release_volume(self._ec2, view) is VolumeRelease.DELETED:
+                self.report.deleted_volumes.append(volume_id)
+                self._note(view.tags.get(TAG_BUILD_ID, ""), f"deleted {volume_id}")
 
     def release_locks(self) -> None:
         for key, holder in list(self._table.locks()):
@@ -263,6 +293,17 @@ class _Sweep:
             failure = BuildFailure(
                 step=record.step or "unknown", error=f"Execution{closed.title()}", cause=cause
             )
+            known = record.error or _failure_in_history(self._sfn, record)
+            if known is not None:
+                record.error = known
+            if record.error is not None:
+                # The cleanup had recorded which step failed before it failed itself:
+                # that step, and its reason, are what the build's owner needs.
+                failure = BuildFailure(
+                    step=record.error.step,
+                    error=record.error.error,
+                    cause=f"{record.error.cause} Then {cause}.",
+                )
             self._table.update_build(
                 record.build_id,
                 {"status": closed, "finished_at": iso(self._now), "error": failure.__dict__},
@@ -271,9 +312,33 @@ class _Sweep:
             )
             self.report.closed_builds.append(f"{record.build_id}: {closed}")
 
+    def record_unrecorded(self, state_machine_arn: str) -> None:
+        """Every execution that started has a record saying how it ended: one that
+        ended before anything could write it (Prepare failed, then its cleanup failed
+        too) gets it from the execution itself."""
+        since = self._now - UNRECORDED_WINDOW
+        for execution in step_functions.ended_executions(self._sfn, state_machine_arn, since):
+            name = str(execution.get("name") or "")
+            if not BUILD_ID.match(name) or self._table.get_build(name) is not None:
+                continue
+            record = record_of_ended_execution(name, execution, now=self._now)
+            # The execution's own error names its last failure (a failed cleanup); the
+            # history still holds the step that failed first, which the owner needs.
+            record.error = _failure_in_history(self._sfn, record) or record.error
+            record.notes.append(f"janitor {iso(self._now)}: recorded from its execution")
+            try:
+                self._table.create_build(record)
+            except BuildIdTaken:
+                continue  # written meanwhile, by the execution's own cleanup
+            self.report.closed_builds.append(f"{name}: {record.status} (recorded)")
+
     def _keeps(self, what: str, build_id: str, created: datetime | None) -> bool:
         """Whether a resource stays (and why, in the report): too young, or in use."""
         what = f"{what} (build {build_id or '?'})"
+        if build_id and self._running.ended(build_id):
+            # Its build's execution has ended (a failed cleanup, a stopped execution):
+            # nothing will use it again, so it goes now, whatever its age.
+            return False
         if created is not None and created > self._cutoff:
             self.report.kept.append(f"{what}: younger than {self._max_age}")
             return True
@@ -305,8 +370,55 @@ class _ExecutionCache:
     def execution(self, execution_arn: str) -> bool:
         return self.status(execution_arn) == "RUNNING"
 
+    def ended(self, build_id: str) -> bool:
+        """Whether the build has a record whose execution Step Functions knows and
+        reports ended. Unknown (no record yet, an execution being started) is not ended:
+        such resources wait for the age cut-off."""
+        record = self._table.get_build(build_id)
+        if record is None or not record.execution_arn:
+            return False
+        status = self.status(record.execution_arn)
+        return status is not None and status != "RUNNING"
+
     def __call__(self, build_id: str) -> bool:
         record = self._table.get_build(build_id)
         if record is None or not record.execution_arn:
             return False
         return self.execution(record.execution_arn)
+
+
+# The states whose input carries $.failure once a step has failed (newest first).
+_FAILURE_STATES: Final = ("ExplainCleanupFailure", "CleanUpRecordFailure", "CleanUpAfterFailure")
+_CLEANUP_STATES: Final = ("CleanUp",)
+
+
+def _failure_in_history(sfn: Any, record: BuildRecord) -> BuildFailure | None:
+    """Which step failed, from the execution's history: for a build whose cleanup
+    failed before it could record even that. None if the history does not say."""
+    if not record.execution_arn:
+        return None
+    with aws_call("Step Functions GetExecutionHistory"):
+        events = sfn.get_execution_history(
+            executionArn=record.execution_arn, reverseOrder=True, maxResults=50
+        ).get("events", [])
+    for event in events:
+        entered = event.get("stateEnteredEventDetails") or {}
+        name = entered.get("name")
+        if name in _CLEANUP_STATES:
+            return BuildFailure(
+                step="cleanup",
+                error="CleanupFailed",
+                cause=f"Build {record.build_id} failed in step cleanup (CleanupFailed): the "
+                "snapshot was taken but the cleanup failed.",
+            )
+        if name not in _FAILURE_STATES:
+            continue
+        try:
+            state = json.loads(entered.get("input") or "{}")
+        except ValueError:
+            return None
+        failure = state.get("failure") if isinstance(state, dict) else None
+        if isinstance(failure, dict) and failure:
+            step, error, cause = describe_failure(failure, record.build_id, record)
+            return BuildFailure(step=step, error=error, cause=cause)
+    return None

@@ -27,6 +27,7 @@ The adapter takes a boto3 DynamoDB client, so tests hand in moto's."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -230,3 +231,36 @@ def _native(value: Any) -> Any:
     if isinstance(value, list):
         return [_native(v) for v in value]
     return value
+
+
+def record_of_ended_execution(
+    build_id: str, execution: Mapping[str, Any], *, now: datetime
+) -> BuildRecord:
+    """How a build ended whose execution ended before anything recorded it (Prepare
+    refused the request, or failed, and no cleanup could write): DescribeExecution says
+    it. Its step is prepare: every later step runs after Prepare wrote the record."""
+    try:
+        request = json.loads(execution.get("input") or "{}")
+    except ValueError:
+        request = {}
+    if not isinstance(request, dict):
+        request = {}
+    status = str(execution.get("status") or "FAILED")
+    started, stopped = execution.get("startDate"), execution.get("stopDate")
+    return BuildRecord(
+        build_id=build_id,
+        status="CANCELLED" if status == "ABORTED" else "FAILED",
+        started_at=iso(started if isinstance(started, datetime) else now),
+        finished_at=iso(stopped if isinstance(stopped, datetime) else now),
+        os=request.get("os") if isinstance(request.get("os"), str) else None,
+        architecture=(
+            request.get("architecture") if isinstance(request.get("architecture"), str) else None
+        ),
+        step="prepare",
+        execution_arn=str(execution.get("executionArn") or "") or None,
+        error=BuildFailure(
+            step="prepare",
+            error=str(execution.get("error") or status),
+            cause=str(execution.get("cause") or f"the execution ended {status} before it began"),
+        ),
+    )

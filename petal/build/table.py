@@ -97,11 +97,6 @@ class BuildTable:
         if written is None:
             raise BuildIdTaken(record.build_id)
 
-    def put_build(self, record: BuildRecord) -> None:
-        """Write a record unconditionally (intake's record of a rejected seed)."""
-        with aws_call("DynamoDB PutItem (build record)"):
-            self._client.put_item(TableName=self.table_name, Item=to_dynamo(record.to_item()))
-
     def get_build(self, build_id: str) -> BuildRecord | None:
         with aws_call("DynamoDB GetItem (build record)"):
             response = self._client.get_item(
@@ -474,6 +469,22 @@ class BuildTable:
                 data["build_id"], data["received_at"], data.get("execution_arn"), created=False
             )
         return IntakeMarker(build_id, iso(now), None, created=True)
+
+    def get_intake(self, bucket: str, key: str, version: str) -> IntakeMarker | None:
+        """The intake marker of an object version, if a delivery claimed it."""
+        with aws_call("DynamoDB GetItem (intake marker)"):
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key=to_dynamo(intake_key(bucket, key, version)),
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        if not item:
+            return None
+        data = from_dynamo(item)
+        return IntakeMarker(
+            data["build_id"], data["received_at"], data.get("execution_arn"), created=False
+        )
 
     def mark_intake_started(self, bucket: str, key: str, version: str, execution_arn: str) -> None:
         with aws_call("DynamoDB UpdateItem (intake marker)"):

@@ -1,13 +1,13 @@
 """The deployed build pipeline, and watching its builds until they finish: `petal build
 --seed` without --detach, `petal build status ID --watch` and `petal build logs ID --follow`.
 
-The watcher polls the builds table the pipeline writes; a build whose execution ended
-before it had a record is read from Step Functions instead.
+The watcher polls the builds table the pipeline writes, and the execution of a build
+still RUNNING: a build whose execution ended before it had a record, or with its record
+still RUNNING (its cleanup failed), is read from Step Functions instead.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +22,14 @@ from rich.live import Live
 from petal.aws import session as aws_session
 from petal.aws.deployment import Deployment, DeploymentNotFound, discover_deployment
 from petal.aws.session import region_problem
-from petal.build.records import FINISHED, SUCCESSFUL, BuildFailure, BuildRecord, iso
+from petal.build.records import (
+    FINISHED,
+    SUCCESSFUL,
+    BuildFailure,
+    BuildRecord,
+    iso,
+    record_of_ended_execution,
+)
 from petal.build.table import BuildTable
 from petal.cli import hints
 from petal.cli.build_progress import BuildRegions, new_lines, rich_view, summary_lines
@@ -133,6 +140,8 @@ class _Watched:
             record = self.table.get_build(build_id)
             if record is None and build_id not in self.records:
                 record = _ended_without_record(self.pipeline, self.table, build_id)
+            elif record is not None and record.status == "RUNNING":
+                record = _execution_ended(self.pipeline, self.table, record)
             if record is not None:
                 self.records[build_id] = record
         return len(self.records) == len(self.build_ids) and all(
@@ -207,23 +216,40 @@ def _ended_without_record(
     record = table.get_build(build_id)  # written just before the execution ended
     if record is not None:
         return record
-    request = json.loads(execution.get("input") or "{}")
+    return record_of_ended_execution(build_id, execution, now=datetime.now(UTC))
+
+
+def _execution_ended(pipeline: Pipeline, table: BuildTable, record: BuildRecord) -> BuildRecord:
+    """The record, or how the build ended if its execution has ended while the record
+    still says RUNNING (the cleanup failed before it could record the outcome; the
+    execution was stopped): the watcher follows the execution too, not only the record,
+    so it never waits on a record nothing will update. Not written back: the janitor
+    closes the record."""
+    execution = build_execution(pipeline, record.build_id)
+    if execution is None or execution["status"] == "RUNNING":
+        return record
+    if execution.get("executionArn") != record.execution_arn and record.execution_arn:
+        return record  # another execution's build under this id
+    latest = table.get_build(record.build_id)  # written just before the execution ended
+    if latest is not None and latest.status != "RUNNING":
+        return latest
     status = execution["status"]
-    arn = execution["executionArn"]
+    step = record.error.step if record.error else (record.step or "unknown")
+    cause = str(execution.get("cause") or f"the build's execution ended {status}")
+    if record.error is not None:
+        cause = f"{record.error.cause} {cause}"
     return BuildRecord(
-        build_id=build_id,
-        status="CANCELLED" if status == "ABORTED" else "FAILED",
-        started_at=iso(execution["startDate"]),
-        finished_at=iso(execution.get("stopDate") or datetime.now(UTC)),
-        os=request.get("os"),
-        architecture=request.get("architecture"),
-        step="prepare",
-        execution_arn=arn,
-        error=BuildFailure(
-            step="prepare",
-            error=str(execution.get("error") or status),
-            cause=str(execution.get("cause") or f"the execution ended {status} before it began"),
-        ),
+        **{
+            **(latest or record).__dict__,
+            "status": "CANCELLED" if status == "ABORTED" else "FAILED",
+            "finished_at": iso(execution.get("stopDate") or datetime.now(UTC)),
+            "step": step,
+            "error": BuildFailure(
+                step=step,
+                error=str(execution.get("error") or status),
+                cause=cause,
+            ),
+        }
     )
 
 

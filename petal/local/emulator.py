@@ -43,6 +43,7 @@ from petal.build.records import BuildRecord
 from petal.build.steps.event import build_id_hint
 from petal.build.table import BuildTable
 from petal.deployment_contract import ENV_TRUSTED_ACCOUNTS, INTAKE_FUNCTION, JANITOR_FUNCTION
+from petal.identifiers import BUILD_ID
 from petal.local import handlers, moto_fixes
 from petal.local.deploy import ACCOUNT_ID, STACK_NAME, LocalDeployment, deploy
 from petal.local.event_bus import (
@@ -210,10 +211,13 @@ class LocalAws:
             before_run_instances=lambda subnet_id: self._injector.check_capacity(
                 subnet_id, self.deployment.subnet_ids
             ),
-            instances_terminated=lambda ids: builders_terminated(
-                self.deliver_event, ids, self.region
-            ),
+            instances_terminated=self._instances_terminated,
         )
+
+    def _instances_terminated(self, instance_ids: list[str]) -> None:
+        builders_terminated(self.deliver_event, instance_ids, self.region)
+        # After the events: the instances are gone whatever the call then answers.
+        self._injector.after_terminate(instance_ids)
 
     def _command_sent(self, command: Any) -> None:
         """moto reports a new command Success at once; SSM reports InProgress until the
@@ -261,7 +265,12 @@ class LocalAws:
         failure: LocalFailure | None = None,
     ) -> str:
         """Start an execution of the build state machine; returns its ARN."""
-        name = name or str(request.get("build_id") or f"local-{uuid.uuid4().hex[:12]}")
+        # Named after the build id when it is one (AWS refuses names with spaces and the
+        # like, which a bad build_id may hold); the build id is the execution name then.
+        wanted = request.get("build_id")
+        if name is None:
+            name = wanted if isinstance(wanted, str) and BUILD_ID.match(wanted) else None
+        name = name or f"local-{uuid.uuid4().hex[:12]}"
         if failure is not None:
             self.failures[str(request.get("build_id") or name)] = failure
         response = self.client("stepfunctions").start_execution(

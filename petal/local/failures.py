@@ -33,7 +33,10 @@ FAILURE_MODES: Final[dict[str, tuple[str, ...]]] = {
     "ready": ("exception", "agent-offline"),
     "bootstrap": ("exception", "failed", "timed-out", "cancelled", "terminated", "hang"),
     "snapshot": ("exception", "error"),
-    "cleanup": ("exception",),
+    # exception: the cleanup handler fails at once, every time (even recording the
+    # failure): the record waits for the janitor. partial: it fails after terminating
+    # the builder, leaving the volume and the lock (the state machine records FAILED).
+    "cleanup": ("exception", "partial"),
 }
 # What the simulated agent reports for a failed/timed-out/cancelled command.
 SSM_FAILURE_STATUS: Final = {"failed": "Failed", "timed-out": "TimedOut", "cancelled": "Cancelled"}
@@ -60,12 +63,23 @@ class LocalFailure:
     terminated           bootstrap: the builder is terminated mid-install
     hang                 bootstrap: the install stops printing (heartbeat timeout)
     error                snapshot: EBS reports the snapshot in state error
+    partial              cleanup: TerminateInstances terminates the builder, then fails
+                         (the volume and the lock stay behind)
     """
 
     step: str
     mode: str = "exception"
+    # And then the cleanup that follows the failure fails too, in this cleanup mode.
+    cleanup: str | None = None
 
     def __post_init__(self) -> None:
+        if self.cleanup is not None and (
+            self.step == "cleanup" or self.cleanup not in FAILURE_MODES["cleanup"]
+        ):
+            raise LocalAwsError(
+                f"the cleanup after a failed {self.step} step cannot fail with "
+                f"{self.cleanup!r}; use one of {', '.join(FAILURE_MODES['cleanup'])}"
+            )
         if self.step not in FAILURE_MODES:
             raise LocalAwsError(
                 f"unknown step {self.step!r} to fail; use one of {', '.join(FAILURE_MODES)}"
@@ -102,16 +116,35 @@ class FailureInjector:
         self._fired_once: set[tuple[str, str]] = set()
         # RunInstances carries no build id: the launch handler running says whose it is.
         self._launching: str | None = None
+        # Nor does TerminateInstances: the cleanup handler running says whose it is.
+        self._cleaning: str | None = None
 
     @contextmanager
     def invocation(self, module: str, build_id: str | None, event: Any) -> Iterator[None]:
         """Around one handler invocation: fail it now, or arm what fails inside it."""
         self._before(module, build_id, event)
         self._launching = build_id if module == "launch" else None
+        self._cleaning = build_id if module == "cleanup" else None
         try:
             yield
         finally:
             self._launching = None
+            self._cleaning = None
+
+    def after_terminate(self, instance_ids: list[str]) -> None:
+        """TerminateInstances has terminated `instance_ids`: fail the call anyway if the
+        cleaning build asked for a partial cleanup, so the cleanup fails after part of
+        its work, as one whose role lacks ec2:DeleteVolume would."""
+        failure = self._failure_for(self._cleaning)
+        if failure is None or _cleanup_mode(failure) != "partial" or not instance_ids:
+            return
+        from moto.ec2.exceptions import EC2ClientError
+
+        raise EC2ClientError(
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation (injected by petal local "
+            "mode after the instance was terminated).",
+        )
 
     def check_capacity(self, subnet_id: str | None, subnet_ids: tuple[str, ...]) -> None:
         """RunInstances in `subnet_id`: raise EC2's capacity error if the launching build
@@ -132,6 +165,11 @@ class FailureInjector:
 
     def _before(self, module: str, build_id: str | None, event: Any) -> None:
         failure = self._failure_for(build_id)
+        if failure is not None and module == "cleanup" and failure.cleanup == "exception":
+            raise InjectedFailure(
+                f"failure injected into the cleanup after the failed {failure.step} step "
+                "by local mode"
+            )
         if failure is None or module not in STEP_MODULES[failure.step]:
             return
         if failure.mode == "exception":
@@ -155,3 +193,8 @@ class FailureInjector:
             snapshot = ec2_backends[ACCOUNT_ID][self._region].snapshots.get(snapshot_id)
             if snapshot is not None:
                 snapshot.status = state
+
+
+def _cleanup_mode(failure: LocalFailure) -> str | None:
+    """How the build's cleanup is to fail, if it is."""
+    return failure.mode if failure.step == "cleanup" else failure.cleanup

@@ -338,7 +338,10 @@ def test_a_build_refused_before_its_record_exists_ends_the_watch(
         "❌ Checking the seed and looking for an existing snapshot failed (InjectedFailure)" in out
     )
     assert "failure injected into the prepare step" in out
-    assert aws.table.get_build("wb-fails-in-prepare") is None
+    # The cleanup records how it ended, so `petal build status` can tell.
+    record = aws.table.get_build("wb-fails-in-prepare")
+    assert record is not None
+    assert (record.status, record.step) == ("FAILED", "prepare")
 
 
 # --- status, list, logs ---------------------------------------------------------------------

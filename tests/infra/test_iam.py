@@ -19,8 +19,13 @@ from typing import Any
 import cfnlint
 import pytest
 
+from petal.build.config import DEFAULT_ALLOWED_INSTANCE_TYPES
 from petal.deployment_contract import (
     CALLBACK_FUNCTION,
+    ENV_ALLOWED_INSTANCE_TYPES,
+    ENV_MAX_BUILD_HOURS,
+    ENV_MAX_VOLUME_GB,
+    ENV_MAX_VOLUME_IOPS,
     INTAKE_FUNCTION,
     JANITOR_FUNCTION,
     LOG_HEARTBEAT_FUNCTION,
@@ -34,6 +39,7 @@ from stacks.dead_letters import DEAD_LETTER_FUNCTIONS
 from tests.infra.aws_calls import implied_actions, iter_candidates, reachable_calls
 from tests.infra.conftest import TEST_SUBNETS, TEST_TRUSTED_ACCOUNTS, Synth
 
+PREPARE = STEP_FUNCTIONS["PrepareFunctionArn"]
 LAUNCH = STEP_FUNCTIONS["LaunchFunctionArn"]
 BOOTSTRAP = STEP_FUNCTIONS["BootstrapFunctionArn"]
 CHECK_SNAPSHOT = STEP_FUNCTIONS["CheckSnapshotFunctionArn"]
@@ -260,7 +266,13 @@ def test_run_instances_touches_only_what_it_must(synth: Synth) -> None:
         "network-interface",
     }
     request_tag = {"StringEquals": {f"aws:RequestTag/{MANAGED}": "true"}}
-    assert by_kind["instance"].condition == request_tag
+    # The builder only of a type petal:allowedInstanceTypes allows;
+    # the volume statement has no such key, which EC2 sets on the instance only.
+    assert by_kind["instance"].condition == {
+        **request_tag,
+        "StringLike": {"ec2:InstanceType": list(DEFAULT_ALLOWED_INSTANCE_TYPES)},
+    }
+    assert by_kind["instance"].resources != by_kind["volume"].resources
     assert by_kind["volume"].condition == request_tag
     # Official AMIs (amazon) and this account's own pcluster-built images (rocky8/9 have
     # no official AMI); petal:builderImageOwners adds accounts (tests/infra/test_options).
@@ -274,6 +286,30 @@ def test_run_instances_touches_only_what_it_must(synth: Synth) -> None:
     assert "ec2:Subnet" in json.dumps(by_kind["network-interface"].condition)
     sg = [r for r in by_kind["security-group"].resources if "security-group/" in r]
     assert len(sg) == 1 and "BuilderNetworkBuilderSecurityGroup" in sg[0]
+
+
+def test_prepare_refuses_what_the_launch_role_would_deny(synth: Synth) -> None:
+    """Prepare holds a build to the same instance type patterns the launch role's
+    ec2:InstanceType condition allows, and to the volume and time limits (defaults)."""
+    (instance,) = [
+        s
+        for s in allowed(synth, LAUNCH)
+        if "ec2:RunInstances" in s.actions and s.has_resource(":instance/")
+    ]
+    patterns = instance.condition["StringLike"]["ec2:InstanceType"]
+    prepare = synth.resources[synth.function_ids()[PREPARE]]["Properties"]
+    variables = prepare["Environment"]["Variables"]
+    assert variables[ENV_ALLOWED_INSTANCE_TYPES].split(",") == patterns
+    assert (
+        variables[ENV_MAX_VOLUME_GB],
+        variables[ENV_MAX_VOLUME_IOPS],
+        variables[ENV_MAX_BUILD_HOURS],
+    ) == ("2000", "6000", "12")
+    # Prepare alone reads them.
+    for module in ALL_MODULES:
+        if module != PREPARE:
+            props = synth.resources[synth.function_ids()[module]]["Properties"]
+            assert ENV_MAX_BUILD_HOURS not in props["Environment"]["Variables"], module
 
 
 def test_tags_are_written_only_while_creating_or_on_petal_resources(synth: Synth) -> None:

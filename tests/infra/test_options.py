@@ -1,7 +1,7 @@
 """The optional settings synthesize cleanly too (cdk-nag included): VPC endpoints (one
 subnet per zone), HTTPS-only egress, no reserved concurrency, no trusted accounts,
 volume KMS keys, a customer managed default EBS key, mirror buckets, builder image
-owners, another stack name."""
+owners, cost limits, another stack name."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ SUBNETS = (*TEST_SUBNETS, "subnet-00000000000000001")
 ZONES = ("us-east-1a", "us-east-1a", "us-east-1b")
 MIRROR_BUCKETS = ("team-spack-cache", "other.cache")
 IMAGE_OWNERS = ("333333333333", "444444444444")
+INSTANCE_TYPES = ("c7g.*", "m6i.?xlarge", "p5.48xlarge")
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,10 @@ def options(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
             "petal:registryUrl": "https://example.org/petal/index.json",
             "petal:volumeKmsKeyArns": KEY,
             "petal:builderImageOwners": ",".join(IMAGE_OWNERS),
+            "petal:allowedInstanceTypes": ",".join(INSTANCE_TYPES),
+            "petal:maxVolumeGb": "16384",
+            "petal:maxVolumeIops": "16000",
+            "petal:maxBuildHours": "48",
         },
     )
 
@@ -89,6 +94,25 @@ def test_prepare_learns_the_builder_settings(options: Synth) -> None:
     assert variables["PETAL_MIRROR_BUCKETS"] == ",".join(MIRROR_BUCKETS)
     assert variables["PETAL_EBS_DEFAULT_KMS_KEY_ARN"] == DEFAULT_KEY
     assert variables["PETAL_BUILDER_IMAGE_OWNERS"] == ",".join(IMAGE_OWNERS)
+    assert variables["PETAL_ALLOWED_INSTANCE_TYPES"] == ",".join(INSTANCE_TYPES)
+    assert variables["PETAL_MAX_VOLUME_GB"] == "16384"
+    assert variables["PETAL_MAX_VOLUME_IOPS"] == "16000"
+    assert variables["PETAL_MAX_BUILD_HOURS"] == "48"
+
+
+def test_launch_may_start_exactly_the_allowed_instance_types(options: Synth) -> None:
+    launch_role = options.resources[options.function_ids()["launch"]]["Properties"]["Role"]
+    statements = [
+        statement
+        for policy in options.of_type("AWS::IAM::Policy").values()
+        if launch_role["Fn::GetAtt"][0] in json.dumps(policy["Properties"]["Roles"])
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "ec2:InstanceType" in json.dumps(statement.get("Condition", {}))
+    ]
+    (statement,) = statements
+    assert statement["Action"] == "ec2:RunInstances"
+    assert ":instance/*" in json.dumps(statement["Resource"])
+    assert statement["Condition"]["StringLike"] == {"ec2:InstanceType": list(INSTANCE_TYPES)}
 
 
 def test_launch_may_boot_images_of_the_builder_image_owners(options: Synth) -> None:

@@ -38,7 +38,7 @@ def test_defaults() -> None:
     assert s.janitor_rate_minutes == 60
     assert s.trusted_accounts == ()
     assert s.volume_kms_key_arns == ()
-    # On by default: Ubuntu's apt mirrors on EC2 are HTTP-only (issue #11).
+    # On by default: Ubuntu's apt mirrors on EC2 are HTTP-only.
     assert s.builder_http_egress is True
     assert s.create_vpc_endpoints is False
     assert s.subnet_availability_zones == ()
@@ -46,6 +46,29 @@ def test_defaults() -> None:
     assert s.ebs_default_kms_key_arn == ""
     assert s.log_retention == RETENTION[30]
     assert (s.callback_concurrency, s.intake_concurrency) == (5, 2)
+
+
+def test_cost_limits_default_to_compute_families_and_bounded_volumes_and_time() -> None:
+    # Without them a seed may ask for p5.48xlarge with 16 TiB at
+    # 16,000 IOPS for 48 hours.
+    s = settings()
+    assert s.allowed_instance_types == tuple(
+        f"{family}*.{size}"
+        for family in "cmr"
+        for size in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
+    )
+    assert (s.max_volume_gb, s.max_volume_iops, s.max_build_hours) == (2000, 6000, 12)
+
+
+def test_cost_limits_given_with_dash_c() -> None:
+    s = settings(
+        allowedInstanceTypes="c7g.*, m6i.?xlarge,c7g.*",
+        maxVolumeGb="16384",
+        maxVolumeIops="16000",
+        maxBuildHours="48",
+    )
+    assert s.allowed_instance_types == ("c7g.*", "m6i.?xlarge")
+    assert (s.max_volume_gb, s.max_volume_iops, s.max_build_hours) == (16384, 16000, 48)
 
 
 def test_values_given_with_dash_c_arrive_as_strings() -> None:
@@ -101,6 +124,17 @@ def test_network_is_required_and_the_message_says_how() -> None:
             "is not a KMS key ARN",
         ),
         ({"subnetAvailabilityZones": ["us-east-1"]}, "is not an Availability Zone name"),
+        ({"allowedInstanceTypes": []}, "allowedInstanceTypes"),
+        (
+            {"allowedInstanceTypes": "c7g.*,P5.48XLARGE"},
+            r"allowedInstanceTypes\[1\]: 'P5.48XLARGE' is not an instance type pattern",
+        ),
+        ({"allowedInstanceTypes": "c7g.[0-9]xlarge"}, "not an instance type pattern"),
+        ({"maxVolumeGb": 20000}, "maxVolumeGb"),
+        ({"maxVolumeGb": 0}, "maxVolumeGb"),
+        ({"maxVolumeIops": 2000}, "maxVolumeIops"),
+        ({"maxBuildHours": 49}, "maxBuildHours"),
+        ({"maxBuildHours": "half a day"}, "maxBuildHours"),
     ],
 )
 def test_bad_values_are_rejected(values: dict[str, Any], message: str) -> None:

@@ -397,7 +397,7 @@ def test_builder_security_group_has_no_ingress_and_https_and_http_egress(synth: 
     assert "SecurityGroupIngress" not in props
     assert not synth.of_type("AWS::EC2::SecurityGroupIngress")
     egress = props["SecurityGroupEgress"]
-    # Port 80 by default: Ubuntu builders' apt sources on EC2 are HTTP-only (issue #11).
+    # Port 80 by default: Ubuntu builders' apt sources on EC2 are HTTP-only.
     assert {(e["IpProtocol"], e["FromPort"], e["ToPort"]) for e in egress} == {
         ("tcp", 443, 443),
         ("tcp", 80, 80),

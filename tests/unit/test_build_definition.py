@@ -67,8 +67,11 @@ def test_every_task_has_a_timeout_a_retry_and_a_catch(name: str) -> None:
     assert retried <= LAMBDA_ERRORS | HANDLER_ERRORS
     [catcher] = state["Catch"]
     assert catcher["ErrorEquals"] == ["States.ALL"]
-    if name.startswith("CleanUp"):
+    if name == "CleanUpRecordFailure":
         assert catcher["Next"] == "ExplainCleanupFailure"
+    elif name.startswith("CleanUp"):
+        # A failed cleanup still records the build FAILED before the execution fails.
+        assert catcher["Next"] == "CleanUpRecordFailure"
     else:
         assert catcher["Next"] == "CleanUpAfterFailure"
         # The Catch writes the failed step's name: cleanup reports it.
@@ -124,3 +127,16 @@ def test_asl_validator_accepts_the_file() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_definitions_defaults_are_the_stacks() -> None:
+    # The benchmark and the docs quote StateMachineSettings(); a deployment uses the
+    # stack's settings: they must be the same numbers.
+    from stacks.settings import DEFAULTS
+
+    ours = StateMachineSettings()
+    assert (ours.snapshot_wait_seconds, ours.snapshot_max_attempts) == (
+        DEFAULTS["snapshotWaitSeconds"],
+        DEFAULTS["snapshotMaxAttempts"],
+    )
+    assert ours.snapshot_max_wait_seconds >= DEFAULTS["snapshotWaitSeconds"]

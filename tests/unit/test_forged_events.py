@@ -1,5 +1,5 @@
 """A build is affected only by its own builder and by events about its own command
-(issue #12): every forged event and log delivery in tests/data/forged_events.json
+every forged event and log delivery in tests/data/forged_events.json
 changes nothing, and the legitimate one still does its work. moto's DynamoDB and EC2,
 and a recording Step Functions stand-in."""
 

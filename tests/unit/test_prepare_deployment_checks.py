@@ -1,7 +1,7 @@
 """Prepare refuses, before anything is created, a build the deployment cannot carry out,
 naming the setting to change: an Ubuntu build without HTTP egress, an s3:// mirror the
 builder role may not read, a customer managed default EBS key the functions may not
-use (issue #11, points 4 to 6)."""
+use."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def assert_nothing_created(table: BuildTable) -> None:
     assert list(table.locks()) == []
 
 
-# --- point 4: Ubuntu's apt mirrors are HTTP-only ---------------------------------------
+# --- Ubuntu's apt mirrors are HTTP-only ---------------------------------------
 
 
 @pytest.mark.parametrize("os_name", ["ubuntu2204", "ubuntu2404"])
@@ -104,7 +104,7 @@ def test_http_egress_check_passes_when_apt_can_reach_its_mirrors(
         run(ec2, table, environ, os=os_name)
 
 
-# --- point 5: s3:// mirrors need petal:mirrorBuckets -----------------------------------
+# --- s3:// mirrors need petal:mirrorBuckets -----------------------------------
 
 S3_MIRROR = [{"name": "team", "url": "s3://team-spack-cache/v1"}]
 
@@ -133,7 +133,7 @@ def test_s3_mirror_in_mirror_buckets_and_https_mirrors_pass(
         run(ec2, table, {}, software__mirrors=mirrors[1:])
 
 
-# --- point 6: a customer managed default EBS key ---------------------------------------
+# --- a customer managed default EBS key ---------------------------------------
 
 
 def test_customer_managed_default_ebs_key_is_refused_naming_the_setting_and_key(

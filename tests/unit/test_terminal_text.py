@@ -1,5 +1,5 @@
 """Text from builders, registries and seeds loses its terminal controls before petal
-stores or prints it (issue #12): petal.text.terminal_safe, the marker parser, the log
+stores or prints it: petal.text.terminal_safe, the marker parser, the log
 tail, the CLI's build views and the registry tables. The texts are in
 tests/data/terminal_text.json and tests/data/forged_events.json."""
 

@@ -36,7 +36,11 @@ def test_invalid_input_names_the_field_and_leaves_nothing(
     assert "failed in step prepare" in str(result.cause)
     assert "Traceback" not in str(result.cause)
     assert_nothing_left(aws)
-    assert aws.table.list_builds() == []
+    # Every execution that started leaves a record saying how it ended.
+    [record] = aws.table.list_builds()
+    assert (record.status, record.step) == ("FAILED", "prepare")
+    assert record.error is not None
+    assert expected in record.error.cause
 
 
 def test_a_seed_problem_names_the_field_and_the_fix(aws: LocalAws) -> None:

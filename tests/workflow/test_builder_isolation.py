@@ -1,4 +1,4 @@
-"""One builder cannot steer another build (issue #12), on the emulator: builder A
+"""One builder cannot steer another build, on the emulator: builder A
 writes into build B's command output under its own instance, and forged status and
 state events name B's command; B ignores all of it, then finishes on its own events."""
 

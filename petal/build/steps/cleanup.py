@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from petal.aws import ec2_builder
 from petal.aws.ec2_builder import VolumeRelease
 from petal.build.records import BuildRecord, iso, parse_iso
-from petal.build.steps.failure import describe_failure, public_error_name
-from petal.build.table import BuildTable
+from petal.build.steps.failure import describe_failure, failure_message, public_error_name
+from petal.build.table import BuildIdTaken, BuildTable
 from petal.deployment_contract import MANAGED_VALUE, TAG_BUILD_ID, TAG_MANAGED
 from petal.errors import CleanupPending
 from petal.identifiers import BUILD_ID
+
+# The error of an execution whose cleanup failed (the CleanupFailed state).
+CLEANUP_FAILED: Final = "CleanupFailed"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ def cleanup(
     failure = state.get("failure")
     build_id = _cleanup_build_id(state, execution)
     record = table.get_build(build_id) if build_id else None
+    if record is None and build_id and failure:
+        # Prepare failed before writing the record (a bad request, a crash, a time-out):
+        # every execution that started gets a record of how it ended.
+        record = _record_without_prepare(table, build_id, state, execution, now)
     owned = _owned(build_id, record, execution)
     if owned is not None:
         _record_cleanup_started(table, owned, failure)
@@ -81,6 +88,114 @@ def cleanup(
     if owned is not None:
         _record_outcome(table, owned, outcome, error, now)
     return outcome
+
+
+def record_cleanup_failure(
+    event: Mapping[str, Any], *, table: BuildTable, now: datetime
+) -> CleanupOutcome:
+    """After the cleanup itself failed (its retries spent): close the record FAILED,
+    naming the step that failed (cleanup, on the success path) and saying what is left,
+    and release the lock. Only DynamoDB calls, so it works when the EC2 calls that broke
+    the cleanup do not; the janitor and `petal build cancel` remove what is left."""
+    state = event.get("state") or {}
+    execution = event["execution"]
+    failure = state.get("failure")
+    build_id = _cleanup_build_id(state, execution)
+    record = table.get_build(build_id) if build_id else None
+    if record is None and build_id and failure:
+        record = _record_without_prepare(table, build_id, state, execution, now)
+    owned = _owned(build_id, record, execution)
+    problem = state.get("cleanup_error") or {}
+    reason = (
+        f"{problem.get('Error') or 'CleanupFailed'}: "
+        f"{failure_message(str(problem.get('Cause') or '')) or '(no details)'}"
+    )
+    left = (
+        f"The cleanup then failed ({reason}); the builder instance and volume tagged "
+        f"petal:build-id={build_id} may remain: the janitor's next run removes them, or "
+        f"`petal build cancel {build_id}` now."
+    )
+    if failure:
+        step, error_name, cause = describe_failure(failure, build_id or "(none)", record)
+        cause = f"{cause} {left}"
+    else:
+        step, error_name = "cleanup", CLEANUP_FAILED
+        cause = f"Build {build_id} failed in step cleanup ({CLEANUP_FAILED}): {left}"
+    started = _started_at(state.get("build") or {}, record, execution)
+    outcome = CleanupOutcome(
+        build_id=build_id or str(execution.get("name", "")),
+        status="FAILED",
+        snapshot_id=None,
+        error=CLEANUP_FAILED,
+        cause=cause,
+        failed_step=step,
+        duration_seconds=int((now - started).total_seconds()) if started else None,
+        removed=(),
+    )
+    if owned is not None and owned.record.status == "RUNNING":
+        _record_outcome(
+            table, owned, outcome, {"step": step, "error": error_name, "cause": cause}, now
+        )
+        table.update_build(
+            owned.build_id,
+            {},
+            execution_arn=owned.execution_arn,
+            append_note=f"cleanup failed {iso(now)}: {reason}",
+        )
+    return outcome
+
+
+def reclaim(record: BuildRecord, *, ec2: Any, table: BuildTable) -> tuple[str, ...]:
+    """Remove what a finished build left (its cleanup failed) and release its lock,
+    leaving its status as it is: for `petal build cancel` on such a build. Raises
+    CleanupPending while a volume detaches, like the cleanup."""
+    if not record.execution_arn:
+        return ()
+    owned = _OwnedBuild(record.build_id, record, record.execution_arn)
+    instance_ids, volume_ids = _leftovers(ec2, {}, owned)
+    removed = [
+        f"terminated {i}" for i in ec2_builder.terminate_instances(ec2, sorted(instance_ids))
+    ]
+    removed += _release_volumes(ec2, sorted(volume_ids))
+    if record.fingerprint and record.os and record.architecture:
+        table.release_lock(
+            record.fingerprint, record.os, record.architecture, execution_arn=owned.execution_arn
+        )
+    return tuple(removed)
+
+
+def _record_without_prepare(
+    table: BuildTable,
+    build_id: str,
+    state: Mapping[str, Any],
+    execution: Mapping[str, Any],
+    now: datetime,
+) -> BuildRecord | None:
+    """Create the RUNNING record Prepare did not write; the cleanup then closes it as
+    any other. Conditional: an existing record (another execution's build with this
+    id) is never overwritten, and is not ours to touch (None then)."""
+    request = state.get("request") or {}
+    request = request if isinstance(request, Mapping) else {}
+    started = _started_at({}, None, execution) or now
+    source = request.get("seed_uri") or request.get("source") or "inline seed"
+    record = BuildRecord(
+        build_id=build_id,
+        status="RUNNING",
+        started_at=iso(started),
+        seed_source=str(source) if isinstance(source, str) else None,
+        os=request.get("os") if isinstance(request.get("os"), str) else None,
+        architecture=(
+            request.get("architecture") if isinstance(request.get("architecture"), str) else None
+        ),
+        step="prepare",
+        execution_arn=str(execution["arn"]),
+    )
+    try:
+        table.create_build(record)
+    except BuildIdTaken:
+        existing = table.get_build(build_id)
+        return existing if existing and existing.execution_arn == execution["arn"] else None
+    return record
 
 
 def _owned(

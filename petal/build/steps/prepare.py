@@ -10,7 +10,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from petal.aws import ec2_builder, ec2_snapshots
-from petal.build.config import BuildConfig
+from petal.build.config import BuildConfig, CostLimits
 from petal.build.records import BuildRecord, iso
 from petal.build.request import (
     BuildRequest,
@@ -80,6 +80,52 @@ def check_mirror_buckets(seed: Seed, allowed: frozenset[str]) -> None:
             f"bucket to the petal:mirrorBuckets setting and redeploy (e.g. `cdk deploy -c "
             f"petal:mirrorBuckets={','.join(sorted({*allowed, parts.netloc}))}`), or use "
             "an https:// mirror. Nothing was created."
+        )
+
+
+def check_cost_limits(seed: Seed, limits: CostLimits) -> None:
+    """The deployment's cost guard rails: a build may not ask for an instance type, a
+    volume or a run time beyond them. Each refusal names the seed field, the limit and
+    the setting that raises it. The launch role's ec2:InstanceType condition allows the
+    same patterns, so an instance type refused here would fail RunInstances anyway."""
+    refused: list[str] = []
+    instance_type = seed.build.instance_type
+    if not limits.allows_instance_type(instance_type):
+        allowed = ",".join(limits.allowed_instance_types)
+        refused.append(
+            f"build.instance_type {instance_type} matches none of the instance types "
+            f"petal:allowedInstanceTypes allows ({allowed.replace(',', ', ')}): choose one "
+            f"it allows, or add {instance_type} (or a pattern such as "
+            f"{instance_type.split('.')[0]}.*) to petal:allowedInstanceTypes and redeploy "
+            f"(`cdk deploy -c 'petal:allowedInstanceTypes={allowed},{instance_type}'`: -c "
+            "replaces the whole list)"
+        )
+    size = seed.volume.size_gb
+    if size > limits.max_volume_gb:
+        refused.append(
+            f"volume.size_gb {size} is above the limit of {limits.max_volume_gb} GiB "
+            "(petal:maxVolumeGb): lower it, or raise petal:maxVolumeGb and redeploy "
+            f"(`cdk deploy -c petal:maxVolumeGb={size}`)"
+        )
+    iops = seed.volume.iops
+    if iops > limits.max_volume_iops:
+        refused.append(
+            f"volume.iops {iops} is above the limit of {limits.max_volume_iops} IOPS "
+            "(petal:maxVolumeIops): lower it, or raise petal:maxVolumeIops and redeploy "
+            f"(`cdk deploy -c petal:maxVolumeIops={iops}`)"
+        )
+    minutes = seed.build.timeout_minutes
+    if minutes > limits.max_build_hours * 60:
+        refused.append(
+            f"build.timeout_minutes {minutes} is above the limit of "
+            f"{limits.max_build_hours * 60} minutes (petal:maxBuildHours is "
+            f"{limits.max_build_hours}): lower it, or raise petal:maxBuildHours and redeploy "
+            f"(`cdk deploy -c petal:maxBuildHours={-(-minutes // 60)}`)"
+        )
+    if refused:
+        raise InvalidBuildRequest(
+            "the build asks for more than this deployment's cost limits allow: "
+            f"{'; '.join(refused)}. Nothing was created."
         )
 
 
@@ -260,6 +306,7 @@ def prepare(
             }
 
     # What the deployment cannot carry out fails now, not minutes into the build.
+    check_cost_limits(seed, config.cost_limits)
     check_mirror_buckets(seed, config.mirror_buckets)
     check_http_egress(seed, config.builder_http_egress)
     check_ebs_default_key(ec2, config.ebs_default_kms_key_arn)
