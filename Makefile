@@ -128,6 +128,19 @@ test: lint typecheck
 test-all: lint typecheck
 	$(PYTEST)
 
+# The real Spack (docs/SEEDS.md, "Checking a seed with the real Spack"): concretizes the
+# CI seeds with Spack from SPACK_TARBALL, offline, asserts what their spack.lock must
+# hold and `spack install --fake`s the test seed (tests/spack/, the tests marked `spack`,
+# which `make test` never collects). Spack, its solver's venv (requirements/spack-check.txt)
+# and the solved locks are cached in ~/.cache/petal/spack. PETAL_SPACK_SEEDS=all: every seed.
+SPACK_TARBALL ?= ../shared/tools/spack-v0.23.0.tar.gz
+.PHONY: spack-check
+spack-check: $(VENV)/.dev-installed
+	@test -f "$(SPACK_TARBALL)" || { echo "make spack-check: SPACK_TARBALL=$(SPACK_TARBALL)" \
+		"does not exist: give the path of Spack v0.23.0's release tarball" >&2; exit 2; }
+	PETAL_SPACK_TARBALL="$(abspath $(SPACK_TARBALL))" $(BIN)/pytest -q -m spack \
+		--durations=0 tests/spack
+
 clean:
 	-$(BIN)/petal local stop
 	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache

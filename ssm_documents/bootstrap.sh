@@ -44,6 +44,9 @@ readonly VOLUME_LABEL="petal-software"
 readonly DNF_PACKAGES=(gcc gcc-c++ gcc-gfortran make patch git python3 unzip bzip2 xz file
     tar gzip findutils)
 readonly APT_PACKAGES=(build-essential gfortran git python3 unzip bzip2 xz-utils file)
+# What ParallelCluster images carry and MPI must use (petal/seed/spack_environment.py).
+readonly SLURM_PREFIX=/opt/slurm
+readonly EFA_PREFIX=/opt/amazon/efa
 
 # ---------------------------------------------------------------------------------------
 # Output and failure handling
@@ -256,15 +259,54 @@ module_system_enabled() {
 # compilers Spack does not know yet), and module files are generated for every installed
 # spec, compilers included; `spack -e` would cover only the environment's specs. Both run
 # with the environment's configuration exported as a plain configuration scope (-C), so
-# they use its mirrors, package preferences (target) and module settings.
+# they use its mirrors, package requirements (target) and module settings. The compilers
+# use a copy without the requirement of the seed's compiler: the system compiler builds
+# them, as no compiler can build itself.
 export_env_config() {
     local section
     ENV_SCOPE_PATH="$WORK_DIR/env-scope"
-    rm -rf -- "$ENV_SCOPE_PATH"
-    mkdir -p -- "$ENV_SCOPE_PATH"
+    COMPILER_SCOPE_PATH="$WORK_DIR/compiler-scope"
+    rm -rf -- "$ENV_SCOPE_PATH" "$COMPILER_SCOPE_PATH"
+    mkdir -p -- "$ENV_SCOPE_PATH" "$COMPILER_SCOPE_PATH"
     for section in config mirrors packages concretizer modules; do
         spack -e "$ENV_PATH" config get "$section" >"$ENV_SCOPE_PATH/$section.yaml"
+        [[ "$section" == packages ]] || cp -- "$ENV_SCOPE_PATH/$section.yaml" "$COMPILER_SCOPE_PATH/"
     done
+    spack_helper without-compiler-requirements \
+        "$ENV_SCOPE_PATH/packages.yaml" "$COMPILER_SCOPE_PATH/packages.yaml"
+}
+
+# The first match of an extended regular expression's first group in a file's lines.
+first_match() {
+    local pattern="$1" line
+    while IFS= read -r line; do
+        if [[ "$line" =~ $pattern ]]; then
+            printf '%s' "${BASH_REMATCH[1]}"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Slurm's version, from its header: running sinfo on a builder without slurm.conf may fail.
+slurm_version() {
+    local header="$ROOT_PREFIX$SLURM_PREFIX/include/slurm/slurm_version.h"
+    [[ -f "$header" ]] ||
+        fail "the seed asks for MPI, which uses the image's Slurm, but $SLURM_PREFIX/include/slurm/slurm_version.h is missing: build on a ParallelCluster image"
+    first_match '^#define[[:space:]]+SLURM_VERSION_STRING[[:space:]]+"([0-9]+(\.[0-9]+)*)"' \
+        <"$header" ||
+        fail "no SLURM_VERSION_STRING in $SLURM_PREFIX/include/slurm/slurm_version.h"
+}
+
+# EFA's libfabric version, as its fi_info reports it ("libfabric: 1.22.0amzn4.0").
+libfabric_version() {
+    local fi_info="$ROOT_PREFIX$EFA_PREFIX/bin/fi_info" output
+    [[ -x "$fi_info" ]] ||
+        fail "the seed asks for MPI, which uses EFA's libfabric, but $EFA_PREFIX/bin/fi_info is missing: build on a ParallelCluster image"
+    output="$("$fi_info" --version 2>&1)" ||
+        fail "$EFA_PREFIX/bin/fi_info --version failed: $(one_line "$output")"
+    first_match '^libfabric:[[:space:]]*([0-9]+(\.[0-9]+)*)' <<<"$output" ||
+        fail "cannot read the libfabric version from: $(one_line "$output")"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -433,9 +475,9 @@ step_compilers() {
     read_lines_into SEED_COMPILERS spack_helper seed-compilers "$ENV_PATH/spack.yaml"
     for compiler in "${SEED_COMPILERS[@]}"; do
         log "seed compiler $compiler (from the build cache when it has it)"
-        run spack -C "$ENV_SCOPE_PATH" install --fail-fast -j "$JOBS" "$compiler" ||
+        run spack -C "$COMPILER_SCOPE_PATH" install --fail-fast -j "$JOBS" "$compiler" ||
             fail "could not install compiler $compiler"
-        prefix="$(spack -C "$ENV_SCOPE_PATH" location -i "$compiler")"
+        prefix="$(spack -C "$COMPILER_SCOPE_PATH" location -i "$compiler")"
         run spack compiler find --scope site "$prefix"
     done
 
@@ -453,9 +495,26 @@ step_compilers() {
     fi
 }
 
-# The environment as it will be concretized, printed so the build log records it.
+# The environment as it will be concretized, printed so the build log records it. When
+# it uses the image's Slurm and EFA libfabric (the seed asks for MPI), their versions are
+# this builder's: the rendered ones are placeholders.
 step_environment() {
     begin_step environment
+    local name version
+    local -a externals=() assignments=()
+    read_lines_into externals spack_helper external-packages "$ENV_PATH/spack.yaml"
+    for name in "${externals[@]}"; do
+        case "$name" in
+        slurm) version="$(slurm_version)" ;;
+        libfabric) version="$(libfabric_version)" ;;
+        *) fail "the environment declares an unknown system external '$name'" ;;
+        esac
+        log "external $name@$version (the image's)"
+        assignments+=("$name=$version")
+    done
+    if ((${#assignments[@]} > 0)); then
+        spack_helper set-externals "$ENV_PATH/spack.yaml" "${assignments[@]}"
+    fi
     run spack -e "$ENV_PATH" config get
 }
 
@@ -520,12 +579,16 @@ find_module_dirs() {
     done < <(find "$root" -mindepth "$3" -maxdepth "$3" -type d -path "$pattern" | sort)
 }
 
-# /shared/petal/profile.sh: the one file a cluster node sources (the node setup script
-# links it into /etc/profile.d, which is per node). POSIX sh, read by sh, dash and bash in
-# login and in non-interactive shells (sbatch jobs): it must never exit, fail or print.
+# /shared/petal/profile.sh and profile.csh: the files a cluster node's shells source (the
+# node setup script links them into /etc/profile.d, which is per node). profile.sh is
+# POSIX sh, read by sh, dash and bash in login and in non-interactive shells (sbatch
+# jobs); profile.csh is for csh and tcsh. Both must never exit, fail or print, and they
+# are fast: they set SPACK_ROOT and MODULEPATH and source Lmod's init, which only defines
+# `module`. Spack's setup-env.sh (which starts Python, ~2 s) is not sourced: users who
+# want the `spack` shell function source it themselves.
 step_profile() {
     begin_step profile
-    local lmod_init_dir="" module_root dir profile="$PETAL_PATH/profile.sh"
+    local lmod_init_dir="" module_root
     local -a module_dirs=()
     MODULES_IN_PROFILE=none
     if module_system_enabled lmod; then
@@ -533,8 +596,8 @@ step_profile() {
         module_root="$SPACK_ROOT_PATH/share/spack/lmod"
         read_lines_into module_dirs find_module_dirs "$module_root" "*/Core" 2
         lmod_init_dir="$(spack -e "$ENV_PATH" location -i lmod)/lmod/lmod/init"
-        [[ -f "$lmod_init_dir/bash" && -f "$lmod_init_dir/sh" ]] ||
-            fail "no Lmod init scripts in $lmod_init_dir"
+        [[ -f "$lmod_init_dir/bash" && -f "$lmod_init_dir/sh" && -f "$lmod_init_dir/csh" ]] ||
+            fail "no Lmod init scripts (bash, sh, csh) in $lmod_init_dir"
         lmod_init_dir="$(node_path "$lmod_init_dir")"
     elif module_system_enabled tcl; then
         MODULES_IN_PROFILE=tcl
@@ -547,25 +610,46 @@ step_profile() {
     MODULE_DIRS=("${module_dirs[@]}")
 
     mkdir -p -- "$PETAL_PATH"
-    {
-        printf '# petal software stack %s (build %s, Spack %s).\n' \
-            "$FINGERPRINT" "$BUILD_ID" "$SPACK_VERSION"
-        printf 'SPACK_ROOT=%s\n' "$(sh_quote "$SPACK_ROOT_DIR")"
-        cat <<'PETAL_PROFILE'
+    write_sh_profile "$PETAL_PATH/profile.sh" "$lmod_init_dir"
+    write_csh_profile "$PETAL_PATH/profile.csh" "$lmod_init_dir"
+    log "wrote $PETAL_DIR/profile.sh and profile.csh ($MODULES_IN_PROFILE modules)"
+}
+
+# Write a file through a temporary one, readable by everyone, from a function's output.
+write_file() {
+    local path="$1"
+    shift
+    "$@" >"$path.tmp"
+    chmod 644 -- "$path.tmp"
+    mv -f -- "$path.tmp" "$path"
+}
+
+write_sh_profile() {
+    write_file "$1" sh_profile "$2"
+}
+
+write_csh_profile() {
+    write_file "$1" csh_profile "$2"
+}
+
+sh_profile() {
+    local lmod_init_dir="$1" dir
+    printf '# petal software stack %s (build %s, Spack %s).\n' \
+        "$FINGERPRINT" "$BUILD_ID" "$SPACK_VERSION"
+    cat <<'PETAL_PROFILE'
 # Generated by petal's bootstrap; every node sources it through /etc/profile.d.
-# POSIX sh: must never exit, fail or print (it runs in sbatch job shells too).
-export SPACK_ROOT
-if [ -f "$SPACK_ROOT/share/spack/setup-env.sh" ]; then
-    . "$SPACK_ROOT/share/spack/setup-env.sh"
-fi
+# POSIX sh: must never exit, fail or print (it runs in sbatch job shells too). A
+# `#!/bin/sh` job on Ubuntu (dash) reads no profile: it starts with `. /etc/profile`.
 PETAL_PROFILE
-        if ((${#module_dirs[@]} > 0)); then
-            printf 'for _petal_dir in'
-            for dir in "${module_dirs[@]}"; do
-                printf ' %s' "$(sh_quote "$dir")"
-            done
-            printf '; do\n'
-            cat <<'PETAL_PROFILE'
+    printf 'SPACK_ROOT=%s\n' "$(sh_quote "$SPACK_ROOT_DIR")"
+    printf 'export SPACK_ROOT\n'
+    if ((${#MODULE_DIRS[@]} > 0)); then
+        printf 'for _petal_dir in'
+        for dir in "${MODULE_DIRS[@]}"; do
+            printf ' %s' "$(sh_quote "$dir")"
+        done
+        printf '; do\n'
+        cat <<'PETAL_PROFILE'
     # MODULEPATH rather than `module use`: it works before `module` exists, in any
     # shell, and both Lmod and environment-modules read it.
     case ":${MODULEPATH:-}:" in
@@ -575,14 +659,16 @@ PETAL_PROFILE
 done
 unset _petal_dir
 PETAL_PROFILE
-        fi
-        if [[ -n "$lmod_init_dir" ]]; then
-            printf '_petal_lmod_bash=%s\n' "$(sh_quote "$lmod_init_dir/bash")"
-            printf '_petal_lmod_sh=%s\n' "$(sh_quote "$lmod_init_dir/sh")"
-            cat <<'PETAL_PROFILE'
+    fi
+    if [[ -n "$lmod_init_dir" ]]; then
+        printf '_petal_lmod_bash=%s\n' "$(sh_quote "$lmod_init_dir/bash")"
+        printf '_petal_lmod_sh=%s\n' "$(sh_quote "$lmod_init_dir/sh")"
+        cat <<'PETAL_PROFILE'
 # ParallelCluster's images ship environment-modules: the Lmod Spack built replaces its
 # `module`. BASH_ENV keeps Lmod's in non-interactive bash (job scripts), where
-# environment-modules' own BASH_ENV would bring its `module` back.
+# environment-modules' own BASH_ENV would bring its `module` back. The MPI libraries
+# and what is built with them appear after `module load <mpi>`: `module spider NAME`
+# finds every module.
 _petal_lmod_init=$_petal_lmod_sh
 if [ -n "${BASH_VERSION:-}" ]; then
     _petal_lmod_init=$_petal_lmod_bash
@@ -594,12 +680,33 @@ if [ -f "$_petal_lmod_init" ]; then
 fi
 unset _petal_lmod_init _petal_lmod_bash _petal_lmod_sh
 PETAL_PROFILE
-        fi
-        printf ':\n'
-    } >"$profile.tmp"
-    chmod 644 -- "$profile.tmp"
-    mv -f -- "$profile.tmp" "$profile"
-    log "wrote $(node_path "$profile") ($MODULES_IN_PROFILE modules)"
+    fi
+    printf ':\n'
+}
+
+# csh and tcsh: the same settings. Values are single-quoted; none holds a `'` or `!`
+# (node paths under /shared, checked here).
+csh_quote() {
+    [[ "$1" != *[\'\!\$\`]* && "$1" != *$'\n'* ]] || fail "cannot quote '$1' for csh"
+    printf "'%s'" "$1"
+}
+
+csh_profile() {
+    local lmod_init_dir="$1" dir
+    printf '# petal software stack %s (build %s, Spack %s).\n' \
+        "$FINGERPRINT" "$BUILD_ID" "$SPACK_VERSION"
+    printf '# Generated by petal'"'"'s bootstrap for csh and tcsh; see profile.sh.\n'
+    printf 'setenv SPACK_ROOT %s\n' "$(csh_quote "$SPACK_ROOT_DIR")"
+    # shellcheck disable=SC2016 # csh expands these on the node
+    for dir in "${MODULE_DIRS[@]}"; do
+        printf 'if ( ! $?MODULEPATH ) setenv MODULEPATH %s\n' "$(csh_quote "$dir")"
+        printf 'if ( ":${MODULEPATH}:" !~ *:%s:* ) setenv MODULEPATH %s":${MODULEPATH}"\n' \
+            "$(csh_quote "$dir")" "$(csh_quote "$dir")"
+    done
+    if [[ -n "$lmod_init_dir" ]]; then
+        printf 'if ( -f %s ) source %s\n' \
+            "$(csh_quote "$lmod_init_dir/csh")" "$(csh_quote "$lmod_init_dir/csh")"
+    fi
 }
 
 step_manifest() {

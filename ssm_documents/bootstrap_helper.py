@@ -9,6 +9,7 @@ evaluates the annotations (quoted, or of local variables), so mypy alone imports
 import datetime
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +63,69 @@ def system_compilers(compilers_yaml: str, spack_root: str) -> None:
         if cc and not os.path.realpath(cc).startswith(inside):
             # gcc@=11.4.1 (an exact version) -> gcc@11.4.1, the form modules.yaml uses
             print(str(compiler.get("spec", "")).replace("@=", "@"))
+
+
+# The image's packages an environment may use as externals (bootstrap.sh finds versions).
+SYSTEM_EXTERNALS = ("slurm", "libfabric")
+_VERSION = re.compile(r"^[0-9]+(?:\.[0-9]+)*$")
+
+
+def external_packages(spack_yaml: str) -> None:
+    packages = env_section(spack_yaml).get("packages") or {}
+    for name in SYSTEM_EXTERNALS:
+        settings = packages.get(name) or {}
+        if settings.get("buildable") is False and settings.get("externals"):
+            print(name)
+
+
+def set_externals(spack_yaml: str, *assignments: str) -> None:
+    """NAME=VERSION...: the versions of the image's externals replace the rendered ones."""
+    import spack.util.spack_yaml as syaml
+
+    versions: dict[str, str] = {}
+    for assignment in assignments:
+        name, _, version = assignment.partition("=")
+        if name not in SYSTEM_EXTERNALS or not _VERSION.match(version):
+            sys.exit(f"set-externals: {assignment!r} is not NAME=VERSION of a system external")
+        versions[name] = version
+    data = load_yaml(spack_yaml)
+    packages = (data.get("spack") or {}).get("packages") or {}
+    for name, version in versions.items():
+        externals = (packages.get(name) or {}).get("externals") or []
+        if not externals:
+            sys.exit(f"set-externals: {spack_yaml} declares no external {name}")
+        for external in externals:
+            spec = str(external["spec"])
+            external["spec"] = re.sub(
+                r"^" + re.escape(name) + r"(@=?[^\s%^]*)?", f"{name}@={version}", spec
+            )
+    tmp = Path(spack_yaml + ".tmp")
+    with tmp.open("w") as stream:
+        syaml.dump(data, stream)
+    tmp.chmod(0o644)
+    tmp.replace(spack_yaml)
+
+
+def _is_compiler_requirement(item: "object") -> "bool":
+    if isinstance(item, str):
+        return item.lstrip().startswith("%")
+    if isinstance(item, dict):
+        group = item.get("one_of") or item.get("any_of") or []
+        return bool(group) and all(_is_compiler_requirement(member) for member in group)
+    return False
+
+
+def without_compiler_requirements(packages_yaml: str, out: str) -> None:
+    """packages.yaml without compiler requirements (no compiler builds itself), as JSON."""
+    data = load_yaml(packages_yaml)
+    for settings in (data.get("packages") or {}).values():
+        if isinstance(settings, dict) and isinstance(settings.get("require"), list):
+            settings["require"] = [
+                item for item in settings["require"] if not _is_compiler_requirement(item)
+            ]
+    with Path(out).open("w") as stream:
+        json.dump(data, stream, indent=1)
+        stream.write("\n")
 
 
 def lock_roots(lock: str) -> "list[str]":
@@ -133,6 +197,9 @@ COMMANDS: "dict[str, Callable[..., None]]" = {
     "system-compilers": system_compilers,
     "roots": roots,
     "has-package": has_package,
+    "external-packages": external_packages,
+    "set-externals": set_externals,
+    "without-compiler-requirements": without_compiler_requirements,
     "manifest": manifest,
 }
 

@@ -336,7 +336,8 @@ def function_statements(
             # the same log tail in its cause as the callback's.
             statement(["ssm:GetCommandInvocation"], ["*"]),
             statement(["states:SendTaskSuccess", "states:SendTaskFailure"], [arns.state_machine()]),
-            # Executions that ended before anything recorded them get their record.
+            # Executions that ended before anything recorded them get their record
+            # (a conditional PutItem: it never overwrites one).
             statement(["states:ListExecutions"], [arns.state_machine()]),
             statement(["logs:DescribeLogStreams", "logs:GetLogEvents"], build_log_arns),
             statement(["ec2:TerminateInstances"], [arns.instances], resource_tagged()),
@@ -349,6 +350,7 @@ def function_statements(
             statement(
                 [
                     "dynamodb:GetItem",
+                    "dynamodb:PutItem",
                     "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
                     "dynamodb:Query",

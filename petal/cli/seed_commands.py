@@ -54,6 +54,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     render.add_argument("--json", action="store_true", help="wrap the result in JSON")
     render.set_defaults(func=_render)
 
+    check = commands.add_parser(
+        "check",
+        help="concretize seeds with the real Spack; exit 0 when all concretize as needed",
+        description="Render each seed's spack.yaml and concretize it with a real Spack, "
+        "offline (see docs/SEEDS.md, 'Checking a seed with the real Spack'): unknown "
+        "packages, impossible versions, conflicts, duplicate packages and a build stage "
+        "in /tmp are reported like `validate` does. The Spack is a checkout "
+        "(--spack-root, or PETAL_SPACK_ROOT) or a release tarball (--spack-tarball, or "
+        "PETAL_SPACK_TARBALL), extracted once into ~/.cache/petal/spack.",
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", help="seed YAML file(s)")
+    where = check.add_mutually_exclusive_group()
+    where.add_argument("--spack-root", metavar="DIR", help="a Spack checkout")
+    where.add_argument("--spack-tarball", metavar="FILE", help="a Spack release tarball")
+    check.add_argument(
+        "--install-fake",
+        action="store_true",
+        help="then `spack install --fake` the environment (installs nothing real)",
+    )
+    check.add_argument(
+        "--timeout", type=float, default=1800, metavar="SECONDS", help="per Spack command"
+    )
+    check.add_argument(
+        "--no-cache", action="store_true", help="concretize even when a lock is cached"
+    )
+    check.add_argument("--json", action="store_true", help="machine-readable result")
+    check.set_defaults(func=_check)
+
 
 def _problem_json(problem: Problem) -> dict[str, Any]:
     return {"line": problem.line, "path": problem.path, "message": problem.message}
@@ -140,3 +168,67 @@ def _render(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from petal.seed import spack_check
+
+    root = args.spack_root or os.environ.get("PETAL_SPACK_ROOT")
+    tarball = args.spack_tarball or (
+        None if args.spack_root else os.environ.get("PETAL_SPACK_TARBALL")
+    )
+    try:
+        spack = spack_check.prepare(
+            spack_root=Path(root) if root and not tarball else None,
+            tarball=Path(tarball) if tarball else None,
+            timeout=args.timeout,
+        )
+    except spack_check.SpackCheckError as error:
+        if args.json:
+            print_json({"valid": False, "source": error.source, **_problems_json([error.problem])})
+        else:
+            sys.stderr.write(f"{error}\n")
+        return EXIT_INVALID
+    results: list[dict[str, Any]] = []
+    for file in args.files:
+        seed = _load(file, args.json)
+        if isinstance(seed, SeedError):
+            results.append(_invalid_json(file, seed))
+            continue
+        try:
+            result = spack_check.check_seed(
+                seed,
+                file,
+                spack,
+                install=args.install_fake,
+                timeout=args.timeout,
+                use_cache=not args.no_cache,
+            )
+        except spack_check.SpackCheckError as error:
+            result = spack_check.CheckResult(source=file, problems=[error.problem])
+        nodes = len((result.lock or {}).get("concrete_specs", {}))
+        results.append(
+            {
+                "file": file,
+                "valid": result.ok,
+                "specs": nodes,
+                "cpu_seconds": round(result.cpu_seconds, 1),
+                "cached": result.cached,
+                "installed": result.installed,
+                **_problems_json(result.problems),
+            }
+        )
+        if args.json:
+            continue
+        for problem in result.problems:
+            sys.stderr.write(problem.format(file) + "\n")
+        if result.ok:
+            how = "a cached lock" if result.cached else f"{result.cpu_seconds:.0f} s of CPU"
+            fake = ", installed with --fake" if result.installed else ""
+            print(f"{file}: concretized by Spack ({nodes} specs, {how}{fake})")
+    if args.json:
+        print_json(results if len(results) > 1 else results[0])
+    return EXIT_OK if all(r["valid"] for r in results) else EXIT_INVALID

@@ -13,7 +13,9 @@ from typing import Any, Final
 
 from petal.seed.model import Seed
 
-FORMAT_VERSION: Final = 1
+# 2: versions are exact, and the compiler and target are requirements; the
+# same seed builds other bytes than under format 1, whose snapshots must not match.
+FORMAT_VERSION: Final = 2
 PREFIX: Final = "sha256:"
 
 

@@ -39,6 +39,7 @@ from petal.seed.model import (
     Software,
     Volume,
 )
+from petal.seed.spack_packages import seed_package_problems
 from petal.seed.spack_spec import GRAMMAR_HINT, Spec, SpecError, parse_spec
 from petal.validation import Problem, kind_of, load_schema, locate
 from petal.validation import problems as schema_problems
@@ -141,6 +142,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[Problem]:
         problems += _spec_problems(path, spec, compiler=True)
     for path, spec in _strings(software.get("packages"), "software.packages"):
         problems += _spec_problems(path, spec, compiler=False)
+    problems += seed_package_problems(software, _parsed)  # names, versions of Spack
     problems += _duplicate_warnings(software.get("packages"), "software.packages")
     problems += _duplicate_warnings(software.get("compilers"), "software.compilers")
     problems += _unique_names(software.get("mirrors"), "software.mirrors")

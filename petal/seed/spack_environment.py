@@ -2,8 +2,17 @@
 
 One environment concretized together is how Spack wants software built: dependencies
 are shared, and `spack install` builds them in parallel. The bootstrap installs the
-seed's compilers first (they must exist before packages can be concretized with them),
-then concretizes and installs this environment.
+seed's compilers first, outside the environment (they must be installed and registered
+before packages can be concretized with them), then concretizes and installs this
+environment. What real Spack showed and this file therefore renders (docs/SEEDS.md,
+"The Spack environment"):
+
+- requirements (`require:`), not preferences, for the compiler and the target: with
+  `reuse: true` a preference loses to any reusable spec built with the system compiler;
+- exact versions (`@=`): in Spack `@4.3.0` is a range that also takes 4.3.0.0;
+- `unify: true`: a seed that cannot be one consistent stack fails to concretize instead
+  of silently installing two versions of a package on one PYTHONPATH;
+- Slurm and EFA's libfabric as the builder's externals when the seed asks for MPI.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import yaml
 
 from petal.deployment_contract import SPACK_ROOT
 from petal.seed.model import Seed
-from petal.seed.spack_spec import parse_spec
+from petal.seed.spack_spec import Spec, exact_versions, parse_spec
 
 # Generic targets, so software built on the builder's CPU runs on every compute
 # instance type of the architecture (the default would be the builder's own
@@ -25,53 +34,145 @@ MODULE_ROOTS: Final = {
     "lmod": f"{SPACK_ROOT}/share/spack/lmod",
     "tcl": f"{SPACK_ROOT}/share/spack/modules",
 }
+# On the builder's root disk (at least 100 GiB, petal.aws.ec2_builder), out of the
+# snapshot; not $tempdir: /tmp is a tmpfs of half the RAM on Amazon Linux 2023.
+BUILD_STAGE: Final = "/var/tmp/$user/spack-stage"  # noqa: S108 - root-only builder
+SOURCE_CACHE: Final = "/var/tmp/spack-source-cache"  # noqa: S108 - root-only builder
+
+# The compiler a compiler package provides, as `%name@version` names it.
+COMPILER_OF_PACKAGE: Final = {
+    "gcc": "gcc",
+    "llvm": "clang",
+    "aocc": "aocc",
+    "nvhpc": "nvhpc",
+    "intel-oneapi-compilers": "oneapi",
+    "intel-oneapi-compilers-classic": "intel",
+}
+
+# ParallelCluster images carry Slurm and EFA's libfabric; MPI must use both. The
+# versions here are placeholders that keep the rendered environment concretizable
+# anywhere (`petal seed check`): the bootstrap replaces them with the versions it finds
+# on the builder (bootstrap_helper.py set-externals) before it concretizes.
+SLURM_PREFIX: Final = "/opt/slurm"
+EFA_PREFIX: Final = "/opt/amazon/efa"
+SYSTEM_EXTERNALS: Final = {
+    "slurm": {"version": "24.11.5", "prefix": SLURM_PREFIX, "variants": ""},
+    "libfabric": {"version": "1.22.0", "prefix": EFA_PREFIX, "variants": "fabrics=efa"},
+}
+# MPI implementations and what each must be built with to launch under Slurm over EFA.
+MPI_REQUIREMENTS: Final = {
+    "openmpi": ["schedulers=slurm", "fabrics=ofi"],
+    "mpich": ["+slurm", "netmod=ofi"],
+}
+# Without them, `mpirun` of a Slurm-enabled Open MPI is a stub telling users to use srun.
+MPI_PREFERENCES: Final = {"openmpi": ["+legacylaunchers"]}
+MPI_PROVIDERS: Final = frozenset({*MPI_REQUIREMENTS, "mvapich2", "intel-oneapi-mpi"})
+
+
+def compiler_spec(compiler: str, *, exact: bool = False) -> str:
+    """The compiler a seed's compiler package provides, as `%` names it:
+    `llvm@17.0.6` -> `clang@17.0.6` (`clang@=17.0.6` when exact)."""
+    node = parse_spec(compiler).root
+    name = COMPILER_OF_PACKAGE.get(node.name, node.name)
+    if not node.versions:
+        return name
+    return f"{name}@{exact_versions(node.versions) if exact else node.versions}"
+
+
+def asks_for_mpi(specs: list[Spec]) -> bool:
+    """An MPI implementation anywhere in a spec, or a package built `+mpi`."""
+    return any(
+        node.name in MPI_PROVIDERS or ("+", "mpi") in node.flags or ("++", "mpi") in node.flags
+        for spec in specs
+        for node in spec.nodes()
+    )
+
+
+def asks_for_python(specs: list[Spec]) -> bool:
+    return any(spec.name == "python" or spec.name.startswith("py-") for spec in specs)
+
+
+def _requirements(seed: Seed) -> list[Any]:
+    """What every package must satisfy: the seed's compiler and the portable target."""
+    requirements: list[Any] = []
+    compilers = ["%" + compiler_spec(c, exact=True) for c in seed.software.compilers]
+    if len(compilers) == 1:
+        requirements.append(compilers[0])
+    elif compilers:
+        # The first is the default; a package may name another with `%`.
+        requirements.append({"one_of": compilers})
+    requirements.append(f"target={PORTABLE_TARGETS[seed.architecture]}")
+    return requirements
+
+
+def _package_settings(seed: Seed, specs: list[Spec]) -> dict[str, Any]:
+    requirements = _requirements(seed)
+    packages: dict[str, Any] = {"all": {"require": requirements}}
+    if not asks_for_mpi(specs):
+        return packages
+    for name, external in SYSTEM_EXTERNALS.items():
+        spec = f"{name}@={external['version']} {external['variants']}".strip()
+        packages[name] = {
+            "buildable": False,
+            "externals": [{"spec": spec, "prefix": external["prefix"]}],
+        }
+    for name, mpi_requirements in MPI_REQUIREMENTS.items():
+        # A package's own `require` replaces the one of `all`: repeat the compiler's.
+        packages[name] = {"require": [*mpi_requirements, *requirements]}
+        if name in MPI_PREFERENCES:
+            packages[name]["prefer"] = list(MPI_PREFERENCES[name])
+    return packages
+
+
+def _module_set(seed: Seed, specs: list[Spec]) -> dict[str, Any]:
+    software = seed.software
+    system = software.modules
+    settings: dict[str, Any] = {
+        "hash_length": 0,
+        "hide_implicits": True,
+        "all": {"autoload": "direct"},
+    }
+    if not asks_for_python(specs):
+        # A tool that runs on Spack's python would autoload its module and replace the
+        # user's python3; without a module it keeps running on its own (RPATH, shebang).
+        settings["exclude"] = ["python"]
+    if system == "lmod":
+        # The bootstrap adds the builder's system compiler too, so the compiler modules
+        # themselves land in the Core tree.
+        settings["core_compilers"] = [compiler_spec(c) for c in software.compilers]
+        settings["hierarchy"] = ["mpi"]
+    else:
+        settings["projections"] = {"all": "{name}/{version}-{compiler.name}"}
+    return {"enable": [system], "roots": {system: MODULE_ROOTS[system]}, system: settings}
 
 
 def spack_environment(seed: Seed) -> dict[str, Any]:
     software = seed.software
-    packages = list(software.packages)
-    if software.modules == "lmod" and "lmod" not in {parse_spec(p).name for p in packages}:
+    specs = [parse_spec(p) for p in software.packages]
+    if software.modules == "lmod" and "lmod" not in {s.name for s in specs}:
         # ParallelCluster nodes ship environment-modules; Lmod module files need Lmod,
         # so the software volume carries its own (profile.sh puts it on every node).
-        packages.append("lmod")
-    module_set: dict[str, Any] = {
-        "enable": [software.modules],
-        "roots": {software.modules: MODULE_ROOTS[software.modules]},
-        software.modules: {
-            "hash_length": 0,
-            "hide_implicits": True,
-            "all": {"autoload": "direct"},
-        },
-    }
-    if software.modules == "lmod":
-        # The bootstrap adds the builder's system compiler too, so the compiler modules
-        # themselves land in the Core tree.
-        module_set["lmod"]["core_compilers"] = list(software.compilers)
-        module_set["lmod"]["hierarchy"] = ["mpi"]
-    else:
-        module_set["tcl"]["projections"] = {"all": "{name}/{version}-{compiler.name}"}
-    all_packages: dict[str, Any] = {"target": [PORTABLE_TARGETS[seed.architecture]]}
-    if software.compilers:
-        all_packages["compiler"] = list(software.compilers)
+        specs.append(parse_spec("lmod"))
+    packages = list(dict.fromkeys(spec.spack_form() for spec in specs))
+    compilers = [parse_spec(c).spack_form() for c in software.compilers]
     return {
         "spack": {
-            "definitions": [
-                {"compilers": list(software.compilers)},
-                {"packages": packages},
-            ],
-            "specs": ["$compilers", "$packages"] if software.compilers else ["$packages"],
+            # The compilers are a definition, not root specs: the bootstrap installs and
+            # registers them before the environment, whose packages all require them,
+            # is concretized (a compiler cannot be built with itself).
+            "definitions": [{"compilers": compilers}, {"packages": packages}],
+            "specs": ["$packages"],
             "view": False,
-            "concretizer": {"unify": "when_possible", "reuse": True},
-            "packages": {"all": all_packages},
+            # true: one version of each package, or an error before anything is built.
+            "concretizer": {"unify": True, "reuse": True},
+            "packages": _package_settings(seed, specs),
             "mirrors": {m.name: m.url for m in software.effective_mirrors},
             "config": {
                 "install_tree": {"root": INSTALL_ROOT},
-                # Stage and source cache stay on the builder's root disk, out of the
-                # snapshot.
-                "build_stage": ["$tempdir/$user/spack-stage"],
-                "source_cache": "/var/tmp/spack-source-cache",  # noqa: S108 - root-only builder
+                "build_stage": [BUILD_STAGE],
+                "source_cache": SOURCE_CACHE,
             },
-            "modules": {"default": module_set},
+            "modules": {"default": _module_set(seed, specs)},
         }
     }
 

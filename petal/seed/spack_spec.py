@@ -12,6 +12,12 @@ grammar is refused rather than escaped:
     version-item := "="? version | version? ":" version?
 
 Tokens may be separated by spaces or written together (``samtools@1.17%gcc@11.3.0``).
+
+Versions mean what a seed's author expects, not what Spack's shorthand does: in Spack
+``@4.3.0`` is a range (it also matches 4.3.0.0 and 4.3.0.4). In a seed a version without
+``:`` is exact, and the rendered environment says so with Spack's ``@=``
+(`Spec.spack_form`). Ranges keep Spack's meaning: ``@3.11:3.11`` is any 3.11.x,
+``@1.2:`` anything from 1.2 on.
 """
 
 from __future__ import annotations
@@ -70,6 +76,28 @@ class SpecNode:
             parts.append("%" + self.compiler)
         return " ".join(parts)
 
+    def spack_form(self) -> str:
+        """canonical(), with every exact version written as Spack's exact `@=`."""
+        parts = [self.name + (f"@{exact_versions(self.versions)}" if self.versions else "")]
+        parts += [sign + name for sign, name in sorted(self.flags, key=lambda f: f[1])]
+        parts += [key + eq + value for key, eq, value in sorted(self.settings)]
+        if self.compiler:
+            parts.append("%" + exact_compiler(self.compiler))
+        return " ".join(parts)
+
+
+def exact_versions(versions: str) -> str:
+    """A seed's version list in Spack's words: `1.17` -> `=1.17`; ranges stay ranges."""
+    return ",".join(
+        item if item.startswith("=") or ":" in item else "=" + item for item in versions.split(",")
+    )
+
+
+def exact_compiler(compiler: str) -> str:
+    """`gcc@12.3.0` -> `gcc@=12.3.0` (a compiler token: name[@versions])."""
+    name, at, versions = compiler.partition("@")
+    return name + (at + exact_versions(versions) if at else "")
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -84,6 +112,14 @@ class Spec:
         """One spelling per meaning: variants sorted, dependencies sorted, one space."""
         deps = sorted(self.dependencies, key=lambda d: d.name)
         return " ".join([self.root.canonical(), *("^" + d.canonical() for d in deps)])
+
+    def spack_form(self) -> str:
+        """The spec as the rendered environment writes it: canonical, versions exact."""
+        deps = sorted(self.dependencies, key=lambda d: d.name)
+        return " ".join([self.root.spack_form(), *("^" + d.spack_form() for d in deps)])
+
+    def nodes(self) -> tuple[SpecNode, ...]:
+        return (self.root, *self.dependencies)
 
 
 class _NodeBuilder:

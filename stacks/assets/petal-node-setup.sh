@@ -18,4 +18,11 @@ if [ -r "$profile" ]; then
 else
     echo "petal: $profile not found, nothing to link" >&2
 fi
+# csh and tcsh logins read /etc/profile.d/*.csh.
+csh_profile="${profile%.sh}.csh"
+csh_link="${link%.sh}.csh"
+if [ -r "$csh_profile" ]; then
+    ln -sfn "$csh_profile" "$csh_link"
+    echo "petal: linked $csh_link -> $csh_profile"
+fi
 exit 0

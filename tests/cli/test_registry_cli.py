@@ -17,7 +17,7 @@ from tests.data.registry.registry_server import BAD, RegistryServer
 BIO_SEED = str(
     Path(__file__).resolve().parents[1] / "data/registry/good/seeds/bioinformatics-v1.yaml"
 )
-BIO_FP = "sha256:b0d9ba9061a5149075694a63883706883fadb32066c103b67735e2a627046562"
+BIO_FP = "sha256:a21acae4900f6c337bbb35dc5b6abf927699f2432c2362f03ff85356b0d90783"
 
 
 def petal(*argv: str) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from petal.cli.main import main
+from petal.seed.fingerprint import FORMAT_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = str(REPO / "seeds/bioinformatics.yaml")
@@ -78,7 +79,7 @@ def test_fingerprint_plain_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["seed", "fingerprint", GOOD, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["fingerprint"] == plain
-    assert data["canonical_form"]["format"] == 1
+    assert data["canonical_form"]["format"] == FORMAT_VERSION
 
 
 def test_render_prints_spack_yaml(capsys: pytest.CaptureFixture[str]) -> None:

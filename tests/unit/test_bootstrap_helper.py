@@ -91,7 +91,7 @@ def test_helper_imports_only_the_standard_library_and_spack() -> None:
 
 def test_seed_compilers(helper: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     helper.seed_compilers(str(DATA / "spack.yaml"))
-    assert capsys.readouterr().out == "gcc@13.2.0\n"
+    assert capsys.readouterr().out == "gcc@=13.2.0\n"
 
 
 def test_seed_compilers_of_an_environment_without_any(
@@ -199,7 +199,7 @@ def test_manifest(helper: ModuleType, tmp_path: Path, monkeypatch: pytest.Monkey
     helper.manifest(
         str(out),
         lock_file(tmp_path),
-        write(tmp_path / "compilers", "gcc@13.2.0\n"),
+        write(tmp_path / "compilers", "gcc@=13.2.0\n"),
         write(tmp_path / "core", "gcc@11.4.1\n"),
         "lmod",
         write(tmp_path / "module_paths", "/shared/spack/share/spack/lmod/x/Core\n"),
@@ -217,7 +217,7 @@ def test_manifest(helper: ModuleType, tmp_path: Path, monkeypatch: pytest.Monkey
         "spack_version": "v0.23.0",
         "spack_commit": "0123abcd",
         "root_specs": ["samtools@1.17", "lmod"],
-        "compilers": ["gcc@13.2.0"],
+        "compilers": ["gcc@=13.2.0"],
         "core_compilers": ["gcc@11.4.1"],
         "modules": "lmod",
         "module_paths": ["/shared/spack/share/spack/lmod/x/Core"],
@@ -251,7 +251,7 @@ def run_helper(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_commands_run_from_the_command_line(tmp_path: Path) -> None:
-    assert run_helper("seed-compilers", str(DATA / "spack.yaml")).stdout == "gcc@13.2.0\n"
+    assert run_helper("seed-compilers", str(DATA / "spack.yaml")).stdout == "gcc@=13.2.0\n"
     assert run_helper("module-systems", str(DATA / "spack-tcl.yaml")).stdout == "tcl\n"
     assert run_helper("roots", lock_file(tmp_path)).stdout == "samtools@1.17\nlmod\n"
     assert run_helper("has-package", lock_file(tmp_path), "lmod").returncode == 0

@@ -117,17 +117,18 @@ def test_a_real_successful_run(tmp_path: Path) -> None:
 
 def test_a_real_failed_run(tmp_path: Path) -> None:
     host = harness.make_host(tmp_path)
-    host.env["FAKE_SPACK_FAIL"] = "openmpi@4.1.6 fabrics=ofi"
+    # The root specs as rendered: a seed's version is exact (@=).
+    host.env["FAKE_SPACK_FAIL"] = "openmpi@=4.1.6 fabrics=ofi"
     result = host.run()
     assert result.returncode == 1
     events = list(parse_log(result.stdout))
     assert events[-1] == LogEvent(
         kind="failed",
         step="install",
-        message="spack install openmpi@4.1.6 fabrics=ofi failed (status 1)",
+        message="spack install openmpi@=4.1.6 fabrics=ofi failed (status 1)",
     )
     last_progress = [e for e in events if e.kind == "progress"][-1]
-    failed_at = harness.ROOT_SPECS.index("openmpi@4.1.6 fabrics=ofi") + 1
+    failed_at = harness.ROOT_SPECS.index("openmpi@=4.1.6 fabrics=ofi") + 1
     assert (last_progress.done, last_progress.total) == (failed_at, len(harness.ROOT_SPECS))
 
 

@@ -117,7 +117,7 @@ def test_the_documented_algorithm_by_hand() -> None:
     import hashlib
 
     canonical = (
-        '{"compilers":[],"format":1,"mirrors":["https://binaries.spack.io/releases/v0.23"],'
+        '{"compilers":[],"format":2,"mirrors":["https://binaries.spack.io/releases/v0.23"],'
         '"modules":"tcl","packages":["bzip2@1.0.8","xz@5.4.6","zlib@1.3.1"],'
         '"spack_version":"v0.23.0"}'
     )

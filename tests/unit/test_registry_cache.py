@@ -21,7 +21,7 @@ from petal.registry.documents import (
 from petal.validation import load_schema
 from tests.data.registry.registry_server import RegistryServer
 
-BIO_FP = "sha256:b0d9ba9061a5149075694a63883706883fadb32066c103b67735e2a627046562"
+BIO_FP = "sha256:a21acae4900f6c337bbb35dc5b6abf927699f2432c2362f03ff85356b0d90783"
 INDEX = "snapshots/index.json"
 
 

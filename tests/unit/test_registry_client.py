@@ -29,7 +29,7 @@ from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import parse_seed
 from tests.data.registry.registry_server import BAD, RegistryServer, Trickle, good_files
 
-BIO_FP = "sha256:b0d9ba9061a5149075694a63883706883fadb32066c103b67735e2a627046562"
+BIO_FP = "sha256:a21acae4900f6c337bbb35dc5b6abf927699f2432c2362f03ff85356b0d90783"
 SNAPSHOT_ID = re.compile(r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$")
 
 

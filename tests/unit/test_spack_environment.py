@@ -23,21 +23,23 @@ def rendered(path: str) -> dict:
 def test_bioinformatics_environment() -> None:
     env = rendered("seeds/bioinformatics.yaml")
     definitions = {k: v for d in env["definitions"] for k, v in d.items()}
-    assert definitions["compilers"] == ["gcc@11.3.0"]
+    assert definitions["compilers"] == ["gcc@=11.3.0"]
     assert definitions["packages"] == [
-        "openmpi@4.1.4",
-        "samtools@1.17",
-        "bwa@0.7.17",
-        "gatk@4.3.0",
+        "openmpi@=4.1.4",
+        "samtools@=1.17",
+        "bwa@=0.7.17",
+        "gatk@=4.3.0.0",
         "lmod",
     ]
-    assert env["specs"] == ["$compilers", "$packages"]
+    # The compiler is built and registered first: no root spec.
+    assert env["specs"] == ["$packages"]
     assert env["view"] is False
-    assert env["concretizer"]["unify"] == "when_possible"
+    assert env["concretizer"]["unify"] is True
     assert env["config"]["install_tree"]["root"] == "/shared/spack/opt/spack"
     assert env["mirrors"] == {"spack-v0.23": "https://binaries.spack.io/releases/v0.23"}
-    assert env["packages"]["all"]["compiler"] == ["gcc@11.3.0"]
-    assert env["packages"]["all"]["target"] == ["x86_64_v3"]
+    # Requirements: with reuse, preferences lose to the system compiler (real Spack).
+    assert env["packages"]["all"] == {"require": ["%gcc@=11.3.0", "target=x86_64_v3"]}
+    assert env["config"]["build_stage"] == ["/var/tmp/$user/spack-stage"]
     modules = env["modules"]["default"]
     assert modules["enable"] == ["lmod"]
     assert modules["lmod"]["core_compilers"] == ["gcc@11.3.0"]
@@ -57,7 +59,7 @@ def test_tcl_environment_has_no_lmod() -> None:
 
 def test_arm64_targets_every_graviton() -> None:
     env = rendered("seeds/chemistry.yaml")
-    assert env["packages"]["all"]["target"] == ["neoverse_n1"]
+    assert env["packages"]["all"]["require"][-1] == "target=neoverse_n1"
 
 
 def test_seed_mirrors_come_before_the_official_cache() -> None:
@@ -70,4 +72,53 @@ def test_seed_mirrors_come_before_the_official_cache() -> None:
 def test_an_explicit_lmod_is_not_added_twice() -> None:
     seed = parse_seed("name: a\nsoftware: {packages: [lmod@8.7.37, bwa]}\n")
     packages = spack_environment(seed)["spack"]["definitions"][1]["packages"]
-    assert packages == ["lmod@8.7.37", "bwa"]
+    assert packages == ["lmod@=8.7.37", "bwa"]
+
+
+def test_mpi_uses_the_images_slurm_and_efa() -> None:
+    env = rendered("seeds/chemistry.yaml")
+    packages = env["packages"]
+    assert packages["slurm"] == {
+        "buildable": False,
+        "externals": [{"spec": "slurm@=24.11.5", "prefix": "/opt/slurm"}],
+    }
+    assert packages["libfabric"]["buildable"] is False
+    assert packages["libfabric"]["externals"][0]["prefix"] == "/opt/amazon/efa"
+    assert "fabrics=efa" in packages["libfabric"]["externals"][0]["spec"]
+    # A package's own requirements replace those of `all`: the compiler is repeated.
+    assert packages["openmpi"]["require"] == [
+        "schedulers=slurm",
+        "fabrics=ofi",
+        "%gcc@=12.3.0",
+        "target=neoverse_n1",
+    ]
+
+
+def test_no_mpi_no_externals() -> None:
+    env = rendered("seeds/testing/workload-basic.yaml")
+    assert set(env["packages"]) == {"all"}
+    assert env["packages"]["all"] == {"require": ["target=x86_64_v3"]}
+
+
+def test_several_compilers_are_one_of() -> None:
+    seed = parse_seed(
+        "name: a\nsoftware: {compilers: [gcc@13.2.0, llvm@17.0.6], packages: [bwa]}\n"
+    )
+    env = spack_environment(seed)["spack"]
+    assert env["packages"]["all"]["require"][0] == {"one_of": ["%gcc@=13.2.0", "%clang@=17.0.6"]}
+    assert env["modules"]["default"]["lmod"]["core_compilers"] == ["gcc@13.2.0", "clang@17.0.6"]
+
+
+def test_python_module_only_when_the_seed_asks_for_python() -> None:
+    tools = spack_environment(parse_seed("name: a\nsoftware: {packages: [gatk]}\n"))
+    assert tools["spack"]["modules"]["default"]["lmod"]["exclude"] == ["python"]
+    python = spack_environment(parse_seed("name: a\nsoftware: {packages: [py-numpy]}\n"))
+    assert "exclude" not in python["spack"]["modules"]["default"]["lmod"]
+
+
+def test_versions_are_exact_ranges_stay_ranges() -> None:
+    seed = parse_seed(
+        "name: a\nsoftware: {packages: ['hdf5@1.14.3 +mpi ^zlib@1.3', 'python@3.11:3.11']}\n"
+    )
+    packages = spack_environment(seed)["spack"]["definitions"][1]["packages"]
+    assert packages[:2] == ["hdf5@=1.14.3 +mpi ^zlib@=1.3", "python@3.11:3.11"]

@@ -4,6 +4,12 @@ It records every call in $FAKE_LOG, keeps registered compilers in $FAKE_STATE_DI
 what a real Spack would under $FAKE_SPACK_ROOT (compiler and Lmod prefixes, module trees),
 and runs `spack python FILE` with a real Python whose `spack.util.spack_yaml` is PyYAML.
 
+Where the real Spack would refuse what petal renders or the bootstrap does, so does the
+fake (the real one was checked, docs/SEEDS.md): `concretize` fails when a required
+compiler (`packages: all: require: ['%gcc@=X']`) is not registered yet, or a package is
+not buildable and has no externals; `install` outside an environment fails when the
+scope (-C) requires the very compiler being installed (no compiler builds itself).
+
 Behaviour switches (environment): FAKE_SPACK_FAIL (a root spec whose install fails),
 FAKE_SPACK_INSTALL_SECONDS (how long each install of a root spec takes).
 """
@@ -94,7 +100,28 @@ def cmd_compiler(args: list[str]) -> int:
     return 0
 
 
-def cmd_install(env_dir: Path | None, args: list[str]) -> int:
+def compiler_requirements(packages: dict[str, Any]) -> list[str]:
+    """The compilers `packages: all: require:` asks for (`%gcc@=13.2.0` -> gcc@=13.2.0)."""
+    found: list[str] = []
+    for item in ((packages or {}).get("all") or {}).get("require") or []:
+        group = item.get("one_of") or item.get("any_of") or [] if isinstance(item, dict) else [item]
+        found.extend(str(member)[1:] for member in group if str(member).startswith("%"))
+    return found
+
+
+def is_registered(compiler: str) -> bool:
+    name, version = name_version(compiler)
+    return any(c["spec"] == f"{name}@={version}" for c in registered_compilers())
+
+
+def scope_packages(scope: Path | None) -> dict[str, Any]:
+    if scope is None or not (scope / "packages.yaml").exists():
+        return {}
+    data = yaml.safe_load((scope / "packages.yaml").read_text()) or {}
+    return dict(data.get("packages") or {})
+
+
+def cmd_install(env_dir: Path | None, args: list[str], scope: Path | None = None) -> int:
     words = [arg for arg in args if not arg.startswith("-")]
     if "-j" in args:
         words.remove(args[args.index("-j") + 1])
@@ -103,6 +130,10 @@ def cmd_install(env_dir: Path | None, args: list[str]) -> int:
         print(f"==> Error: Failed to install {name_version(spec)[0]}", file=sys.stderr)
         return 1
     if env_dir is None:  # a seed compiler
+        for compiler in compiler_requirements(scope_packages(scope)):
+            if not is_registered(compiler):
+                print(f"==> Error: cannot satisfy the requirement %{compiler}", file=sys.stderr)
+                return 1
         (prefix_of(spec) / "bin").mkdir(parents=True, exist_ok=True)
     elif spec:
         print(f"==> Installing {spec}")
@@ -115,7 +146,7 @@ def cmd_location(args: list[str]) -> int:
     if args[-1].startswith("lmod"):
         init = prefix / "lmod" / "lmod" / "init"
         init.mkdir(parents=True, exist_ok=True)
-        for shell in ("bash", "sh"):
+        for shell in ("bash", "sh", "csh", "tcsh"):
             (init / shell).write_text("module() { :; }\n")
     print(prefix)
     return 0
@@ -123,6 +154,15 @@ def cmd_location(args: list[str]) -> int:
 
 def cmd_concretize(env_dir: Path | None) -> int:
     env = env_yaml(env_dir)
+    packages = env.get("packages") or {}
+    for compiler in compiler_requirements(packages):
+        if not is_registered(compiler):
+            print(f"==> Error: no compiler satisfies the requirement %{compiler}", file=sys.stderr)
+            return 1
+    for name, settings in packages.items():
+        if (settings or {}).get("buildable") is False and not settings.get("externals"):
+            print(f"==> Error: {name} is not buildable and has no externals", file=sys.stderr)
+            return 1
     roots: list[str] = []
     for entry in env.get("specs") or []:  # "$name" expands a definition; no matrices
         is_reference = isinstance(entry, str) and entry.startswith("$")
@@ -159,12 +199,13 @@ def say(text: str) -> int:
 def main(argv: list[str]) -> int:
     record(argv)
     env_dir: Path | None = None
+    scope: Path | None = None
     while argv and argv[0].startswith("-"):
         option = argv.pop(0)
         if option == "-e":
             env_dir = Path(argv.pop(0))
         elif option == "-C":
-            argv.pop(0)
+            scope = Path(argv.pop(0))
         elif option == "--version":
             print("0.23.0 (fake)")
             return 0
@@ -175,7 +216,7 @@ def main(argv: list[str]) -> int:
     handlers: dict[str, Callable[[], int]] = {
         "config": lambda: cmd_config(env_dir, args),
         "compiler": lambda: cmd_compiler(args),
-        "install": lambda: cmd_install(env_dir, args),
+        "install": lambda: cmd_install(env_dir, args, scope),
         "location": lambda: cmd_location(args),
         "concretize": lambda: cmd_concretize(env_dir),
         "module": lambda: cmd_module(args),

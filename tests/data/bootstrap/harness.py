@@ -24,7 +24,10 @@ BUILD_ID = "build-20250101-abc123"
 FINGERPRINT = "sha256:" + "ab" * 32
 SPACK_VERSION = "v0.23.0"
 # Root specs of tests/data/bootstrap/spack.yaml, in order.
-ROOT_SPECS = ["gcc@13.2.0", "samtools@1.17", "bwa@0.7.17", "openmpi@4.1.6 fabrics=ofi", "lmod"]
+ROOT_SPECS = ["samtools@=1.17", "bwa@=0.7.17", "openmpi@=4.1.6 fabrics=ofi", "lmod"]
+# What a ParallelCluster image has: Slurm's header and EFA's fi_info (see add_system_software).
+SLURM_VERSION = "23.11.10"
+LIBFABRIC_VERSION = "1.22.0"
 STEPS = [
     "device",
     "format",
@@ -136,6 +139,7 @@ def make_host(
         (tmp_path / directory).mkdir()
     if attach:
         host.attach()
+    add_system_software(host.root)
     spack_yaml_text = (DATA / spack_yaml).read_text()
     host.env = {
         "PATH": f"{host.bin}:/usr/local/bin:/usr/bin:/bin",
@@ -163,6 +167,24 @@ def make_host(
         "FAKE_SPACK_PYTHONPATH": str(DATA / "spack_python"),
     }
     return host
+
+
+def add_system_software(root: Path) -> None:
+    """/opt/slurm and /opt/amazon/efa of a ParallelCluster image, as far as the bootstrap
+    reads them."""
+    header = root / "opt/slurm/include/slurm/slurm_version.h"
+    header.parent.mkdir(parents=True)
+    header.write_text(
+        f'#define SLURM_VERSION_NUMBER 0x170b0a\n#define SLURM_VERSION_STRING "{SLURM_VERSION}"\n'
+    )
+    fi_info = root / "opt/amazon/efa/bin/fi_info"
+    fi_info.parent.mkdir(parents=True)
+    fi_info.write_text(
+        "#!/bin/sh\n"
+        f"printf 'fi_info: {LIBFABRIC_VERSION}amzn4.0\\nlibfabric: {LIBFABRIC_VERSION}amzn4.0\\n"
+        "libfabric api: 1.22\\n'\n"
+    )
+    fi_info.chmod(stat.S_IRWXU)
 
 
 def marker_lines(stdout: str, *, heartbeats: bool = False) -> list[str]:
