@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from petal.cli.commands import command
@@ -112,13 +113,22 @@ def _problems_json(problems: list[Problem] | tuple[Problem, ...]) -> dict[str, A
     }
 
 
-def _validate(args: argparse.Namespace) -> int:
-    results: list[dict[str, Any]] = []
-    for file in args.files:
-        seed = _load(file, args.json)
+def _loaded(
+    files: list[str], as_json: bool, results: list[dict[str, Any]]
+) -> Iterator[tuple[str, Seed]]:
+    """Each file's seed; a file that is no valid seed is reported (and its JSON result
+    added to `results`) instead."""
+    for file in files:
+        seed = _load(file, as_json)
         if isinstance(seed, SeedError):
             results.append(_invalid_json(file, seed))
             continue
+        yield file, seed
+
+
+def _validate(args: argparse.Namespace) -> int:
+    results: list[dict[str, Any]] = []
+    for file, seed in _loaded(args.files, args.json, results):
         results.append(
             {
                 "file": file,
@@ -193,11 +203,7 @@ def _check(args: argparse.Namespace) -> int:
             sys.stderr.write(f"{error}\n")
         return EXIT_INVALID
     results: list[dict[str, Any]] = []
-    for file in args.files:
-        seed = _load(file, args.json)
-        if isinstance(seed, SeedError):
-            results.append(_invalid_json(file, seed))
-            continue
+    for file, seed in _loaded(args.files, args.json, results):
         try:
             result = spack_check.check_seed(
                 seed,

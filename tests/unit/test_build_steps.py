@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from petal.build.intake import NotASeedUpload, SeedUpload, intake_build_id, seed_upload
 from petal.build.records import BuildRecord, iso
@@ -20,32 +17,22 @@ from petal.build.steps.cleanup import cleanup
 from petal.build.steps.failure import describe_failure, failure_message, public_error_name
 from petal.build.steps.prepare import prepare
 from petal.build.steps.snapshot import snapshot_tags
-from petal.build.table import BuildTable, table_definition
+from petal.build.table import BuildTable
 from petal.errors import CleanupPending, InvalidBuildRequest
-from petal.local.moto_fixes import _answer_ebs_default_kms_key_id
-from petal.seed.loading import load_seed
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SEED = load_seed(REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml")
-NOW = datetime(2025, 3, 1, tzinfo=UTC)
-EXECUTION = {"name": "b1", "arn": "arn:exec:b1", "start_time": "2025-03-01T00:00:00Z"}
-SETTINGS = {"bootstrap_heartbeat_seconds": 900}
+from tests.unit.prepare_account import (
+    EXECUTION,
+    NOW,
+    SEED,
+    SETTINGS,
+    emulated_account,
+    no_s3,
+)
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, BuildTable]]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    # moto lacks GetEbsDefaultKmsKeyId, which Prepare calls: the emulator's answer.
-    monkeypatch.setattr(*_answer_ebs_default_kms_key_id(), raising=False)
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(**table_definition("builds"))
-        yield boto3.client("ec2", region_name="us-east-1"), BuildTable(dynamodb, "builds")
-
-
-def no_s3(bucket: str, key: str, version: str | None) -> bytes:
-    raise AssertionError("no S3 read expected")
+    with emulated_account(monkeypatch) as account:
+        yield account.ec2, account.table
 
 
 def test_prepare_rejects_a_timeout_within_the_heartbeat_window(aws: tuple[Any, BuildTable]) -> None:

@@ -6,13 +6,10 @@ petal:maxBuildHours, naming the seed field, the limit and the setting that raise
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from petal.build.config import (
     DEFAULT_ALLOWED_INSTANCE_TYPES,
@@ -21,7 +18,7 @@ from petal.build.config import (
     iam_like,
 )
 from petal.build.steps.prepare import check_cost_limits, managed_snapshot_tags, prepare
-from petal.build.table import BuildTable, table_definition
+from petal.build.table import BuildTable
 from petal.deployment_contract import (
     ENV_ALLOWED_INSTANCE_TYPES,
     ENV_MAX_BUILD_HOURS,
@@ -29,17 +26,19 @@ from petal.deployment_contract import (
     ENV_MAX_VOLUME_IOPS,
 )
 from petal.errors import ConfigurationError, InvalidBuildRequest
-from petal.local.moto_fixes import _answer_ebs_default_kms_key_id
 from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import load_seed, parse_seed_mapping
+from tests.unit.prepare_account import (
+    EXECUTION,
+    NOW,
+    PASSED_THE_CHECKS,
+    REPO_ROOT,
+    SEED,
+    SETTINGS,
+    emulated_account,
+    no_s3,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SEED = load_seed(REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml")
-NOW = datetime(2025, 3, 1, tzinfo=UTC)
-EXECUTION = {"name": "b1", "arn": "arn:exec:b1", "start_time": "2025-03-01T00:00:00Z"}
-SETTINGS = {"bootstrap_heartbeat_seconds": 900}
-# No official AMI exists in these tests: a build that passes every check stops there.
-PASSED_THE_CHECKS = "official ParallelCluster AMI"
 # The example: nothing stopped it.
 EXCESSIVE: dict[str, Any] = {
     "build__instance_type": "p5.48xlarge",
@@ -51,17 +50,8 @@ EXCESSIVE: dict[str, Any] = {
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, BuildTable]]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    monkeypatch.setattr(*_answer_ebs_default_kms_key_id(), raising=False)
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(**table_definition("builds"))
-        yield boto3.client("ec2", region_name="us-east-1"), BuildTable(dynamodb, "builds")
-
-
-def no_s3(bucket: str, key: str, version_id: str | None) -> bytes:
-    raise AssertionError("no S3 read expected")
+    with emulated_account(monkeypatch) as account:
+        yield account.ec2, account.table
 
 
 def document(**seed_changes: Any) -> dict[str, Any]:

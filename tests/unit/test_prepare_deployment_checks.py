@@ -6,13 +6,9 @@ use."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from petal.build.config import (
     ENV_BUILDER_HTTP_EGRESS,
@@ -21,37 +17,23 @@ from petal.build.config import (
     BuildConfig,
 )
 from petal.build.steps.prepare import prepare
-from petal.build.table import BuildTable, table_definition
+from petal.build.table import BuildTable
 from petal.errors import ConfigurationError, InvalidBuildRequest
-from petal.local.moto_fixes import _answer_ebs_default_kms_key_id
-from petal.seed.loading import load_seed
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SEED = load_seed(REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml")
-NOW = datetime(2025, 3, 1, tzinfo=UTC)
-EXECUTION = {"name": "b1", "arn": "arn:exec:b1", "start_time": "2025-03-01T00:00:00Z"}
-SETTINGS = {"bootstrap_heartbeat_seconds": 900}
-# No official AMI exists in these tests: a build that passes every check stops there.
-PASSED_THE_CHECKS = "official ParallelCluster AMI"
+from tests.unit.prepare_account import (
+    EXECUTION,
+    NOW,
+    PASSED_THE_CHECKS,
+    SEED,
+    SETTINGS,
+    emulated_account,
+    no_s3,
+)
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, BuildTable]]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    monkeypatch.setattr(*_answer_ebs_default_kms_key_id(), raising=False)
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(**table_definition("builds"))
-        yield (
-            boto3.client("ec2", region_name="us-east-1"),
-            boto3.client("kms", region_name="us-east-1"),
-            BuildTable(dynamodb, "builds"),
-        )
-
-
-def no_s3(bucket: str, key: str, version_id: str | None) -> bytes:
-    raise AssertionError("no S3 read expected")
+    with emulated_account(monkeypatch) as account:
+        yield account.ec2, account.kms, account.table
 
 
 def run(

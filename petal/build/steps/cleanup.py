@@ -63,13 +63,7 @@ def cleanup(
     state = event.get("state") or {}
     execution = event["execution"]
     failure = state.get("failure")
-    build_id = _cleanup_build_id(state, execution)
-    record = table.get_build(build_id) if build_id else None
-    if record is None and build_id and failure:
-        # Prepare failed before writing the record (a bad request, a crash, a time-out):
-        # every execution that started gets a record of how it ended.
-        record = _record_without_prepare(table, build_id, state, execution, now)
-    owned = _owned(build_id, record, execution)
+    build_id, record, owned = _build_of(table, state, execution, now)
     if owned is not None:
         _record_cleanup_started(table, owned, failure)
 
@@ -100,11 +94,7 @@ def record_cleanup_failure(
     state = event.get("state") or {}
     execution = event["execution"]
     failure = state.get("failure")
-    build_id = _cleanup_build_id(state, execution)
-    record = table.get_build(build_id) if build_id else None
-    if record is None and build_id and failure:
-        record = _record_without_prepare(table, build_id, state, execution, now)
-    owned = _owned(build_id, record, execution)
+    build_id, record, owned = _build_of(table, state, execution, now)
     problem = state.get("cleanup_error") or {}
     reason = (
         f"{problem.get('Error') or 'CleanupFailed'}: "
@@ -334,6 +324,19 @@ def _record_outcome(
     if error is not None:
         values["error"] = error
     table.update_build(owned.build_id, values, execution_arn=owned.execution_arn)
+
+
+def _build_of(
+    table: BuildTable, state: Mapping[str, Any], execution: Mapping[str, Any], now: datetime
+) -> tuple[str | None, BuildRecord | None, _OwnedBuild | None]:
+    """The build this execution is, its record and whether the record is this
+    execution's. Prepare may have failed before writing the record (a bad request, a
+    crash, a time-out): every execution that started gets a record of how it ended."""
+    build_id = _cleanup_build_id(state, execution)
+    record = table.get_build(build_id) if build_id else None
+    if record is None and build_id and state.get("failure"):
+        record = _record_without_prepare(table, build_id, state, execution, now)
+    return build_id, record, _owned(build_id, record, execution)
 
 
 def _cleanup_build_id(state: Mapping[str, Any], execution: Mapping[str, Any]) -> str | None:
