@@ -297,19 +297,30 @@ def on_instance_state(
             build_id,
             record.command_id,
         )
-    token = table.claim_token(record.command_id, f"instance:{state}", now)
-    if token is None:
-        return CallbackResult("ignored", "the bootstrap already ended", build_id, record.command_id)
     reason = instance.state_reason if instance and instance.state_reason else "no reason given"
+    return fail_for_lost_builder(
+        table, sfn, record, f"{instance_id} is {state} ({reason})", f"instance:{state}", now
+    ) or CallbackResult("ignored", "the bootstrap already ended", build_id, record.command_id)
+
+
+def fail_for_lost_builder(
+    table: BuildTable, sfn: Any, record: BuildRecord, what: str, outcome: str, now: datetime
+) -> CallbackResult | None:
+    """Fail the parked bootstrap task of a build whose builder is gone (`what` says how:
+    "<instance> is terminated (...)"). None when the task was claimed already."""
+    command_id = str(record.command_id)
+    token = table.claim_token(command_id, outcome, now)
+    if token is None:
+        return None
     cause = (
-        f"the builder instance {instance_id} is {state} ({reason}) while the bootstrap was "
-        f"running (command {record.command_id}); the install cannot finish"
+        f"the builder instance {what} while the bootstrap was running (command "
+        f"{command_id}); the install cannot finish"
     )
     sent = step_functions.send_failure(sfn, token.task_token, "BuilderStopped", cause)
-    table.mark_token_sent(record.command_id, now)
+    table.mark_token_sent(command_id, now)
     if not sent:
-        return CallbackResult("stale", "the task had already ended", build_id, record.command_id)
-    return CallbackResult("failed", f"builder {state}", build_id, record.command_id)
+        return CallbackResult("stale", "the task had already ended", record.build_id, command_id)
+    return CallbackResult("failed", f"builder gone: {what}", record.build_id, command_id)
 
 
 def builder_build(

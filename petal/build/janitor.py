@@ -36,6 +36,7 @@ from petal.build.callbacks import (
     SUCCESS,
     CallbackResult,
     TailReader,
+    fail_for_lost_builder,
     on_command_status,
     on_instance_state,
 )
@@ -212,19 +213,8 @@ class _Sweep:
     ) -> CallbackResult | None:
         """EC2 no longer knows the builder (terminated over an hour ago): no state
         event can be derived for the callback, so fail the task as it would have."""
-        command_id = str(record.command_id)
-        token = self._table.claim_token(command_id, "instance:vanished", self._now)
-        if token is None:
-            return None
-        cause = (
-            f"the builder instance {instance_id or '(unknown)'} no longer exists while the "
-            f"bootstrap was running (command {command_id}); the install cannot finish"
-        )
-        sent = step_functions.send_failure(sfn, token.task_token, "BuilderStopped", cause)
-        self._table.mark_token_sent(command_id, self._now)
-        if not sent:
-            return CallbackResult("stale", "the task had already ended", record.build_id)
-        return CallbackResult("failed", "builder gone", record.build_id, command_id)
+        what = f"{instance_id or '(unknown)'} no longer exists"
+        return fail_for_lost_builder(self._table, sfn, record, what, "instance:vanished", self._now)
 
     def terminate_instances(self) -> None:
         for instance in ec2_builder.find_instances(
