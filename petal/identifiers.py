@@ -43,6 +43,7 @@ REGION: Final = Shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 AVAILABILITY_ZONE: Final = Shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z](-[a-z0-9-]+)?$")
 SNAPSHOT_ID: Final = Shape(r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$")
 SUBNET_ID: Final = Shape(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+IMAGE_ID: Final = Shape(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
 FINGERPRINT: Final = Shape(r"^sha256:[0-9a-f]{64}$")
 # A build id names the execution, the record and tags: "id\n" would break them all.
 BUILD_ID: Final = Shape(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +21,6 @@ from petal.build.records import FINISHED, SUCCESSFUL, BuildRecord
 from petal.build.request import (
     BuildRequest,
     BuildRequestError,
-    build_request_schema,
     check_build_id,
     new_build_id,
     parse_build_request,
@@ -44,6 +42,7 @@ from petal.cli.commands import command
 from petal.cli.output import add_json_flag, error, print_json
 from petal.deployment_contract import MANAGED_VALUE, TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
+from petal.identifiers import IMAGE_ID
 from petal.local import mode as local_mode
 from petal.platforms import ARCHITECTURES, UnknownOperatingSystem, operating_system
 from petal.seed.fingerprint import fingerprint
@@ -204,9 +203,7 @@ def _start_flags_fit(args: argparse.Namespace) -> bool:
         args.build_parser.print_usage(sys.stderr)
         error("petal build needs --seed FILE (or a command: status, list, logs, cancel, ...)")
         return False
-    if args.builder_ami is not None and not re.fullmatch(
-        build_request_schema()["properties"]["builder_ami"]["pattern"], args.builder_ami
-    ):
+    if args.builder_ami is not None and not IMAGE_ID.match(args.builder_ami):
         error(f"--builder-ami: {args.builder_ami!r} is not an AMI id (ami-0123456789abcdef0)")
         return False
     if args.simulate_failure and not local_mode.is_active():

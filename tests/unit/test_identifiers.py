@@ -17,6 +17,7 @@ SCHEMAS = sorted((Path(__file__).resolve().parents[2] / "petal" / "schemas").glo
 SHAPES: dict[str, identifiers.Shape] = {
     "-[0-9][a-z]": identifiers.AVAILABILITY_ZONE,
     "snap-": identifiers.SNAPSHOT_ID,
+    "ami-": identifiers.IMAGE_ID,
     "subnet-": identifiers.SUBNET_ID,
     "^sha256:": identifiers.FINGERPRINT,
     "^[0-9]{12}$": identifiers.ACCOUNT_ID,
