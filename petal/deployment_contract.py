@@ -58,6 +58,9 @@ ENV_SECURITY_GROUP: Final = "PETAL_BUILDER_SECURITY_GROUP_ID"
 ENV_SUBNETS: Final = "PETAL_BUILDER_SUBNET_IDS"  # comma-separated, tried in order
 ENV_BUILD_LOG_GROUP: Final = "PETAL_BUILD_LOG_GROUP"
 ENV_STATE_MACHINE: Final = "PETAL_STATE_MACHINE_ARN"
+# Seeds petal builds from: this prefix of the seed bucket (the upload trigger, the
+# roles that read seeds and the code that checks a seed_uri all use it).
+SEED_PREFIX: Final = "seeds/"
 ENV_REGISTRY_URL: Final = "PETAL_REGISTRY_URL"
 ENV_TRUSTED_ACCOUNTS: Final = "PETAL_TRUSTED_ACCOUNTS"  # comma-separated account ids
 ENV_NODE_SETUP_URI: Final = "PETAL_NODE_SETUP_URI"  # s3:// URI of the node setup script

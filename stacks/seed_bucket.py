@@ -10,13 +10,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from petal.deployment_contract import SEED_PREFIX
 from stacks import checkov
 from stacks.nag import acknowledge, acknowledge_managed_policy
 
 # The id prefix of the singleton Lambda CDK adds to switch on EventBridge delivery.
 _NOTIFICATIONS_HANDLER_PREFIX = "BucketNotificationsHandler"
 
-SEED_PREFIX = "seeds/"
 SEED_SUFFIXES = (".yaml", ".yml")
 
 

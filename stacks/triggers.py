@@ -20,8 +20,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from petal.deployment_contract import SEED_PREFIX
 from stacks.dead_letters import MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS
-from stacks.seed_bucket import SEED_PREFIX, SEED_SUFFIXES
+from stacks.seed_bucket import SEED_SUFFIXES
 
 SSM_STATUS_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
 EC2_STATE_DETAIL_TYPE = "EC2 Instance State-change Notification"

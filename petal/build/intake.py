@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from petal.aws import step_functions
 from petal.build.records import BuildFailure, BuildRecord, iso
-from petal.build.request import BuildRequestError, SeedReader
+from petal.build.request import BuildRequestError, SeedReader, seed_location_problem
 from petal.build.table import BuildIdTaken, BuildTable
 from petal.errors import PetalStepError
 from petal.seed.fingerprint import fingerprint
@@ -33,7 +33,6 @@ from petal.seed.model import SeedError
 MARKER_LIFETIME: Final = timedelta(days=7)
 _UNSAFE: Final = re.compile(r"[^a-z0-9-]+")
 # Seeds are built from this prefix of the seed bucket only.
-SEED_PREFIX: Final = "seeds/"
 
 # (bucket, key, version id) -> the object's size in bytes (HeadObject's ContentLength).
 ObjectSize = Callable[[str, str, str | None], int]
@@ -97,17 +96,6 @@ def intake_build_id(upload: SeedUpload) -> str:
     stem = upload.key.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
     stem = _UNSAFE.sub("-", stem).strip("-")[:40] or "seed"
     return f"{stem}-{digest[:16]}"
-
-
-def seed_location_problem(bucket: str, key: str, seed_bucket: str) -> str | None:
-    """Why s3://bucket/key is not a seed petal builds from (None: it is): only the
-    deployment's seed bucket, under seeds/, whatever the EventBridge rule and IAM let
-    through (a rule edited by hand, an event replayed from elsewhere)."""
-    if bucket != seed_bucket:
-        return f"s3://{bucket}/{key} is not in the seed bucket {seed_bucket}"
-    if not key.startswith(SEED_PREFIX) or key == SEED_PREFIX:
-        return f"s3://{bucket}/{key} is not under {SEED_PREFIX} in the seed bucket"
-    return None
 
 
 def on_seed_uploaded(

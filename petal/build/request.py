@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from petal.deployment_contract import SEED_PREFIX
 from petal.errors import EXIT_INVALID, PetalError
 from petal.identifiers import BUILD_ID
 from petal.platforms import OPERATING_SYSTEMS, UnknownOperatingSystem
@@ -173,6 +174,17 @@ def resolve_seed(request: BuildRequest, read_object: SeedReader) -> Seed:
     # Parsed from the bytes, so problems carry the file's line numbers; parse_seed
     # applies the seed size limit, the same one `petal seed validate` and intake apply.
     return parse_seed(raw, source, overrides)
+
+
+def seed_location_problem(bucket: str, key: str, seed_bucket: str) -> str | None:
+    """Why s3://bucket/key is not a seed petal builds from (None: it is): only the
+    deployment's seed bucket, under seeds/, whatever the EventBridge rule and IAM let
+    through (a rule edited by hand, an event replayed from elsewhere)."""
+    if bucket != seed_bucket:
+        return f"s3://{bucket}/{key} is not in the seed bucket {seed_bucket}"
+    if not key.startswith(SEED_PREFIX) or key == SEED_PREFIX:
+        return f"s3://{bucket}/{key} is not under {SEED_PREFIX} in the seed bucket"
+    return None
 
 
 def request_overrides(request: BuildRequest) -> dict[str, str]:

@@ -103,3 +103,16 @@ def test_an_override_that_does_not_fit_the_seed_is_reported(aws: LocalAws) -> No
     assert "build.instance_type" in str(result.cause)
     assert "architecture=arm64 from the build request" in str(result.cause)
     assert_nothing_left(aws)
+
+
+@pytest.mark.parametrize(
+    "where", ["{bucket}/elsewhere/seed.yaml", "another-bucket/seeds/seed.yaml"]
+)
+def test_a_seed_uri_outside_the_seed_buckets_seeds_is_refused(aws: LocalAws, where: str) -> None:
+    uri = "s3://" + where.format(bucket=aws.deployment.seed_bucket)
+    result = aws.build({"seed_uri": uri})
+    assert result.status == "FAILED"
+    assert result.error == "InvalidBuildRequest"
+    assert f"seed_uri: {uri} is not" in str(result.cause)
+    assert f"upload the seed to s3://{aws.deployment.seed_bucket}/seeds/" in str(result.cause)
+    assert_nothing_left(aws)

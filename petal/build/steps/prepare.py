@@ -19,11 +19,14 @@ from petal.build.request import (
     check_build_id,
     parse_build_request,
     resolve_seed,
+    seed_location_problem,
+    split_s3_uri,
 )
 from petal.build.table import BuildIdTaken, BuildTable
 from petal.deployment_contract import (
     ENV_BUILDER_IMAGE_OWNERS,
     MANAGED_VALUE,
+    SEED_PREFIX,
     TAG_ARCH,
     TAG_FINGERPRINT,
     TAG_MANAGED,
@@ -220,6 +223,22 @@ def check_ebs_default_key(ec2: Any, allowed_key: str) -> None:
     )
 
 
+def _check_seed_location(request: BuildRequest, config: BuildConfig) -> None:
+    """A seed_uri names a seed of the deployment's seed bucket, under seeds/: the
+    builder role and the intake read nothing else, whatever a caller may read."""
+    if request.seed_uri is None:
+        return
+    bucket, key = split_s3_uri(request.seed_uri)
+    problem = seed_location_problem(bucket, key, config.seed_bucket)
+    if problem is not None:
+        raise BuildRequestError(
+            [
+                f"seed_uri: {problem}; upload the seed to s3://{config.seed_bucket}/"
+                f"{SEED_PREFIX} and start the build with that URI"
+            ]
+        )
+
+
 def prepare(
     event: Mapping[str, Any],
     *,
@@ -235,6 +254,7 @@ def prepare(
     settings = event["settings"]
     try:
         request = parse_build_request(event.get("request"))
+        _check_seed_location(request, config)
         seed = resolve_seed(request, read_seed)
         if request.build_id:
             build_id = request.build_id
