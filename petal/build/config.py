@@ -13,6 +13,7 @@ from petal.deployment_contract import (
     ENV_ALLOWED_INSTANCE_TYPES,
     ENV_BUILD_LOG_GROUP,
     ENV_BUILD_TIMEOUT_MINUTES,
+    ENV_BUILDER_IMAGE_OWNERS,
     ENV_DOCUMENT,
     ENV_INSTANCE_PROFILE,
     ENV_MAX_BUILD_HOURS,
@@ -170,8 +171,17 @@ class BuildConfig:
     @property
     def mirror_buckets(self) -> frozenset[str]:
         """petal:mirrorBuckets: the S3 buckets the builder role may read."""
-        raw = self.environ.get(ENV_MIRROR_BUCKETS, "")
-        return frozenset(b.strip() for b in raw.split(",") if b.strip())
+        return frozenset(self._names(ENV_MIRROR_BUCKETS))
+
+    @property
+    def builder_image_owners(self) -> tuple[str, ...]:
+        """petal:builderImageOwners: accounts besides this one whose images may be booted."""
+        return self._names(ENV_BUILDER_IMAGE_OWNERS)
+
+    def _names(self, variable: str) -> tuple[str, ...]:
+        """A comma-separated setting (unset: none)."""
+        raw = self.environ.get(variable, "")
+        return tuple(name.strip() for name in raw.split(",") if name.strip())
 
     @property
     def ebs_default_kms_key_arn(self) -> str:

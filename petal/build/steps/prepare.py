@@ -24,7 +24,6 @@ from petal.build.request import (
 )
 from petal.build.table import BuildIdTaken, BuildTable
 from petal.deployment_contract import (
-    ENV_BUILDER_IMAGE_OWNERS,
     MANAGED_VALUE,
     SEED_PREFIX,
     TAG_ARCH,
@@ -146,12 +145,6 @@ def check_http_egress(seed: Seed, http_egress: bool) -> None:
         "operating system whose packages come over HTTPS (alinux2023, rhel8, rhel9). "
         "Nothing was created."
     )
-
-
-def builder_image_owners(config: BuildConfig) -> tuple[str, ...]:
-    """petal:builderImageOwners: accounts besides this one whose images may be booted."""
-    raw = config.environ.get(ENV_BUILDER_IMAGE_OWNERS, "")
-    return tuple(owner.strip() for owner in raw.split(",") if owner.strip())
 
 
 def find_builder_image(
@@ -332,7 +325,7 @@ def prepare(
     check_ebs_default_key(ec2, config.ebs_default_kms_key_arn)
 
     if seed.build.image is not None:
-        image = find_builder_image(ec2, seed, request, builder_image_owners(config))
+        image = find_builder_image(ec2, seed, request, config.builder_image_owners)
     else:
         image = ec2_builder.find_official_image(
             ec2, seed.build.parallelcluster_version, seed.os, seed.architecture, now
