@@ -98,12 +98,17 @@ class BuildTable:
             raise BuildIdTaken(record.build_id)
 
     def get_build(self, build_id: str) -> BuildRecord | None:
-        with aws_call("DynamoDB GetItem (build record)"):
+        data = self._get(build_key(build_id), "build record")
+        return BuildRecord.from_item(data) if data is not None else None
+
+    def _get(self, key: Mapping[str, str], what: str) -> dict[str, Any] | None:
+        """The item under `key` (a consistent read), or None."""
+        with aws_call(f"DynamoDB GetItem ({what})"):
             response = self._client.get_item(
-                TableName=self.table_name, Key=to_dynamo(build_key(build_id)), ConsistentRead=True
+                TableName=self.table_name, Key=to_dynamo(dict(key)), ConsistentRead=True
             )
         item = response.get("Item")
-        return BuildRecord.from_item(from_dynamo(item)) if item else None
+        return from_dynamo(item) if item else None
 
     def update_build(
         self,
@@ -304,16 +309,9 @@ class BuildTable:
         return None
 
     def get_lock(self, fingerprint: str, os_name: str, architecture: str) -> LockHolder | None:
-        with aws_call("DynamoDB GetItem (build lock)"):
-            response = self._client.get_item(
-                TableName=self.table_name,
-                Key=to_dynamo(lock_key(fingerprint, os_name, architecture)),
-                ConsistentRead=True,
-            )
-        item = response.get("Item")
-        if not item:
+        data = self._get(lock_key(fingerprint, os_name, architecture), "build lock")
+        if data is None:
             return None
-        data = from_dynamo(item)
         return LockHolder(data["build_id"], data.get("execution_arn", ""), data["acquired_at"])
 
     def release_lock(
@@ -384,12 +382,8 @@ class BuildTable:
             self._client.put_item(TableName=self.table_name, Item=to_dynamo(item))
 
     def get_token(self, command_id: str) -> ParkedToken | None:
-        with aws_call("DynamoDB GetItem (task token)"):
-            response = self._client.get_item(
-                TableName=self.table_name, Key=to_dynamo(token_key(command_id)), ConsistentRead=True
-            )
-        item = response.get("Item")
-        return _token(command_id, from_dynamo(item)) if item else None
+        data = self._get(token_key(command_id), "task token")
+        return _token(command_id, data) if data is not None else None
 
     def claim_token(self, command_id: str, outcome: str, now: datetime) -> ParkedToken | None:
         """Mark the token used for `outcome`, once: None if there is no token, it was
@@ -458,30 +452,20 @@ class BuildTable:
             ),
         )
         if written is None:
-            with aws_call("DynamoDB GetItem (intake marker)"):
-                response = self._client.get_item(
-                    TableName=self.table_name,
-                    Key=to_dynamo(intake_key(bucket, key, version)),
-                    ConsistentRead=True,
-                )
-            data = from_dynamo(response["Item"])
-            return IntakeMarker(
-                data["build_id"], data["received_at"], data.get("execution_arn"), created=False
+            claimed = self.get_intake(bucket, key, version)
+            if claimed is not None:
+                return claimed
+            # Expired between the two calls: the delivery is as good as a first one.
+            return self.claim_intake(
+                bucket, key, version, build_id=build_id, now=now, expires_at=expires_at
             )
         return IntakeMarker(build_id, iso(now), None, created=True)
 
     def get_intake(self, bucket: str, key: str, version: str) -> IntakeMarker | None:
         """The intake marker of an object version, if a delivery claimed it."""
-        with aws_call("DynamoDB GetItem (intake marker)"):
-            response = self._client.get_item(
-                TableName=self.table_name,
-                Key=to_dynamo(intake_key(bucket, key, version)),
-                ConsistentRead=True,
-            )
-        item = response.get("Item")
-        if not item:
+        data = self._get(intake_key(bucket, key, version), "intake marker")
+        if data is None:
             return None
-        data = from_dynamo(item)
         return IntakeMarker(
             data["build_id"], data["received_at"], data.get("execution_arn"), created=False
         )
