@@ -45,6 +45,48 @@ $(CHECKOV_VENV)/.installed: $(LOCKS)/checkov.txt | $(UV_VENV)/.installed
 	touch $@
 test test-all: $(CHECKOV_VENV)/.installed
 
+# The node-setup tests (tests/infra/test_node_setup.py) run real bash, dash and tcsh login
+# shells with ParallelCluster's module system, Environment Modules, installed, and with an
+# Lmod like the one Spack builds onto the volume. Debian lets only one of the two be
+# installed, so Lmod's package is unpacked into $(NODE_SHELLS)/lmod (its dependencies are
+# installed). Does nothing when all is there; installing needs apt-get and root or sudo.
+NODE_SHELLS := $(VENV)/node-shells
+NODE_SHELL_PACKAGES := environment-modules tcsh dash lua5.3 lua-posix lua-filesystem lua-json \
+	lua-term
+.PHONY: node-shells
+node-shells:
+	@set -e; missing=""; \
+	for p in $(NODE_SHELL_PACKAGES); do \
+		dpkg-query -W -f='$${db:Status-Status}' "$$p" 2>/dev/null | grep -qx installed || \
+			missing="$$missing $$p"; \
+	done; \
+	[ -n "$$missing" ] || [ ! -x "$(NODE_SHELLS)/lmod/usr/share/lmod/lmod/libexec/lmod" ] || exit 0; \
+	fail() { echo "make node-shells: $$1. The node-setup tests need the Debian packages" \
+		"$(NODE_SHELL_PACKAGES) and lmod (unpacked into $(NODE_SHELLS)/lmod): run" \
+		"\`make node-shells\` as root or with sudo, on Debian or Ubuntu" >&2; exit 2; }; \
+	command -v apt-get >/dev/null || fail "apt-get not found"; \
+	sudo=""; [ "$$(id -u)" = 0 ] || ! sudo -n true 2>/dev/null || sudo="sudo -n"; \
+	if [ -n "$$missing" ]; then \
+		[ "$$(id -u)" = 0 ] || [ -n "$$sudo" ] || \
+			fail "cannot install:$$missing (not root, and sudo asks for a password)"; \
+		echo "make node-shells: installing$$missing"; \
+		$$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1 || \
+			{ $$sudo apt-get update -qq && \
+			$$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } || \
+			fail "apt-get could not install:$$missing"; \
+	fi; \
+	if [ ! -x "$(NODE_SHELLS)/lmod/usr/share/lmod/lmod/libexec/lmod" ]; then \
+		echo "make node-shells: unpacking Debian's lmod into $(NODE_SHELLS)/lmod"; \
+		rm -rf "$(NODE_SHELLS)/download" "$(NODE_SHELLS)/lmod"; \
+		mkdir -p "$(NODE_SHELLS)/download"; \
+		download() { ( cd "$(NODE_SHELLS)/download" && apt-get download lmod >/dev/null 2>&1 ); }; \
+		download || { $$sudo apt-get update -qq && download; } || \
+			fail "apt-get download lmod failed"; \
+		dpkg-deb -x "$(NODE_SHELLS)"/download/lmod_*.deb "$(NODE_SHELLS)/lmod"; \
+		rm -rf "$(NODE_SHELLS)/download"; \
+	fi
+test test-all: node-shells
+
 # No pip: the venv holds exactly a lock file's packages (pip is in the dev set).
 $(BIN)/python:
 	$(PYTHON) -m venv --without-pip $(VENV)
@@ -128,11 +170,11 @@ test: lint typecheck
 test-all: lint typecheck
 	$(PYTEST)
 
-# The real Spack (docs/SEEDS.md, "Checking a seed with the real Spack"): concretizes the
-# CI seeds with Spack from SPACK_TARBALL, offline, asserts what their spack.lock must
-# hold and `spack install --fake`s the test seed (tests/spack/, the tests marked `spack`,
-# which `make test` never collects). Spack, its solver's venv (requirements/spack-check.txt)
-# and the solved locks are cached in ~/.cache/petal/spack. PETAL_SPACK_SEEDS=all: every seed.
+# The real Spack (docs/SEEDS.md, "Checking a seed with the real Spack"): concretizes every
+# seed under seeds/ with Spack from SPACK_TARBALL, offline, asserts what their spack.lock
+# must hold and `spack install --fake`s the test seed (tests/spack/, the tests marked
+# `spack`, which `make test` never collects). Spack, its solver's venv
+# (requirements/spack-check.txt) and the solved locks are cached in ~/.cache/petal/spack.
 SPACK_TARBALL ?= ../shared/tools/spack-v0.23.0.tar.gz
 .PHONY: spack-check
 spack-check: $(VENV)/.dev-installed

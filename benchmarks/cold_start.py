@@ -15,7 +15,18 @@ it is in AWS.
 Prints, per handler, the median of N imports (each a new process, after one untimed
 warm-up for the file cache) beside the goal, and the K modules that cost most in one
 `-X importtime` run (own time summed per package; petal and lambdas per module group);
-then the asset's zipped size. It measures; it does not judge.
+then the asset's zipped size. It measures; it does not judge. The goal is on the CPU
+time of the import (time.process_time): a function has its own share of a CPU in
+Lambda, while this machine is shared, and the wall time printed beside it also counts
+the time the other processes take.
+
+The handlers import PyYAML and jsonschema where they are used, not at import. A
+handler that uses them in its invocations (FIRST_CALLS: prepare and intake validate a
+seed in every one; resolver validates the seed an event carries and renders the
+ParallelCluster config of every snapshot it finds) loads them in its first invocation
+instead, so for it the benchmark also prints what that first use costs after a fresh
+import (median of N): that part of a cold start moved out of the import, it is not
+saved, and the goal does not count it.
 """
 
 from __future__ import annotations
@@ -44,6 +55,33 @@ from petal.lambda_bundle import (  # noqa: E402
 )
 
 GOAL_SECONDS = 0.300
+SEED = REPO_ROOT / "seeds" / "testing" / "workload-basic.yaml"
+# What an invocation does first that loads a module the import left out:
+# (what it is, setup code, the timed statement).
+SEED_VALIDATION = (
+    "the first seed validation (it loads what of PyYAML, jsonschema and the Spack package "
+    "list the import did not)",
+    "from petal.seed.loading import parse_seed",
+    f"parse_seed({SEED.read_bytes()!r}, 'seed')",
+)
+CONFIG_RENDER = (
+    "the first ParallelCluster config it generates and renders (PyYAML's dumper)",
+    "from petal.cluster.config import generate_config, render_config\n"
+    "from petal.cluster.settings import ClusterOverrides, cluster_settings\n"
+    "overrides = ClusterOverrides(subnet_id='subnet-0123456789abcdef0', "
+    "node_setup_uri='s3://petal-seeds-123456789012/node-setup/petal-node-setup.sh')",
+    "render_config(generate_config(cluster_settings(None, overrides, "
+    "default_region='us-east-1'), snapshot_id='snap-0123456789abcdef0', "
+    "snapshot_size_gb=100, fingerprint='sha256:' + 'ab' * 32), ['petal'])",
+)
+FIRST_CALLS = {
+    contract.STEP_FUNCTIONS["PrepareFunctionArn"]: (SEED_VALIDATION,),
+    contract.INTAKE_FUNCTION: (SEED_VALIDATION,),
+    contract.RESOLVER_FUNCTION: (
+        (f"{SEED_VALIDATION[0]}, if its event carries a seed", *SEED_VALIDATION[1:]),
+        CONFIG_RENDER,
+    ),
+}
 HANDLERS = (
     *contract.STEP_FUNCTIONS.values(),
     contract.CALLBACK_FUNCTION,
@@ -130,9 +168,9 @@ def runtime_dir(python: str) -> Path:
 def probe_code(paths: list[Path], module: str) -> str:
     return (
         f"import sys; sys.path[:0] = {[str(p) for p in paths]!r}\n"
-        "import time; began = time.perf_counter()\n"
+        "import time; began = time.perf_counter(), time.process_time()\n"
         f"import {module}\n"
-        "print(time.perf_counter() - began)\n"
+        f"{_PRINT_ELAPSED}\n"
     )
 
 
@@ -150,11 +188,39 @@ def run(python: str, code: str, bundle: Path, *options: str) -> subprocess.Compl
     )
 
 
-def import_seconds(python: str, paths: list[Path], module: str) -> float:
-    result = run(python, probe_code(paths, module), paths[0])
+# The probes' last line: wall and CPU seconds since `began`.
+_PRINT_ELAPSED = "print(time.perf_counter() - began[0], time.process_time() - began[1])"
+
+
+def import_seconds(python: str, paths: list[Path], module: str) -> tuple[float, float]:
+    return seconds(python, paths, probe_code(paths, module), f"importing {module}")
+
+
+def seconds(python: str, paths: list[Path], code: str, what: str) -> tuple[float, float]:
+    """(wall, CPU) seconds, as the probe `code` prints them."""
+    result = run(python, code, paths[0])
     if result.returncode != 0:
-        raise SystemExit(f"importing {module} failed:\n{result.stderr}")
-    return float(result.stdout.strip().splitlines()[-1])
+        raise SystemExit(f"{what} failed:\n{result.stderr}")
+    wall, cpu = result.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
+
+
+def medians(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    """Median wall and median CPU seconds."""
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+
+def first_call_code(paths: list[Path], module: str, setup: str, call: str) -> str:
+    """After importing the handler and running `setup`: time `call`, as its first
+    invocation runs it."""
+    return (
+        f"import sys; sys.path[:0] = {[str(p) for p in paths]!r}\n"
+        f"import {module}\n"
+        f"{setup}\n"
+        "import time; began = time.perf_counter(), time.process_time()\n"
+        f"{call}\n"
+        f"{_PRINT_ELAPSED}\n"
+    )
 
 
 def group(module: str) -> str:
@@ -219,24 +285,35 @@ def main() -> int:
         print(f"asset {built}; Python {python}; runtime {runtime}")
         if args.bytecode:
             print("asset compiled to byte code first (--bytecode): not what Lambda runs today")
-        print(f"cold start = import of the handler module, median of {args.runs} fresh processes")
+        print(
+            f"cold start = import of the handler module, median of {args.runs} fresh "
+            "processes: CPU ms (goal), wall ms"
+        )
+        goal = f"goal <= {GOAL_SECONDS * 1000:.0f} ms"
         worst = 0.0
         for name in args.handlers.split(","):
             module = f"lambdas.{name}"
             import_seconds(python, paths, module)  # file cache
-            median = statistics.median(
-                import_seconds(python, paths, module) for _ in range(args.runs)
-            )
-            worst = max(worst, median)
+            wall, cpu = medians([import_seconds(python, paths, module) for _ in range(args.runs)])
+            worst = max(worst, cpu)
             costs = ", ".join(
                 f"{group_name} {micro / 1000:.0f}"
                 for group_name, micro in top_imports(python, paths, module, args.top)
             )
             print(
-                f"{name:<15} {median * 1000:5.0f} ms (goal <= {GOAL_SECONDS * 1000:.0f} ms)"
+                f"{name:<15} {cpu * 1000:5.0f} ms CPU ({goal}), {wall * 1000:4.0f} ms wall"
                 f"  top imports, ms: {costs}"
             )
-        print(f"slowest handler {worst * 1000:.0f} ms (goal <= {GOAL_SECONDS * 1000:.0f} ms)")
+            for what, setup, call in FIRST_CALLS.get(name, ()):
+                code = first_call_code(paths, module, setup, call)
+                first_wall, first_cpu = medians(
+                    [seconds(python, paths, code, f"{what} in {module}") for _ in range(args.runs)]
+                )
+                print(
+                    f"{'':<15} + {first_cpu * 1000:3.0f} ms CPU, {first_wall * 1000:4.0f} ms wall "
+                    f"in its first invocation: {what}; not in the goal"
+                )
+        print(f"slowest handler {worst * 1000:.0f} ms CPU ({goal})")
     size = zipped_size(built)
     files = sum(1 for p in built.rglob("*") if p.is_file())
     print(f"asset zipped: {size / 1e6:.2f} MB ({files} files)")

@@ -6,9 +6,10 @@ Concretizes every seed under seeds/ (or the ones named) with Spack v0.23.0 from 
 tarball (default ../shared/tools/spack-v0.23.0.tar.gz), offline, never from the lock
 cache, and prints per seed the CPU seconds Spack used, the number of concrete specs and
 the problems `petal seed check` would report (Spack's refusals and the properties of
-the lock). CI (`make spack-check`) concretizes only the small seeds of
-tests/spack/test_real_spack.py (CI_SEEDS); this covers the rest. It measures; it does
-not judge.
+the lock). CI (`make spack-check`, tests/spack/test_real_spack.py) checks every seed
+too, but solves one only when it or the Spack changed (the lock cache in
+~/.cache/petal/spack): this always solves, to time each seed. It measures; it does not
+judge.
 """
 
 from __future__ import annotations

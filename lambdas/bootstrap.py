@@ -3,10 +3,12 @@ and park the task token under its command id. The task ends by callback."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from lambdas.clients import client
 from lambdas.observability import correlate, lambda_handler, logger
+from petal.build.build_cache import BuildCache
 from petal.build.config import BuildConfig
 from petal.build.records import utc_now
 from petal.build.steps.bootstrap import bootstrap
@@ -25,6 +27,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         document_name=config.document_name,
         log_group=config.build_log_group,
         now=utc_now(),
+        seed_bucket=config.seed_bucket,
+        build_cache=BuildCache.from_environ(os.environ),
     )
     logger.info("bootstrap command sent", extra=result)
     return result

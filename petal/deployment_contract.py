@@ -24,6 +24,12 @@ TAG_PACKAGES: Final = "petal:packages"
 # On a snapshot built on a user-supplied image (build.image): clusters need that image
 # as Image.CustomAmi (rocky8/rocky9 have no official ParallelCluster AMI).
 TAG_BUILDER_IMAGE: Final = "petal:builder-image"
+# On a snapshot built on a parent (`petal build --from`): the parent snapshot's id.
+TAG_PARENT: Final = "petal:parent-snapshot"
+# On a snapshot: where its volume was mounted when built (MOUNT_DIR). A build on a
+# parent must mount it there too: Spack's paths are absolute. Snapshots from before the
+# tag were all built at MOUNT_DIR.
+TAG_MOUNT_DIR: Final = "petal:mount-dir"
 ROLE_BUILDER: Final = "builder"
 ROLE_VOLUME: Final = "software-volume"
 
@@ -128,3 +134,10 @@ PROGRESS_MARKER: Final = "PETAL-PROGRESS"  # PETAL-PROGRESS <k>/<n> <spec>
 STEP_MARKER: Final = "PETAL-STEP"  # PETAL-STEP <name>
 HEARTBEAT_MARKER: Final = "PETAL-HEARTBEAT"  # PETAL-HEARTBEAT <unix time>
 FAILURE_MARKER: Final = "PETAL-FAILED"  # PETAL-FAILED <step>: <reason>
+# On failure, before PETAL-FAILED: the bootstrap's own last lines, one per marker.
+TAIL_MARKER: Final = "PETAL-TAIL"  # PETAL-TAIL <a line it printed>
+# Every marker line ends in " PETAL-MAC=<64 hex>", its HMAC-SHA256 under the build's log
+# key, which the bootstrap receives as the document parameter LogKey; petal believes no
+# marker without it (petal.build.log_markers).
+MAC_FIELD: Final = "PETAL-MAC"
+PARAM_LOG_KEY: Final = "LogKey"

@@ -2,7 +2,8 @@
 
 The asset is `lambdas/` + `petal/` (less what Lambda never imports, `EXCLUDED_SOURCES`)
 + the third-party packages the handlers need (PyYAML, jsonschema and what they pull
-in). boto3 comes with the Lambda runtime and
+in, less what the Powertools layer ships: `PROVIDED_BY_LAYER`). boto3 comes with the
+Lambda runtime and
 Powertools with the AWS-managed layer, so neither is bundled: bundling them would
 shadow the versions AWS patches.
 
@@ -45,6 +46,14 @@ FORBIDDEN_DISTRIBUTIONS: Final = frozenset(
     {"boto3", "botocore", "s3transfer", "aws-lambda-powertools"}
 )
 
+# In the lock, since pip needs them to satisfy the packages that depend on them, but
+# left out of the asset: the Powertools layer, which every function has, ships them
+# byte-compiled, while a copy in the asset would shadow it (/var/task comes first on
+# sys.path) and be compiled from source at every cold start (typing_extensions: about
+# 40 ms). The layer's version satisfies the pinned packages: Powertools requires
+# typing-extensions >= 4.11, jsonschema's `referencing` >= 4.4.
+PROVIDED_BY_LAYER: Final = frozenset({"typing-extensions"})
+
 # The parts of the repository that run inside Lambda.
 SOURCE_PACKAGES: Final[tuple[str, ...]] = ("lambdas", "petal")
 # What of them Lambda never imports (paths relative to the repository): the CLI, the
@@ -62,6 +71,9 @@ EXCLUDED_SOURCES: Final[tuple[str, ...]] = (
 )
 
 _IGNORED_NAMES: Final = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache"})
+# A dependency's own test suite and benchmarks (jsonschema's, referencing's): never
+# imported at run time (about 460 KB unzipped).
+_DEPENDENCY_EXTRAS: Final = frozenset({"tests", "benchmarks"})
 _IGNORED_SUFFIXES: Final = frozenset({".pyc", ".pyo"})
 # Written last into a finished build directory; the asset excludes it.
 COMPLETE_MARKER: Final = ".petal-complete"
@@ -238,6 +250,34 @@ def verify_dependencies(
         raise BundleError("Lambda dependencies are wrong:\n  " + "\n  ".join(problems))
 
 
+def bundled_requirements(requirements: Sequence[str] = LAMBDA_REQUIREMENTS) -> tuple[str, ...]:
+    """The pins whose packages the asset holds: the lock's, less PROVIDED_BY_LAYER."""
+    return tuple(r for r in requirements if Pin.parse(r).name not in PROVIDED_BY_LAYER)
+
+
+def _drop_layer_provided(directory: Path) -> None:
+    """Remove the distributions of PROVIDED_BY_LAYER from an installed `directory`:
+    every file their RECORD lists, then their dist-info."""
+    for info in directory.glob("*.dist-info"):
+        name = info.name.removesuffix(".dist-info").rpartition("-")[0]
+        if normalize_name(name) not in PROVIDED_BY_LAYER:
+            continue
+        record = info / "RECORD"
+        listed = record.read_text().splitlines() if record.is_file() else []
+        root = directory.resolve()
+        files = [(directory / line.split(",")[0]).resolve() for line in listed]
+        for path in files:
+            # Only the package's own files: not its dist-info (removed whole below), nor
+            # a script RECORD lists outside the directory (../../bin/...).
+            if path.is_file() and root in path.parents and info.resolve() not in path.parents:
+                path.unlink()
+        shutil.rmtree(info)
+        # A package's folders, deepest first, once their files are gone.
+        for folder in sorted({p.parent for p in files}, key=lambda p: -len(p.parts)):
+            if root in folder.parents and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
 def _publish(tmp: Path, final: Path) -> Path:
     """Move a finished build into place; if another process won the race, use theirs."""
     (tmp / COMPLETE_MARKER).write_text("ok\n")
@@ -318,6 +358,18 @@ def _ignore(_directory: str, names: list[str]) -> set[str]:
     }
 
 
+def _ignore_in_dependencies(root: Path) -> Callable[[str, list[str]], set[str]]:
+    """`_ignore`, and in each top-level package of `root`, its test suite and benchmarks."""
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        ignored = _ignore(directory, names)
+        if Path(directory).parent == root:
+            ignored |= {n for n in names if n in _DEPENDENCY_EXTRAS}
+        return ignored
+
+    return ignore
+
+
 def _excluded(rel: Path) -> bool:
     return any(rel == Path(e) or Path(e) in rel.parents for e in EXCLUDED_SOURCES)
 
@@ -367,8 +419,9 @@ def build_bundle(
         shutil.rmtree(final, ignore_errors=True)
     tmp = _scratch(parent, final.name)
     try:
-        shutil.copytree(deps, tmp, dirs_exist_ok=True, ignore=_ignore)
+        shutil.copytree(deps, tmp, dirs_exist_ok=True, ignore=_ignore_in_dependencies(deps))
         (tmp / COMPLETE_MARKER).unlink()
+        _drop_layer_provided(tmp)
         for rel in source_files(repo_root):
             dest = tmp / rel
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,11 @@ seed) is also written here, in one fixed format that the pipeline writes with
 `format_description` and the resolver parses with `parse_description`:
 
     petal sha256:<64 hex> os=<ParallelCluster os> arch=<x86_64|arm64> seed=<name>
+    ... seed=<name> parent=snap-<hex>
+
+` parent=` ends it when the snapshot was built on a parent (`petal build --from`): its
+lineage, visible to the accounts it is shared with. A parser without it (petal before
+incremental builds) takes such a Description for none of petal's.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from petal.identifiers import FINGERPRINT
+from petal.identifiers import FINGERPRINT, SNAPSHOT_ID
 from petal.platforms import ARCHITECTURES, Architecture, UnknownOperatingSystem, operating_system
 
 # EC2 limits a snapshot's Description to 255 characters; the longest seed name (63)
@@ -23,7 +28,8 @@ MAX_LENGTH: Final = 255
 _SEED_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DESCRIPTION: Final = re.compile(
     r"^petal (?P<fingerprint>sha256:[0-9a-f]{64}) os=(?P<os>[a-z0-9]+) "
-    r"arch=(?P<arch>x86_64|arm64) seed=(?P<seed>[a-z0-9][a-z0-9-]{0,62})$"
+    r"arch=(?P<arch>x86_64|arm64) seed=(?P<seed>[a-z0-9][a-z0-9-]{0,62})"
+    rf"(?: parent=(?P<parent>{SNAPSHOT_ID.pattern.strip('^$')}))?$"
 )
 
 
@@ -37,6 +43,7 @@ class SnapshotDescription:
     os: str  # ParallelCluster name, e.g. alinux2023
     architecture: Architecture
     seed: str
+    parent: str | None = None  # the snapshot it was built on, if any
 
     def names(self, fingerprint: str, os_name: str, architecture: str) -> bool:
         """This Description is of that fingerprint, OS (either spelling) and architecture."""
@@ -57,7 +64,9 @@ def _os_name(os_name: str) -> str | None:
         return None
 
 
-def format_description(fingerprint: str, os_name: str, architecture: str, seed_name: str) -> str:
+def format_description(
+    fingerprint: str, os_name: str, architecture: str, seed_name: str, parent: str | None = None
+) -> str:
     """The Description for a petal snapshot. `os_name` may be either OS spelling; the
     ParallelCluster name is written, so every reader compares like with like."""
     if not FINGERPRINT.match(fingerprint):
@@ -77,7 +86,10 @@ def format_description(fingerprint: str, os_name: str, architecture: str, seed_n
             f"seed name {seed_name!r} is not valid: lowercase letters, digits and '-', "
             "at most 63 characters"
         )
-    return f"petal {fingerprint} os={os_.name} arch={architecture} seed={seed_name}"
+    if parent is not None and not SNAPSHOT_ID.match(parent):
+        raise DescriptionError(f"parent {parent!r} is not a snapshot id (snap-...)")
+    lineage = f" parent={parent}" if parent else ""
+    return f"petal {fingerprint} os={os_.name} arch={architecture} seed={seed_name}{lineage}"
 
 
 def parse_description(text: str | None) -> SnapshotDescription | None:
@@ -98,7 +110,9 @@ def parse_description(text: str | None) -> SnapshotDescription | None:
     if os_.name != match["os"]:
         return None  # format_description always writes the ParallelCluster name
     arch: Architecture = "arm64" if match["arch"] == "arm64" else "x86_64"
-    return SnapshotDescription(match["fingerprint"], os_.name, arch, match["seed"])
+    return SnapshotDescription(
+        match["fingerprint"], os_.name, arch, match["seed"], match["parent"] or None
+    )
 
 
 def description_filter(fingerprint: str, os_name: str, architecture: str) -> str:

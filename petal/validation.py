@@ -19,12 +19,16 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-import jsonschema
-import jsonschema.validators
+if TYPE_CHECKING:
+    import jsonschema
 
-from petal.yaml_source import YamlDocument, join_path
+    from petal.yaml_source import YamlDocument
+
+# jsonschema (with attrs and referencing) and PyYAML are imported on first use, not
+# here: many modules import this one for `Problem` or `short` alone, and in Lambda, which
+# compiles them from source at every cold start, they cost about 200 ms.
 
 Severity = Literal["error", "warning"]
 
@@ -94,20 +98,27 @@ def pattern_matches(pattern: str, value: str) -> bool:
 def _pattern(
     validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[jsonschema.ValidationError]:
+    import jsonschema
+
     if isinstance(instance, str) and not pattern_matches(pattern, instance):
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_Validator: Final = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft202012Validator,
-    validators={"pattern": _pattern},
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
+@cache
+def _validator_class() -> Any:
+    import jsonschema
+    import jsonschema.validators
+
+    return jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator,
+        validators={"pattern": _pattern},
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    )
 
 
 @cache
 def _validator(name: str) -> Any:
-    return _Validator(load_schema(name))
+    return _validator_class()(load_schema(name))
 
 
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators: none belongs in
@@ -129,6 +140,8 @@ def control_character(text: str) -> str | None:
 
 def control_problems(document: Any, path: str = "") -> Iterator[Problem]:
     """A problem for every string (value or key) in `document` with a control character."""
+    from petal.yaml_source import join_path
+
     if isinstance(document, str):
         where = control_character(document)
         if where:
@@ -217,6 +230,8 @@ def _did_you_mean(value: str, options: list[str], cutoff: float) -> str:
 
 
 def _explain(error: jsonschema.ValidationError, vocabulary: Vocabulary) -> Iterator[Problem]:
+    from petal.yaml_source import join_path
+
     path = ""
     for part in error.absolute_path:
         path = join_path(path, part)

@@ -13,19 +13,28 @@
 #   PETAL_FINGERPRINT          sha256:<64 hex>, the seed's fingerprint
 #   PETAL_HEARTBEAT_SECONDS    heartbeat interval (default 300)
 #   PETAL_DEVICE_WAIT_SECONDS  how long to wait for the volume's device (default 120)
+#   PETAL_MANIFEST_URL         s3://BUCKET/manifests/<build id>.json: where the manifest's
+#                              copy goes, so the CLI reads it without the volume ("": none)
+#   PETAL_BUILD_CACHE_URL      s3://BUCKET/PREFIX of the shared build cache ("": none)
+#   PETAL_SIGNING_KEY_SECRET   the Secrets Manager secret (ARN) of the cache's signing key
+#   PETAL_PARENT_SNAPSHOT      the snapshot the volume was created from ("": an empty one)
 # For tests only, never set by the document: PETAL_DISK_BY_ID_DIR (/dev/disk/by-id),
-# PETAL_OS_RELEASE (/etc/os-release) and PETAL_ROOT_PREFIX, which is put in front of every
+# PETAL_OS_RELEASE (/etc/os-release), PETAL_INSTANCE_IDENTITY (a file in place of the
+# instance identity document of IMDS) and PETAL_ROOT_PREFIX, which is put in front of every
 # absolute path the script writes, so a test can run it against a directory tree.
 # Commands (lsblk, blkid, mount, dnf, git, spack, ...) are found on PATH.
 #
 # Output contract, parsed by petal/build/log_markers.py (stdout, one marker at the start of a line):
-#   PETAL-STEP <name>              device format mount prerequisites spack mirrors compilers
-#                                  environment concretize install modules profile manifest
-#                                  unmount, and finally "done"
+#   PETAL-STEP <name>              device format mount prerequisites spack cache mirrors
+#                                  compilers environment concretize install push prune
+#                                  modules profile manifest unmount, and finally "done"
 #   PETAL-PROGRESS <k>/<n> <spec>  before installing root spec k of n
 #   PETAL-HEARTBEAT <unix time>    at start, then every PETAL_HEARTBEAT_SECONDS until the end
 #   PETAL-FAILED <step>: <reason>  the last line when the bootstrap fails; <step> is the
 #                                  running step, or "parameters" for invalid input
+#   PETAL-MANIFEST sha256:<hex>    the manifest's copy is uploaded to PETAL_MANIFEST_URL
+#   PETAL-TAIL <line>              on failure, before PETAL-FAILED: its last output lines
+# Each marker ends in " PETAL-MAC=<tag>" (see marker); PETAL_LOG_KEY is never printed.
 # Exit status: 0 done, 1 a step failed, 2 invalid parameters. (Never 168 or 194, which make
 # the SSM agent reboot the instance.)
 #
@@ -38,6 +47,13 @@ readonly STEP_MARKER="PETAL-STEP"
 readonly PROGRESS_MARKER="PETAL-PROGRESS"
 readonly HEARTBEAT_MARKER="PETAL-HEARTBEAT"
 readonly FAILURE_MARKER="PETAL-FAILED"
+readonly MANIFEST_MARKER="PETAL-MANIFEST"
+readonly TAIL_MARKER="PETAL-TAIL"
+readonly MAC_FIELD="PETAL-MAC"
+# Lines of its own output the bootstrap repeats, authenticated, when it fails.
+readonly TAIL_LINES=20
+# The build cache's name in the environment's mirrors while the build runs.
+readonly CACHE_MIRROR="petal-build-cache"
 
 readonly SPACK_GIT_URL="https://github.com/spack/spack.git"
 readonly VOLUME_LABEL="petal-software"
@@ -62,9 +78,43 @@ run() {
     "$@"
 }
 
+# HMAC-SHA256 (RFC 2104) of $2 under the hex key $1: builtins and sha256sum (coreutils,
+# on every image), so the key is in no argv (ps shows it; openssl's -macopt would) and no
+# environment; python3 may be missing before prerequisites. Same as log_markers.line_tag.
+hmac_sha256() {
+    local key="$1" message="$2" inner="" outer="" byte index digest
+    for ((index = 0; index < 128; index += 2)); do
+        byte=0
+        ((index >= ${#key})) || byte=$((16#${key:index:2}))
+        printf -v inner '%s\\x%02x' "$inner" $((byte ^ 0x36))
+        printf -v outer '%s\\x%02x' "$outer" $((byte ^ 0x5c))
+    done
+    digest="$({ printf '%b' "$inner"; printf '%s' "$message"; } | sha256sum)"
+    digest="${digest%% *}"
+    for ((index = 0; index < 64; index += 2)); do
+        outer+="\\x${digest:index:2}"
+    done
+    digest="$(printf '%b' "$outer" | sha256sum)"
+    printf '%s' "${digest%% *}"
+}
+
+# Print a marker: its text, then " PETAL-MAC=" and the HMAC of "<build id>\n<text>" under
+# the log key. Any builder may write this build's log stream; only this one has the key.
+# Printable ASCII, so petal reads the text byte for byte. No valid key: no tag (refused).
+marker() {
+    local LC_ALL=C text="$*"
+    text="${text//$'\t'/ }"
+    text="${text//[^[:print:]]/?}"
+    if [[ ! "${LOG_KEY:-}" =~ ^[0-9a-f]{64}$ ]]; then
+        printf '%s\n' "$text"
+        return 0
+    fi
+    printf '%s %s=%s\n' "$text" "$MAC_FIELD" "$(hmac_sha256 "$LOG_KEY" "${BUILD_ID:-}"$'\n'"$text")"
+}
+
 begin_step() {
     CURRENT_STEP="$1"
-    printf '%s %s\n' "$STEP_MARKER" "$1"
+    marker "$STEP_MARKER $1"
 }
 
 # A failure reason fits on one line of bounded length.
@@ -80,7 +130,7 @@ one_line() {
 record_failure() {
     if [[ -z "${FAILURE_FILE:-}" ]]; then
         # Sourced by a test, without main's traps: report at once.
-        printf '%s %s: %s\n' "$FAILURE_MARKER" "${CURRENT_STEP:-unknown}" "$(one_line "$*")"
+        marker "$FAILURE_MARKER ${CURRENT_STEP:-unknown}: $(one_line "$*")"
     elif [[ ! -s "$FAILURE_FILE" ]]; then
         one_line "$*" >"$FAILURE_FILE"
     fi
@@ -101,6 +151,21 @@ on_err() {
     record_failure "command exited with status $status: $command"
 }
 
+# A copy of the output, for a failure to repeat its last lines tagged: petal's cause quotes
+# no other line. tee may lag by the last moments; the reason comes from FAILURE_FILE.
+capture_output() {
+    OUTPUT_FILE="$WORK_DIR/output"
+    exec > >(tee -a -- "$OUTPUT_FILE") 2> >(tee -a -- "$OUTPUT_FILE" >&2)
+}
+
+print_tail() {
+    local line
+    [[ -s "${OUTPUT_FILE:-}" ]] || return 0
+    while IFS= read -r line; do
+        marker "$TAIL_MARKER ${line:0:300}"
+    done < <(grep -v '^PETAL-' -- "$OUTPUT_FILE" | tail -n "$TAIL_LINES")
+}
+
 on_exit() {
     local status=$? reason=""
     trap - ERR
@@ -113,8 +178,8 @@ on_exit() {
         if [[ -s "${FAILURE_FILE:-}" ]]; then
             IFS= read -r reason <"$FAILURE_FILE"
         fi
-        printf '%s %s: %s\n' "$FAILURE_MARKER" "${CURRENT_STEP:-unknown}" \
-            "${reason:-exited with status $status}"
+        print_tail
+        marker "$FAILURE_MARKER ${CURRENT_STEP:-unknown}: ${reason:-exited with status $status}"
     fi
     [[ -z "${WORK_DIR:-}" ]] || rm -rf -- "$WORK_DIR"
     exit "$status"
@@ -132,7 +197,7 @@ heartbeat_loop() {
     trap '[[ -z "$sleeper" ]] || kill "$sleeper" 2>/dev/null; exit 0' TERM
     # Stop with the script even if it is killed without running its EXIT trap.
     while kill -0 "$parent" 2>/dev/null; do
-        printf '%s %(%s)T\n' "$HEARTBEAT_MARKER" -1
+        marker "$HEARTBEAT_MARKER $(printf '%(%s)T' -1)"
         # sleep must not hold stdout: SSM waits for the output pipe to close before it
         # reports the command finished.
         sleep "$HEARTBEAT_SECONDS" >/dev/null 2>&1 &
@@ -163,12 +228,19 @@ init_settings() {
     MOUNT_DIR="${PETAL_MOUNT_DIR:-/shared}"
     SPACK_VERSION="${PETAL_SPACK_VERSION:-}"
     BUILD_ID="${PETAL_BUILD_ID:-}"
+    # Not exported: Spack and package builds (which may save their environment) never see it.
+    LOG_KEY="${PETAL_LOG_KEY:-}"
+    unset PETAL_LOG_KEY
     FINGERPRINT="${PETAL_FINGERPRINT:-}"
     HEARTBEAT_SECONDS="${PETAL_HEARTBEAT_SECONDS:-300}"
     DEVICE_WAIT_SECONDS="${PETAL_DEVICE_WAIT_SECONDS:-120}"
     DISK_BY_ID_DIR="${PETAL_DISK_BY_ID_DIR:-/dev/disk/by-id}"
     OS_RELEASE="${PETAL_OS_RELEASE:-/etc/os-release}"
     ROOT_PREFIX="${PETAL_ROOT_PREFIX:-}"
+    MANIFEST_URL="${PETAL_MANIFEST_URL:-}"
+    BUILD_CACHE_URL="${PETAL_BUILD_CACHE_URL:-}"
+    SIGNING_KEY_SECRET="${PETAL_SIGNING_KEY_SECRET:-}"
+    PARENT_SNAPSHOT="${PETAL_PARENT_SNAPSHOT:-}"
     # Paths as Spack and every cluster node see them: written into profile.sh and the
     # manifest...
     SPACK_ROOT_DIR="$MOUNT_DIR/spack"
@@ -179,6 +251,8 @@ init_settings() {
     SPACK_ROOT_PATH="$ROOT_PREFIX$SPACK_ROOT_DIR"
     PETAL_PATH="$ROOT_PREFIX$PETAL_DIR"
     ENV_PATH="$ROOT_PREFIX$ENV_DIR"
+    # Spack's database of the install tree (petal/seed/spack_environment.py INSTALL_ROOT).
+    INSTALL_DB="$SPACK_ROOT_PATH/opt/spack/.spack-db/index.json"
 }
 
 # The path a node sees for a path this script wrote.
@@ -192,6 +266,7 @@ validate_parameters() {
     local volume_re='^vol-[0-9a-f]{8,17}$' version_re='^v[0-9]+\.[0-9]+\.[0-9]+$'
     local base64_re='^[A-Za-z0-9+/=]+$' build_re='^[A-Za-z0-9-]{1,64}$'
     local fingerprint_re='^sha256:[0-9a-f]{64}$' seconds_re='^[1-9][0-9]{0,5}$'
+    local log_key_re='^[0-9a-f]{64}$'
 
     [[ "$VOLUME_ID" =~ $volume_re ]] ||
         fail_parameters "VolumeId '$VOLUME_ID' is not an EBS volume id"
@@ -205,10 +280,13 @@ validate_parameters() {
         fail_parameters "BuildId '$BUILD_ID' is not 1 to 64 letters, digits or '-'"
     [[ "$FINGERPRINT" =~ $fingerprint_re ]] ||
         fail_parameters "Fingerprint '$FINGERPRINT' is not sha256:<64 hex digits>"
+    [[ "$LOG_KEY" =~ $log_key_re ]] ||
+        fail_parameters "LogKey is not 64 lowercase hex digits (its value is never printed)"
     [[ "$HEARTBEAT_SECONDS" =~ $seconds_re ]] ||
         fail_parameters "heartbeat interval '$HEARTBEAT_SECONDS' is not a number of seconds"
     [[ "$DEVICE_WAIT_SECONDS" =~ $seconds_re ]] ||
         fail_parameters "device wait '$DEVICE_WAIT_SECONDS' is not a number of seconds"
+    validate_aws_parameters
     if [[ -n "$ROOT_PREFIX" ]]; then
         [[ "$ROOT_PREFIX" == /?* && "$ROOT_PREFIX" != */ ]] ||
             fail_parameters "PETAL_ROOT_PREFIX must be an absolute path without trailing /"
@@ -221,6 +299,25 @@ validate_parameters() {
     fi
     grep -q '^spack:' "$WORK_DIR/spack.yaml" ||
         fail_parameters "SpackYamlBase64 is not a Spack environment (no top-level 'spack:')"
+}
+
+# The manifest's copy, the build cache and its key: what petal's stack passes (or "").
+validate_aws_parameters() {
+    local bucket='s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]'
+    local manifest_re="^$bucket/manifests/[A-Za-z0-9-]{1,64}\.json\$"
+    local cache_re="^$bucket/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*\$"
+    local secret_re='^arn:aws:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$'
+    local snapshot_re='^snap-[0-9a-f]{8,17}$'
+    [[ -z "$MANIFEST_URL" || "$MANIFEST_URL" =~ $manifest_re ]] ||
+        fail_parameters "ManifestUrl '$MANIFEST_URL' is not s3://BUCKET/manifests/<build id>.json"
+    [[ -z "$BUILD_CACHE_URL" || "$BUILD_CACHE_URL" =~ $cache_re ]] ||
+        fail_parameters "BuildCacheUrl '$BUILD_CACHE_URL' is not s3://BUCKET/PREFIX"
+    [[ -z "$SIGNING_KEY_SECRET" || "$SIGNING_KEY_SECRET" =~ $secret_re ]] ||
+        fail_parameters "SigningKeySecret '$SIGNING_KEY_SECRET' is not a Secrets Manager secret ARN"
+    [[ -z "$BUILD_CACHE_URL" || -n "$SIGNING_KEY_SECRET" ]] ||
+        fail_parameters "BuildCacheUrl needs SigningKeySecret: the cache's binaries are signed"
+    [[ -z "$PARENT_SNAPSHOT" || "$PARENT_SNAPSHOT" =~ $snapshot_re ]] ||
+        fail_parameters "ParentSnapshot '$PARENT_SNAPSHOT' is not a snapshot id"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -292,7 +389,7 @@ first_match() {
 slurm_version() {
     local header="$ROOT_PREFIX$SLURM_PREFIX/include/slurm/slurm_version.h"
     [[ -f "$header" ]] ||
-        fail "the seed asks for MPI, which uses the image's Slurm, but $SLURM_PREFIX/include/slurm/slurm_version.h is missing: build on a ParallelCluster image"
+        fail "the environment takes Slurm from the image (petal builds every MPI with it, whether or not the seed names one), but $SLURM_PREFIX/include/slurm/slurm_version.h is missing: build on a ParallelCluster image"
     first_match '^#define[[:space:]]+SLURM_VERSION_STRING[[:space:]]+"([0-9]+(\.[0-9]+)*)"' \
         <"$header" ||
         fail "no SLURM_VERSION_STRING in $SLURM_PREFIX/include/slurm/slurm_version.h"
@@ -302,7 +399,7 @@ slurm_version() {
 libfabric_version() {
     local fi_info="$ROOT_PREFIX$EFA_PREFIX/bin/fi_info" output
     [[ -x "$fi_info" ]] ||
-        fail "the seed asks for MPI, which uses EFA's libfabric, but $EFA_PREFIX/bin/fi_info is missing: build on a ParallelCluster image"
+        fail "the environment takes libfabric from the image's EFA installer (petal builds every MPI with it, whether or not the seed names one), but $EFA_PREFIX/bin/fi_info is missing: build on a ParallelCluster image"
     output="$("$fi_info" --version 2>&1)" ||
         fail "$EFA_PREFIX/bin/fi_info --version failed: $(one_line "$output")"
     first_match '^libfabric:[[:space:]]*([0-9]+(\.[0-9]+)*)' <<<"$output" ||
@@ -334,7 +431,8 @@ step_device() {
     log "volume $VOLUME_ID is $DEVICE"
 }
 
-# Format only a blank volume: a re-run finds its own ext4 filesystem and keeps it.
+# Format only a blank volume: a re-run finds its own ext4 filesystem and keeps it, and so
+# does a build on a parent (a volume created from its snapshot), whose volume is never blank.
 step_format() {
     begin_step format
     local probe="" status=0 key value fstype="" pttype=""
@@ -353,9 +451,13 @@ step_format() {
     done <<<"$probe"
     if [[ -n "$pttype" ]]; then
         fail "$DEVICE has a $pttype partition table: not a petal volume, not formatting it"
+    elif [[ -z "$fstype" && -n "$PARENT_SNAPSHOT" ]]; then
+        fail "$DEVICE is blank, but it was created from the parent snapshot $PARENT_SNAPSHOT: not formatting it (build without --from, or from another snapshot)"
     elif [[ -z "$fstype" ]]; then
         log "$DEVICE is blank: creating an ext4 filesystem labelled $VOLUME_LABEL"
         run mkfs.ext4 -q -L "$VOLUME_LABEL" "$DEVICE"
+    elif [[ "$fstype" == ext4 && -n "$PARENT_SNAPSHOT" ]]; then
+        log "$DEVICE holds the filesystem of the parent snapshot $PARENT_SNAPSHOT: keeping it"
     elif [[ "$fstype" == ext4 ]]; then
         log "$DEVICE already has an ext4 filesystem (re-run): keeping it"
     else
@@ -404,10 +506,9 @@ step_prerequisites() {
     local manager=dnf extra=()
     read_os_release
     log "operating system: ${OS_ID:-unknown} ${OS_VERSION_ID} (like: ${OS_ID_LIKE:-none})"
-    # Spack reads s3:// mirrors with boto3, from the Python it runs on (the system's).
-    if grep -q 's3://' "$WORK_DIR/spack.yaml"; then
-        extra=(python3-boto3)
-    fi
+    # boto3 of the Python Spack runs on (the system's): Spack reads and writes s3://
+    # mirrors with it, and the helper uploads the manifest and reads the cache's key.
+    extra=(python3-boto3)
     case " $OS_ID $OS_ID_LIKE " in
     *" amzn "* | *" rhel "* | *" rocky "* | *" centos "* | *" fedora "*)
         command -v dnf >/dev/null 2>&1 || manager=yum
@@ -456,18 +557,66 @@ step_spack() {
     log "module systems: ${MODULE_SYSTEMS[*]:-none}"
 }
 
+# The shared build cache (petal:buildCache), first among the mirrors while the build
+# runs; its signing key comes from Secrets Manager (the first build that uses the cache
+# creates it). The secret key lives in a GnuPG home off the volume: it must never reach
+# the snapshot. Also notes what the volume held before this build installed anything.
+step_cache() {
+    begin_step cache
+    local keys="$WORK_DIR/cache-key" status=0
+    spack_helper installed-hashes "$INSTALL_DB" >"$WORK_DIR/installed-before"
+    if [[ -z "$BUILD_CACHE_URL" ]]; then
+        log "no build cache (petal:buildCache is off): binaries come from the seed's mirrors"
+        return 0
+    fi
+    SIGNING_HOME="$WORK_DIR/signing-gpg"
+    mkdir -m 700 -- "$keys" "$SIGNING_HOME" "$WORK_DIR/new-gpg"
+    spack_helper cache-key-get "$SIGNING_KEY_SECRET" "$keys" || status=$?
+    if ((status == 3)); then
+        log "the build cache has no signing key yet: creating it"
+        SPACK_GNUPGHOME="$WORK_DIR/new-gpg" run spack gpg create \
+            --export "$keys/new-public.asc" --export-secret "$keys/new-secret.asc" \
+            --comment "signs petal's build cache" "petal build cache" "petal@localhost"
+        spack_helper cache-key-put "$SIGNING_KEY_SECRET" "$keys/new-secret.asc" \
+            "$keys/new-public.asc"
+        status=0
+        spack_helper cache-key-get "$SIGNING_KEY_SECRET" "$keys" || status=$?
+    fi
+    ((status == 0)) || fail "cannot read the build cache's signing key from $SIGNING_KEY_SECRET"
+    SPACK_GNUPGHOME="$SIGNING_HOME" run spack gpg trust "$keys/secret.asc"
+    # Binaries from the cache are verified against the public key (on the volume: harmless).
+    run spack gpg trust "$keys/public.asc"
+    rm -f -- "$keys"/*.asc
+    spack_helper add-mirror "$ENV_PATH/spack.yaml" "$CACHE_MIRROR" "$BUILD_CACHE_URL"
+    log "build cache $BUILD_CACHE_URL comes first among the mirrors"
+}
+
 # The mirrors are in the environment's spack.yaml; trusting their keys lets signed
 # binaries install without --no-check-signature.
 step_mirrors() {
     begin_step mirrors
-    run spack -e "$ENV_PATH" mirror list
-    run spack -e "$ENV_PATH" buildcache keys --install --trust
+    local mirrors
+    printf '+ %s\n' "spack -e $ENV_PATH mirror list"
+    mirrors="$(spack -e "$ENV_PATH" mirror list)" || fail "spack mirror list failed"
+    printf '%s\n' "$mirrors"
+    # Keys come from binary mirrors ("[sb]" or "[ b]"). With none (official_buildcache
+    # false, no mirror of the seed's, no build cache) Spack refuses `buildcache keys`
+    # ("Please add a spack mirror"), and there is nothing to trust anyway.
+    if grep -q '\[.b\]' <<<"$mirrors"; then
+        run spack -e "$ENV_PATH" buildcache keys --install --trust
+    else
+        log "no binary mirror: no build cache keys to trust"
+    fi
     export_env_config
 }
 
 step_compilers() {
     begin_step compilers
     local compiler prefix
+    # A parent's volume (or a re-run) starts as a fresh one: no compiler registered, every
+    # spec implicit until installing it again (compilers, roots) marks it explicit.
+    rm -f -- "$SPACK_ROOT_PATH/etc/spack/compilers.yaml"
+    run spack -C "$ENV_SCOPE_PATH" mark --implicit --all
     # Compilers are registered in Spack's site scope, $SPACK_ROOT/etc/spack: on the volume,
     # so Spack on the cluster knows them too (not /root/.spack of this instance).
     run spack compiler find --scope site
@@ -495,9 +644,10 @@ step_compilers() {
     fi
 }
 
-# The environment as it will be concretized, printed so the build log records it. When
-# it uses the image's Slurm and EFA libfabric (the seed asks for MPI), their versions are
-# this builder's: the rendered ones are placeholders.
+# The environment as it will be concretized, printed so the build log records it. The
+# image's Slurm and EFA libfabric it declares as externals (petal renders them into every
+# environment: MPI may come in through any package) get this builder's versions: the
+# rendered ones are placeholders.
 step_environment() {
     begin_step environment
     local name version
@@ -539,7 +689,7 @@ step_install() {
     local total=${#ROOT_SPECS[@]} done_count=0 spec status
     for spec in "${ROOT_SPECS[@]}"; do
         done_count=$((done_count + 1))
-        printf '%s %d/%d %s\n' "$PROGRESS_MARKER" "$done_count" "$total" "$spec"
+        marker "$PROGRESS_MARKER $done_count/$total $spec"
         status=0
         run spack -e "$ENV_PATH" install --fail-fast -j "$JOBS" "$spec" || status=$?
         ((status == 0)) || fail "spack install $spec failed (status $status)"
@@ -548,6 +698,44 @@ step_install() {
     status=0
     run spack -e "$ENV_PATH" install --fail-fast -j "$JOBS" || status=$?
     ((status == 0)) || fail "spack install of the environment failed (status $status)"
+}
+
+# Where each installed package came from (built, cache, parent, external), for the
+# manifest; what this build built goes to the build cache, signed. Only the package
+# itself (--only package): its dependencies were built here too, or came from a mirror.
+# --private: the cache is the account's, so recipes that forbid redistribution are pushed
+# too. No --update-index: Spack finds a binary by its hash in every mirror without an
+# index, and an index would let the concretizer reuse what the cache holds, making the
+# lock depend on other builds. A failed push costs later builds time, not this one's
+# stack: it is logged, and the build goes on.
+step_push() {
+    begin_step push
+    local -a built=()
+    read_lines_into built spack_helper install-sources "$INSTALL_DB" \
+        "$WORK_DIR/installed-before" "$WORK_DIR/install-sources.json" "$ROOT_PREFIX"
+    log "built here: ${#built[@]} packages"
+    [[ -n "$BUILD_CACHE_URL" ]] || return 0
+    # The cache's URL must not stay in the stack's environment: cluster users cannot reach it.
+    spack_helper remove-mirror "$ENV_PATH/spack.yaml" "$CACHE_MIRROR"
+    if ((${#built[@]} == 0)); then
+        log "nothing built: nothing to push to the build cache"
+        return 0
+    fi
+    if SPACK_GNUPGHOME="$SIGNING_HOME" run spack -C "$ENV_SCOPE_PATH" buildcache push \
+        --signed --only package --private "$BUILD_CACHE_URL" "${built[@]/#//}"; then
+        log "pushed ${#built[@]} packages to the build cache $BUILD_CACHE_URL"
+    else
+        log "WARNING: pushing to the build cache $BUILD_CACHE_URL failed: later builds will build these packages again"
+    fi
+}
+
+# What a parent's volume holds that this stack does not need goes: gc keeps only the
+# explicit specs (step_compilers) and all their dependencies (-b: build ones too, as a
+# fresh build has them). `spack -e ENV gc` and a plain `gc` would keep the parent's
+# packages: tests/spack/test_incremental.py shows it with the real Spack.
+step_prune() {
+    begin_step prune
+    run spack -C "$ENV_SCOPE_PATH" gc --yes-to-all --keep-build-dependencies
 }
 
 step_modules() {
@@ -719,21 +907,39 @@ step_manifest() {
     printf '%s\n' "${MODULE_DIRS[@]}" >"$lists/module_paths"
     PETAL_MOUNT_DIR="$MOUNT_DIR" PETAL_FINGERPRINT="$FINGERPRINT" PETAL_BUILD_ID="$BUILD_ID" \
         PETAL_SPACK_VERSION="$SPACK_VERSION" PETAL_OS_ID="$OS_ID" \
-        PETAL_OS_VERSION_ID="$OS_VERSION_ID" \
+        PETAL_OS_VERSION_ID="$OS_VERSION_ID" PETAL_PARENT_SNAPSHOT="$PARENT_SNAPSHOT" \
+        PETAL_BUILD_CACHE_URL="$BUILD_CACHE_URL" \
         spack_helper manifest "$PETAL_PATH/manifest.json" "$ENV_PATH/spack.lock" \
         "$lists/compilers" "$lists/core_compilers" "$MODULES_IN_PROFILE" \
-        "$lists/module_paths" "$SPACK_COMMIT"
+        "$lists/module_paths" "$SPACK_COMMIT" "$WORK_DIR/install-sources.json"
     # Older Spack's `spack python` reports a Python exception but still exits 0.
     [[ -s "$PETAL_PATH/manifest.json" ]] || fail "could not write $PETAL_DIR/manifest.json"
     log "wrote $PETAL_DIR/manifest.json"
+    upload_manifest
+}
+
+# The CLI reads a build's manifest without the volume: a copy goes to the seed bucket,
+# and its SHA-256, in a marker line, onto the build record (log_heartbeat), so a copy
+# changed later (any builder may write that prefix) is refused.
+upload_manifest() {
+    local sha sha_re='^sha256:[0-9a-f]{64}$'
+    if [[ -z "$MANIFEST_URL" ]]; then
+        log "no ManifestUrl: the manifest stays on the volume only"
+        return 0
+    fi
+    sha="$(spack_helper upload-manifest "$PETAL_PATH/manifest.json" "$MANIFEST_URL")"
+    [[ "$sha" =~ $sha_re ]] || fail "uploading the manifest to $MANIFEST_URL failed"
+    log "uploaded the manifest to $MANIFEST_URL"
+    marker "$MANIFEST_MARKER $sha"
 }
 
 # GnuPG agents started for the build cache keys keep sockets under SPACK_ROOT, which
-# would make the volume busy.
+# would make the volume busy; those of the signing key's home would outlive the command.
 stop_gpg_agents() {
     local home
     command -v gpgconf >/dev/null 2>&1 || return 0
-    for home in "$SPACK_ROOT_PATH/opt/spack/gpg" "$SPACK_ROOT_PATH/var/spack/gpg"; do
+    for home in "$SPACK_ROOT_PATH/opt/spack/gpg" "$SPACK_ROOT_PATH/var/spack/gpg" \
+        "$WORK_DIR/signing-gpg" "$WORK_DIR/new-gpg"; do
         [[ -d "$home" ]] || continue
         GNUPGHOME="$home" gpgconf --kill all >/dev/null 2>&1 || true
     done
@@ -765,6 +971,7 @@ main() {
     HEARTBEAT_PID=""
     WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/petal-bootstrap.XXXXXX")"
     FAILURE_FILE="$WORK_DIR/failure"
+    capture_output
     trap on_err ERR
     trap on_exit EXIT
     trap 'fail "terminated (SIGTERM)"' TERM
@@ -784,18 +991,21 @@ main() {
     step_mount
     step_prerequisites
     step_spack
+    step_cache
     step_mirrors
     step_compilers
     step_environment
     step_concretize
     step_install
+    step_push
+    step_prune
     step_modules
     step_profile
     step_manifest
     step_unmount
 
     stop_heartbeat
-    printf '%s done\n' "$STEP_MARKER"
+    marker "$STEP_MARKER done"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

@@ -10,6 +10,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_logs_destinations as destinations
 from constructs import Construct
 
+from petal.build.manifest import MANIFEST_MARKER
 from petal.deployment_contract import (
     FAILURE_MARKER,
     HEARTBEAT_MARKER,
@@ -20,7 +21,7 @@ from stacks import checkov
 
 # Every marker the bootstrap prints; anything else (compiler output) never reaches
 # Lambda, which keeps the heartbeat function's invocations to a handful per minute.
-MARKERS = (PROGRESS_MARKER, STEP_MARKER, HEARTBEAT_MARKER, FAILURE_MARKER)
+MARKERS = (PROGRESS_MARKER, STEP_MARKER, HEARTBEAT_MARKER, FAILURE_MARKER, MANIFEST_MARKER)
 
 
 class BuildLogs(Construct):

@@ -17,6 +17,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from petal.build.build_cache import CACHE_PREFIX
+from stacks.build_cache import SECRET_VALUE_ACTIONS, BuildCache
 from stacks.nag import acknowledge, acknowledge_wildcard_resource
 
 # What the SSM agent calls to run a Run Command document and report on it, taken from
@@ -54,8 +56,12 @@ AGENT_CHANNEL_ACTIONS: Final = (
 # the only per-instance policy variable, ${ec2:SourceInstanceARN}, is a whole ARN (a
 # stream name cannot hold its ':'), and CloudWatch Logs has no condition key for the
 # stream's name. So the log consumer checks each stream's command and instance against
-# the build record instead (petal.build.callbacks, docs/ARCHITECTURE.md "Trust
-# boundaries"); a group and role per build would be the IAM-enforced alternative.
+# the build record, and believes only marker lines tagged with the build's log key,
+# which only that build's instance receives (an SSM command parameter; no builder can
+# read the builds table): a builder can append lines to another build's raw log, which
+# `petal build logs` shows terminal-safe and marks UNVERIFIED, but cannot change its
+# state, heartbeat, progress or failure cause (petal.build.log_markers,
+# docs/ARCHITECTURE.md "Security: trust boundaries").
 BUILD_LOG_ACTIONS: Final = (
     "logs:CreateLogStream",
     "logs:PutLogEvents",
@@ -64,6 +70,11 @@ BUILD_LOG_ACTIONS: Final = (
 # Spack reads an s3:// mirror with boto3: objects, and listings of the bucket.
 MIRROR_OBJECT_ACTIONS: Final = ("s3:GetObject",)
 MIRROR_BUCKET_ACTIONS: Final = ("s3:ListBucket",)
+# The build cache: read (a missing key is a 404, not a 403, only with ListBucket) and
+# push, in multipart uploads for large binaries; nothing is ever deleted by a builder.
+CACHE_OBJECT_ACTIONS: Final = ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload")
+# The manifest's copy (petal.build.manifest): written once, read by the CLI only.
+MANIFEST_ACTIONS: Final = ("s3:PutObject",)
 
 
 class BuilderIdentity(Construct):
@@ -74,6 +85,8 @@ class BuilderIdentity(Construct):
         *,
         build_log_group: logs.ILogGroup,
         mirror_buckets: Sequence[str] = (),
+        manifest_objects: str | None = None,
+        build_cache: BuildCache | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -115,6 +128,19 @@ class BuilderIdentity(Construct):
             self.role.add_to_policy(
                 iam.PolicyStatement(actions=list(MIRROR_OBJECT_ACTIONS), resources=mirror_objects)
             )
+        if manifest_objects is not None:
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=list(MANIFEST_ACTIONS), resources=[manifest_objects])
+            )
+            acknowledge_wildcard_resource(
+                self.role,
+                manifest_objects,
+                "Builders upload their manifest under manifests/ of the seed bucket, named "
+                "by a build id unknown at deploy time; each copy is checked against the "
+                "SHA-256 its build reported, so another builder cannot pass one off.",
+            )
+        if build_cache is not None:
+            self._use_build_cache(build_cache)
         self.instance_profile = iam.InstanceProfile(self, "InstanceProfile", role=self.role)
 
         acknowledge(
@@ -139,3 +165,29 @@ class BuilderIdentity(Construct):
                 "Read-only access to the objects of a Spack mirror bucket the operator "
                 "listed in petal:mirrorBuckets; a mirror's keys are Spack's to choose.",
             )
+
+    def _use_build_cache(self, cache: BuildCache) -> None:
+        """Read and push the cache's prefix only, and read and set its signing key."""
+        objects = cache.bucket.arn_for_objects(f"{CACHE_PREFIX}/*")
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=list(MIRROR_BUCKET_ACTIONS),
+                resources=[cache.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [CACHE_PREFIX, f"{CACHE_PREFIX}/*"]}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=list(CACHE_OBJECT_ACTIONS), resources=[objects])
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=list(SECRET_VALUE_ACTIONS), resources=[cache.secret.secret_arn]
+            )
+        )
+        cache.allow_only(self.role)
+        acknowledge_wildcard_resource(
+            self.role,
+            objects,
+            "The build cache's objects are Spack's binaries, named by hashes only Spack "
+            "knows; the builder may use its build-cache/ prefix and nothing else there.",
+        )

@@ -253,6 +253,8 @@ def function_statements(
                 {"StringEquals": {"ec2:Owner": image_owners(stack)}},
             ),
             statement(["ec2:CreateVolume"], [arns.volumes], request_tagged()),
+            # A build on a parent (--from) creates its volume from a petal snapshot.
+            statement(["ec2:CreateVolume"], [arns.snapshots], resource_tagged()),
             # Tags may only be written as part of creating petal's resources.
             statement(
                 ["ec2:CreateTags"],

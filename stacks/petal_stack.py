@@ -8,11 +8,13 @@ from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
 from petal.aws.session import partition_of
+from petal.build.build_cache import ENV_BUILD_CACHE_URL, ENV_SIGNING_KEY_SECRET
 from petal.build.config import (
     ENV_BUILDER_HTTP_EGRESS,
     ENV_EBS_DEFAULT_KMS_KEY,
     ENV_MIRROR_BUCKETS,
 )
+from petal.build.manifest import MANIFEST_PREFIX
 from petal.deployment_contract import (
     CALLBACK_FUNCTION,
     ENV_BUILD_LOG_GROUP,
@@ -43,6 +45,7 @@ from petal.deployment_contract import (
     RESOLVER_FUNCTION,
 )
 from stacks.bootstrap_document import BootstrapDocument
+from stacks.build_cache import BuildCache
 from stacks.build_logs import BuildLogs
 from stacks.build_state_machine import (
     BuildStateMachine,
@@ -105,11 +108,24 @@ class PetalStack(Stack):
         self.seeds = SeedBucket(self, "Seeds")
         self.builds = BuildsTable(self, "Builds")
         self.build_logs = BuildLogs(self, "BuildLogs", retention=retention)
+        # petal:buildCache: "" none, "create" a bucket of petal's, else the bucket named.
+        self.build_cache = (
+            BuildCache(
+                self,
+                "BuildCache",
+                setting=settings.build_cache,
+                access_logs=self.seeds.access_logs,
+            )
+            if settings.build_cache
+            else None
+        )
         self.builder_identity = BuilderIdentity(
             self,
             "BuilderIdentity",
             build_log_group=self.build_logs.log_group,
             mirror_buckets=settings.mirror_buckets,
+            manifest_objects=self.seeds.bucket.arn_for_objects(f"{MANIFEST_PREFIX}*"),
+            build_cache=self.build_cache,
         )
         self.builder_network = BuilderNetwork(
             self,
@@ -146,6 +162,10 @@ class PetalStack(Stack):
             ENV_BUILDER_HTTP_EGRESS: "true" if settings.builder_http_egress else "false",
             ENV_MIRROR_BUCKETS: ",".join(settings.mirror_buckets),
             ENV_EBS_DEFAULT_KMS_KEY: settings.ebs_default_kms_key_arn,
+            ENV_BUILD_CACHE_URL: self.build_cache.url if self.build_cache else "",
+            ENV_SIGNING_KEY_SECRET: (
+                self.build_cache.secret.secret_arn if self.build_cache else ""
+            ),
         }
         self.functions = PetalFunctions(
             self,

@@ -20,7 +20,7 @@ _NOTIFICATIONS_HANDLER_PREFIX = "BucketNotificationsHandler"
 SEED_SUFFIXES = (".yaml", ".yml")
 
 
-def _private_bucket(scope: Construct, construct_id: str, **props: Any) -> s3.Bucket:
+def private_bucket(scope: Construct, construct_id: str, **props: Any) -> s3.Bucket:
     """A bucket only the account reaches: no public access, no ACLs, TLS only."""
     return s3.Bucket(
         scope,
@@ -38,7 +38,7 @@ class SeedBucket(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
 
-        self.access_logs = _private_bucket(
+        self.access_logs = private_bucket(
             self,
             "AccessLogs",
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
@@ -64,7 +64,7 @@ class SeedBucket(Construct):
             "is the retention chosen for them.",
         )
 
-        self.bucket = _private_bucket(
+        self.bucket = private_bucket(
             self,
             "Bucket",
             versioned=True,

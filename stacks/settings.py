@@ -54,6 +54,10 @@ DEFAULTS: Final[dict[str, Any]] = {
     # S3 buckets (names) seeds may use as s3:// Spack mirrors: the builder role may
     # read (GetObject, ListBucket) exactly these; Prepare refuses any other s3:// mirror.
     "mirrorBuckets": [],
+    # The shared build cache: "" = none; "create" = a bucket petal creates; else the name
+    # of an existing bucket. Builders try it before every other mirror and push what they
+    # built to it, signed; they may read and write only its build-cache/ prefix.
+    "buildCache": "",
     # Snapshot registry index the resolver and prepare step consult; "" = none.
     "registryUrl": "",
     # AWS account ids snapshots are shared with.
@@ -193,6 +197,7 @@ class PetalSettings:
     builder_http_egress: bool
     create_vpc_endpoints: bool
     mirror_buckets: tuple[str, ...]
+    build_cache: str
     registry_url: str
     trusted_accounts: tuple[str, ...]
     builder_image_owners: tuple[str, ...]
@@ -244,6 +249,7 @@ class PetalSettings:
             builder_http_egress=v["builderHttpEgress"],
             create_vpc_endpoints=v["createVpcEndpoints"],
             mirror_buckets=tuple(dict.fromkeys(v["mirrorBuckets"])),
+            build_cache=v["buildCache"],
             registry_url=v["registryUrl"],
             trusted_accounts=tuple(v["trustedAccounts"]),
             builder_image_owners=tuple(dict.fromkeys(v["builderImageOwners"])),

@@ -95,11 +95,18 @@ class InstanceView:
 
 @dataclass(frozen=True)
 class VolumeView:
+    """What DescribeVolumes says of a volume: a builder's, or a cluster's warm volume
+    (petal.aws.ebs_volumes)."""
+
     volume_id: str
-    state: str
+    state: str  # creating | available | in-use | deleting | deleted | error
     attached_to: tuple[str, ...]
     create_time: datetime | None
     tags: dict[str, str]
+    zone: str = ""
+    size_gb: int = 0
+    snapshot_id: str = ""  # "" for an empty volume
+    initialization_rate: int | None = None  # MiB/s, when created with one
 
     @property
     def gone(self) -> bool:
@@ -391,6 +398,59 @@ def terminate_instances(ec2: Any, instance_ids: Sequence[str]) -> list[str]:
     return done
 
 
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """A snapshot a software volume may be created from (a parent build's)."""
+
+    snapshot_id: str
+    owner_id: str
+    state: str
+    progress: str
+    size_gb: int
+    encrypted: bool
+    tags: dict[str, str]
+    description: str
+
+
+SNAPSHOT_NOT_FOUND_CODES: Final = frozenset(
+    {"InvalidSnapshot.NotFound", "InvalidSnapshotID.Malformed", "InvalidSnapshot.Malformed"}
+)
+
+
+def describe_source_snapshot(
+    ec2: Any, snapshot_id: str, *, own: bool = True
+) -> SourceSnapshot | None:
+    """One snapshot by id; None if this account cannot see it or, with `own`, does not
+    own it. Asked through a filter, like `describe_image`: an id named by SnapshotIds is
+    answered whoever owns it, if it is shared with this account."""
+    kwargs: dict[str, Any] = {"SnapshotIds": [snapshot_id]}
+    if own:
+        kwargs = {
+            "OwnerIds": ["self"],
+            "Filters": [{"Name": "snapshot-id", "Values": [snapshot_id]}],
+        }
+    with aws_call("EC2 DescribeSnapshots"):
+        try:
+            response = ec2.describe_snapshots(**kwargs)
+        except ClientError as error:
+            if error_code(error) not in SNAPSHOT_NOT_FOUND_CODES:
+                raise
+            return None
+    for found in response.get("Snapshots", []):
+        if found.get("SnapshotId") == snapshot_id:
+            return SourceSnapshot(
+                snapshot_id=snapshot_id,
+                owner_id=str(found.get("OwnerId", "")),
+                state=str(found.get("State", "")),
+                progress=str(found.get("Progress", "")),
+                size_gb=int(found.get("VolumeSize", 0)),
+                encrypted=bool(found.get("Encrypted", False)),
+                tags=tag_dict(found.get("Tags")),
+                description=str(found.get("Description", "")),
+            )
+    return None
+
+
 def create_software_volume(
     ec2: Any,
     *,
@@ -402,7 +462,11 @@ def create_software_volume(
     kms_key_id: str | None,
     tags: Mapping[str, str],
     client_token: str,
+    snapshot_id: str | None = None,
 ) -> str:
+    """An empty volume, or with `snapshot_id` one holding that snapshot's filesystem
+    (`size_gb` must be at least the snapshot's; an encrypted snapshot's volume is
+    encrypted whatever `encrypted` says, with `kms_key_id` if given, else its key)."""
     request: dict[str, Any] = {
         "AvailabilityZone": availability_zone,
         "Size": size_gb,
@@ -415,6 +479,8 @@ def create_software_volume(
     }
     if kms_key_id:
         request["KmsKeyId"] = kms_key_id
+    if snapshot_id:
+        request["SnapshotId"] = snapshot_id
     with aws_call(f"EC2 CreateVolume in {availability_zone}"):
         response = ec2.create_volume(**request)
     return str(response["VolumeId"])
@@ -428,13 +494,14 @@ def describe_volume(ec2: Any, volume_id: str) -> VolumeView | None:
             return None
         raise translate("EC2 DescribeVolumes", error) from error
     volumes = response.get("Volumes", [])
-    return _volume_view(volumes[0]) if volumes else None
+    return volume_view(volumes[0]) if volumes else None
 
 
-def _volume_view(volume: Mapping[str, Any]) -> VolumeView:
+def volume_view(volume: Mapping[str, Any]) -> VolumeView:
+    rate = volume.get("VolumeInitializationRate")
     return VolumeView(
         volume_id=str(volume["VolumeId"]),
-        state=str(volume["State"]),
+        state=str(volume.get("State", "")),
         attached_to=tuple(
             str(a["InstanceId"])
             for a in volume.get("Attachments", [])
@@ -442,6 +509,10 @@ def _volume_view(volume: Mapping[str, Any]) -> VolumeView:
         ),
         create_time=volume.get("CreateTime"),
         tags=tag_dict(volume.get("Tags")),
+        zone=str(volume.get("AvailabilityZone", "")),
+        size_gb=int(volume.get("Size", 0)),
+        snapshot_id=str(volume.get("SnapshotId", "")),
+        initialization_rate=int(rate) if rate is not None else None,
     )
 
 
@@ -450,7 +521,7 @@ def find_volumes(ec2: Any, tags: Mapping[str, str]) -> list[VolumeView]:
     found: list[VolumeView] = []
     with aws_call("EC2 DescribeVolumes"):
         for page in ec2.get_paginator("describe_volumes").paginate(Filters=filters):
-            found.extend(_volume_view(v) for v in page.get("Volumes", []))
+            found.extend(volume_view(v) for v in page.get("Volumes", []))
     return found
 
 

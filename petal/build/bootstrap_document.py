@@ -1,6 +1,12 @@
 """The bootstrap SSM Command document: ssm_documents/bootstrap.yaml with bootstrap.sh and
 bootstrap_helper.py injected (the builder has no copy of the repository).
 
+Each file travels gzip-compressed and base64-encoded in a here-document that the
+document decodes on the builder: SSM limits a document and a command's parameter values
+together to 64 KB, and the two files as text take more than that. Encoded, nothing in a
+file can reach SSM's "{{ }}" substitution or end its here-document, and the builder gets
+the file's exact bytes.
+
 The CDK stack and local mode both pass `render_bootstrap_document(repo_root)` to SSM as the
 document's content (CreateDocument, DocumentType Command, DocumentFormat JSON after
 `json.dumps`), and build the parameters of a SendCommand with `command_parameters`.
@@ -9,6 +15,7 @@ document's content (CreateDocument, DocumentType Command, DocumentFormat JSON af
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 from pathlib import Path
 from typing import Any, Final
@@ -19,15 +26,15 @@ from petal.deployment_contract import SSM_BOOTSTRAP_SCRIPT, SSM_DOCUMENT_FILE
 BOOTSTRAP_HELPER_FILE: Final = "ssm_documents/bootstrap_helper.py"
 
 # The runCommand lines bootstrap.yaml holds in place of the script and of the helper, and
-# the here-document delimiters around them (no line of the file may equal its delimiter).
+# the delimiters of the here-documents around them there.
 SCRIPT_PLACEHOLDER: Final = "__PETAL_BOOTSTRAP_SCRIPT__"
 HEREDOC_DELIMITER: Final = "PETAL_BOOTSTRAP_EOF"
 HELPER_PLACEHOLDER: Final = "__PETAL_BOOTSTRAP_HELPER__"
 HELPER_HEREDOC_DELIMITER: Final = "PETAL_HELPER_EOF"
-# placeholder -> (file, relative to the repository root, and its here-document delimiter)
-INJECTED_FILES: Final[dict[str, tuple[str, str]]] = {
-    SCRIPT_PLACEHOLDER: (SSM_BOOTSTRAP_SCRIPT, HEREDOC_DELIMITER),
-    HELPER_PLACEHOLDER: (BOOTSTRAP_HELPER_FILE, HELPER_HEREDOC_DELIMITER),
+# placeholder -> the file, relative to the repository root
+INJECTED_FILES: Final[dict[str, str]] = {
+    SCRIPT_PLACEHOLDER: SSM_BOOTSTRAP_SCRIPT,
+    HELPER_PLACEHOLDER: BOOTSTRAP_HELPER_FILE,
 }
 
 # SSM limits a document's content, together with the parameter values of a command, to 64 KB.
@@ -42,32 +49,30 @@ PARAM_BUILD_ID: Final = "BuildId"
 PARAM_FINGERPRINT: Final = "Fingerprint"
 PARAM_HEARTBEAT_SECONDS: Final = "HeartbeatSeconds"
 PARAM_EXECUTION_TIMEOUT: Final = "ExecutionTimeout"
+PARAM_PARENT_SNAPSHOT: Final = "ParentSnapshot"
 
 
-def injected_lines(repo_root: Path, path: str, delimiter: str) -> list[str]:
-    """The lines of a file the document writes with a here-document ending at `delimiter`."""
-    text = (repo_root / path).read_text(encoding="utf-8")
-    lines = text.splitlines()
-    # SSM would substitute "{{ ... }}" inside the file; a line equal to the delimiter
-    # would end the here-document early; the here-document writes the lines back joined
-    # by, and ending with, "\n", which must give the file itself.
-    if "{{" in text:
-        raise ValueError(f"{path} must not contain '{{{{'")
-    if delimiter in (line.strip() for line in lines):
-        raise ValueError(f"{path} must not contain a {delimiter} line")
-    if text != "".join(line + "\n" for line in lines):
-        raise ValueError(f"{path} must end with a newline and break lines with \\n only")
-    return lines
+# The length of an encoded line, as base64(1) writes them.
+ENCODED_LINE_LENGTH: Final = 76
+
+
+def injected_lines(repo_root: Path, path: str) -> list[str]:
+    """The here-document lines that carry a file: its gzip (without a timestamp, so the
+    document is the same at every synth) in base64."""
+    compressed = gzip.compress((repo_root / path).read_bytes(), compresslevel=9, mtime=0)
+    encoded = base64.b64encode(compressed).decode("ascii")
+    return [
+        encoded[at : at + ENCODED_LINE_LENGTH] for at in range(0, len(encoded), ENCODED_LINE_LENGTH)
+    ]
 
 
 def render_bootstrap_document(repo_root: Path) -> dict[str, Any]:
-    """Load bootstrap.yaml and put the lines of each injected file where its placeholder is."""
+    """Load bootstrap.yaml and put the encoded lines of each file where its placeholder is."""
     import yaml  # here: the bootstrap handler needs only command_parameters
 
     document = yaml.safe_load((repo_root / SSM_DOCUMENT_FILE).read_text(encoding="utf-8"))
     injected = {
-        placeholder: injected_lines(repo_root, path, delimiter)
-        for placeholder, (path, delimiter) in INJECTED_FILES.items()
+        placeholder: injected_lines(repo_root, path) for placeholder, path in INJECTED_FILES.items()
     }
     if not isinstance(document, dict):
         raise ValueError(f"{SSM_DOCUMENT_FILE} is not a mapping")
@@ -110,6 +115,7 @@ def command_parameters(
     fingerprint: str,
     execution_timeout_seconds: int,
     heartbeat_seconds: int = 300,
+    parent_snapshot: str = "",
 ) -> dict[str, list[str]]:
     """The Parameters of an ssm.send_command of the bootstrap document."""
     return {
@@ -121,4 +127,6 @@ def command_parameters(
         PARAM_FINGERPRINT: [fingerprint],
         PARAM_HEARTBEAT_SECONDS: [str(heartbeat_seconds)],
         PARAM_EXECUTION_TIMEOUT: [str(execution_timeout_seconds)],
+        # "" (an empty volume) is a value SSM accepts: the parameter's default.
+        PARAM_PARENT_SNAPSHOT: [parent_snapshot],
     }

@@ -31,6 +31,10 @@ build's command or instance. Each field that ties an event to a build is checked
 against what petal itself wrote (the parked token, the build record, the instance's
 tags and its state as EC2 reports it), and an event that does not match is ignored
 with `rejected` set, logged as a warning, before anything is claimed, sent or updated.
+Even in the build's own stream, only marker lines whose tag verifies with the build's
+log key are its builder's (petal.build.log_markers.read_log): they alone beat the
+heart, move the record and make a failure's cause; every other line claiming to be a
+marker is logged as rejected, with the reason, and changes nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from petal.aws import ec2_builder, step_functions
-from petal.build.log_events import LogBatch, clip, failure_line
+from petal.build.log_events import LogBatch, clip
+from petal.build.log_markers import LogEvent, LogRead, read_log
 from petal.build.records import BuildRecord, ParkedToken, Progress, iso
 from petal.build.table import BuildTable
 from petal.deployment_contract import (
@@ -182,7 +187,8 @@ def on_command_status(
                 f"{record.build_id} parked its task token; the event is delivered again"
             )
         return CallbackResult("ignored", "no build waits for this command", command_id=command_id)
-    mismatch = _command_mismatch(parked, table.get_build(parked.build_id), command_id, instance_id)
+    record, log_key = table.get_build_and_log_key(parked.build_id)
+    mismatch = _command_mismatch(parked, record, command_id, instance_id)
     if mismatch is not None:
         return _rejected(mismatch, parked.build_id, command_id)
     token = table.claim_token(command_id, f"command:{status}", now)
@@ -202,14 +208,17 @@ def on_command_status(
         )
         action = "succeeded"
     else:
+        unread = None
         try:
             lines = read_tail(command_id, token.instance_id)
         except PetalStepError as problem:
             # The failure must reach the build even when its log cannot be read.
-            lines = [f"(the build log could not be read: {problem})"]
-        final = final_status(status, _text(detail, "status-details"), lines)
+            lines, unread = [], f"(the build log could not be read: {problem})"
+        log = read_log(lines, key=log_key, build_id=token.build_id)
+        _log_rejected_lines(log, f"the build log of command {command_id}")
+        final = final_status(status, _text(detail, "status-details"), log.events)
         error = FAILURE_ERRORS[final]
-        cause = bootstrap_failure_cause(final, command_id, lines)
+        cause = bootstrap_failure_cause(final, command_id, log, unread=unread)
         sent = step_functions.send_failure(sfn, token.task_token, error, cause)
         action = "failed"
     table.mark_token_sent(command_id, now)
@@ -222,28 +231,33 @@ def on_command_status(
     )
 
 
-def final_status(status: str, status_details: str, lines: list[str]) -> str:
+def final_status(status: str, status_details: str, printed: list[LogEvent]) -> str:
     """The command's final status, with a TimedOut told apart: DeliveryTimedOut or
     ExecutionTimedOut, from the event when it says which. When it does not, the build
     log tells: a command the agent never received printed nothing, while the bootstrap
-    prints its first PETAL-STEP as soon as it starts. (GetCommandInvocation's
-    StatusDetails would say too, but the callback function may not call SSM.)"""
+    prints its first PETAL-HEARTBEAT as soon as it starts. Its own markers only
+    (`printed`): another builder's lines in the stream would make an undelivered
+    command look like one that ran. (GetCommandInvocation's StatusDetails would say
+    too, but the callback function may not call SSM.)"""
     for named in (status, status_details):
         compact = named.replace(" ", "")
         if compact in (DELIVERY_TIMED_OUT, EXECUTION_TIMED_OUT):
             return compact
     if status != TIMED_OUT:
         return status
-    return EXECUTION_TIMED_OUT if lines else DELIVERY_TIMED_OUT
+    return EXECUTION_TIMED_OUT if printed else DELIVERY_TIMED_OUT
 
 
-def bootstrap_failure_cause(status: str, command_id: str, lines: list[str]) -> str:
-    marker = failure_line(lines)
-    if marker is not None:
-        # "PETAL-FAILED <step>: <reason>"
-        _, _, rest = marker.partition(" ")
-        step, _, reason = rest.partition(":")
-        summary = f"the bootstrap failed in its '{step.strip()}' step: {reason.strip()}"
+def bootstrap_failure_cause(
+    status: str, command_id: str, log: LogRead, *, unread: str | None = None
+) -> str:
+    """Why the bootstrap failed, from the command's status and from its builder's own
+    markers in the build log: its PETAL-FAILED and the PETAL-TAIL lines before it.
+    Nothing else in the log reaches the cause (anyone's builder may have written it);
+    `unread` says why the log could not be read."""
+    failure = log.failure
+    if failure is not None:
+        summary = f"the bootstrap failed in its '{failure.step}' step: {failure.message}"
     elif FAILURE_ERRORS.get(status) == NOT_DELIVERED_ERROR:
         summary = (
             f"SSM could not deliver the bootstrap command to the builder ({status}): its "
@@ -256,8 +270,20 @@ def bootstrap_failure_cause(status: str, command_id: str, lines: list[str]) -> s
         summary = f"the bootstrap command was {status.lower()}"
     else:
         summary = f"the bootstrap command ended with status {status}"
-    tail = "\n".join(lines) if lines else "(no output reached the build log)"
+    if unread is not None:
+        tail = unread
+    elif log.tail:
+        tail = "\n".join(log.tail)
+    else:
+        tail = "(none the bootstrap vouched for: `petal build logs` shows the whole log)"
     return clip(f"{summary} (command {command_id}). Last lines of the build log:\n{tail}")
+
+
+def _log_rejected_lines(log: LogRead, where: str) -> None:
+    if log.rejected:
+        _log.warning(
+            "%d line(s) of %s rejected: %s", len(log.rejected), where, "; ".join(log.rejected)
+        )
 
 
 def on_instance_state(
@@ -375,54 +401,67 @@ class HeartbeatResult:
 
 
 def on_log_batch(batch: LogBatch, *, table: BuildTable, sfn: Any, now: datetime) -> HeartbeatResult:
-    """Any marker line proves the bootstrap is alive: one heartbeat per delivery, and
-    the newest step / progress / failure onto the build record for `petal build status`.
+    """A marker line of the build's builder proves the bootstrap is alive: one heartbeat
+    per delivery, and the newest step / progress / failure onto the build record for
+    `petal build status`.
 
     Only from the build's own stream: any builder may write any stream name in the
     group, so the command and instance the name claims must be the build's (its
-    parked token and its record), or the delivery changes nothing."""
+    parked token and its record), or the delivery changes nothing. And only its
+    builder's markers, those whose tag verifies with the build's log key: any other
+    line is logged as rejected and changes nothing."""
     command_id = batch.command_id
-    events = batch.events()
     stream = batch.stream
     if stream is None:
         reason = f"{batch.log_stream!r} is not an SSM command output stream"
         _log.warning("log delivery rejected: %s", reason)
-        return HeartbeatResult(command_id, None, False, len(events), reason, rejected=True)
+        return HeartbeatResult(command_id, None, False, 0, reason, rejected=True)
     token = table.get_token(command_id)
     if token is None:
-        return HeartbeatResult(command_id, None, False, len(events), "no build waits for it")
+        return HeartbeatResult(command_id, None, False, 0, "no build waits for it")
     if token.outcome is not None:
-        return HeartbeatResult(
-            command_id, token.build_id, False, len(events), f"already {token.outcome}"
-        )
-    record = table.get_build(token.build_id)
+        return HeartbeatResult(command_id, token.build_id, False, 0, f"already {token.outcome}")
+    record, log_key = table.get_build_and_log_key(token.build_id)
     mismatch = _command_mismatch(token, record, command_id, stream.instance_id)
     if mismatch is None and record is not None and record.log_group not in (None, batch.log_group):
         mismatch = f"build {record.build_id} logs to {record.log_group}, not {batch.log_group}"
     if mismatch is not None:
         _log.warning("log delivery rejected (%s): %s", batch.log_stream, mismatch)
+        return HeartbeatResult(command_id, token.build_id, False, 0, mismatch, rejected=True)
+    reads = batch.read(key=log_key, build_id=token.build_id)
+    log = LogRead(
+        [event for _, read in reads for event in read.events],
+        [reason for _, read in reads for reason in read.rejected],
+    )
+    _log_rejected_lines(log, f"stream {batch.log_stream}")
+    refused = f"; {len(log.rejected)} line(s) rejected" if log.rejected else ""
+    if not log.events:
+        reason = f"no marker of build {token.build_id}'s builder{refused}"
         return HeartbeatResult(
-            command_id, token.build_id, False, len(events), mismatch, rejected=True
+            command_id, token.build_id, False, 0, reason, rejected=bool(log.rejected)
         )
     sent = step_functions.send_heartbeat(sfn, token.task_token)
-    values: dict[str, Any] = {}
-    if batch.last_timestamp_ms is not None:
-        seen = datetime.fromtimestamp(batch.last_timestamp_ms / 1000, tz=UTC)
-        values["last_heartbeat_at"] = iso(seen)
+    # When the builder's agent uploaded its lines: the events that held none are not
+    # its word.
+    seen = datetime.fromtimestamp(max(t for t, read in reads if read.events) / 1000, tz=UTC)
+    values: dict[str, Any] = {"last_heartbeat_at": iso(seen)}
     # The markers' free text is already free of terminal controls (log_markers).
-    for event in events:
+    for event in log.events:
         if event.kind == "step" and event.step:
             values["bootstrap_step"] = event.step
         elif event.kind == "progress" and event.done is not None and event.total is not None:
             values["progress"] = Progress(event.done, event.total, event.spec or "").__dict__
         elif event.kind == "failed":
             values["failure_line"] = f"{event.step}: {event.message}"
-    if values:
-        table.update_build(
-            token.build_id,
-            values,
-            execution_arn=token.execution_arn or None,
-            only_if_running=True,
-        )
-    reason = "heartbeat sent" if sent else "the task had already ended"
-    return HeartbeatResult(command_id, token.build_id, sent, len(events), reason)
+        elif event.kind == "manifest":
+            values["manifest_sha256"] = event.sha256
+    table.update_build(
+        token.build_id,
+        values,
+        execution_arn=token.execution_arn or None,
+        only_if_running=True,
+    )
+    reason = ("heartbeat sent" if sent else "the task had already ended") + refused
+    return HeartbeatResult(
+        command_id, token.build_id, sent, len(log.events), reason, rejected=bool(log.rejected)
+    )

@@ -13,8 +13,10 @@ output (for the cause of a failed build).
 Everything in the group is the builders' to write: the builder role may write any
 stream of it (IAM cannot tie a stream name to the calling instance, see
 stacks/builder_identity.py). So a stream's name is a claim, not a proof: `parse_stream`
-only reads it, and petal.build.callbacks checks it against the build record; the text
-leaves here with its terminal controls neutralised (petal.text).
+only reads it, and petal.build.callbacks checks it against the build record. Nor is a
+line in the stream proof: only a marker whose tag verifies with the build's log key
+(petal.build.log_markers.read_log) is its builder's. Text leaves here with its terminal
+controls neutralised (petal.text).
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from petal.aws.errors import error_code, translate
-from petal.build.log_markers import LogEvent, parse_log
-from petal.deployment_contract import FAILURE_MARKER
+from petal.build.log_markers import LogRead, read_log
 from petal.errors import PetalStepError
 from petal.text import terminal_safe
 
-TAIL_LINES: Final = 20
+# Lines of the build log the callback reads back for a failure's cause: the bootstrap's
+# authenticated last lines (20 PETAL-TAIL lines, then PETAL-FAILED) are among the last
+# of its stdout, unless something wrote many lines into the stream after them.
+TAIL_READ_LINES: Final = 500
 TAIL_CHARACTERS: Final = 3000
 # SSM's CloudWatchOutputConfig stream: <command id>/<instance id>/<plugin>/stdout|stderr.
 _STREAM: Final = re.compile(
@@ -74,13 +78,13 @@ class LogBatch:
     def stream(self) -> StreamName | None:
         return parse_stream(self.log_stream)
 
-    def events(self) -> list[LogEvent]:
-        """The markers of every whole line, in the order printed."""
-        return list(parse_log(whole_lines(message) for _, message in self.messages))
-
-    @property
-    def last_timestamp_ms(self) -> int | None:
-        return max((t for t, _ in self.messages), default=None)
+    def read(self, *, key: str | None, build_id: str) -> list[tuple[int, LogRead]]:
+        """Each event's timestamp and the markers of its whole lines that verify with
+        the build's log key, in the order printed."""
+        return [
+            (timestamp, read_log(whole_lines(message), key=key, build_id=build_id))
+            for timestamp, message in self.messages
+        ]
 
 
 class BadLogDelivery(PetalStepError, ValueError):
@@ -158,12 +162,13 @@ def encode_subscription_event(
 
 
 def tail_command_output(
-    logs: Any, log_group: str, command_id: str, instance_id: str, lines: int = TAIL_LINES
+    logs: Any, log_group: str, command_id: str, instance_id: str, lines: int = TAIL_READ_LINES
 ) -> list[str]:
-    """The last `lines` lines the command wrote (stdout, then stderr), oldest first,
-    with their terminal controls neutralised: they end up in the failure's cause, which
-    the CLI prints and the execution shows. Empty when the log group or streams do not
-    exist (the command never started)."""
+    """The last `lines` lines of each stream the command wrote (stdout, then stderr),
+    oldest first, with their terminal controls neutralised, for the failure's cause,
+    which the CLI prints and the execution shows: only the markers among them that
+    verify with the build's key may reach it (read_log). Empty when the log group or
+    streams do not exist (the command never started)."""
     prefix = stream_prefix(command_id, instance_id)
     collected: list[str] = []
     try:
@@ -176,22 +181,16 @@ def tail_command_output(
             response = logs.get_log_events(
                 logGroupName=log_group, logStreamName=name, startFromHead=False, limit=lines
             )
+            stream_lines: list[str] = []
             for event in response.get("events", []):
                 message = str(event.get("message", ""))
-                collected.extend(terminal_safe(line) for line in message.splitlines())
+                stream_lines.extend(terminal_safe(line) for line in message.splitlines())
+            collected.extend(stream_lines[-lines:])
     except ClientError as error:
         if error_code(error) == "ResourceNotFoundException":
             return collected
         raise translate("CloudWatch Logs read of the build log", error) from error
-    return collected[-lines:]
-
-
-def failure_line(lines: list[str]) -> str | None:
-    """The PETAL-FAILED line, if the bootstrap printed one (it is its last word)."""
-    for line in reversed(lines):
-        if line.strip().startswith(FAILURE_MARKER):
-            return line.strip()
-    return None
+    return collected
 
 
 def clip(text: str, limit: int = TAIL_CHARACTERS) -> str:

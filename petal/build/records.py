@@ -7,8 +7,10 @@ Item shapes (pk / sk, then attributes):
 - build  ``BUILD#<id>`` / ``BUILD``: build_id, status (RUNNING, SUCCEEDED, FAILED,
   REUSED, CANCELLED), seed_name, seed_source, fingerprint, os, architecture,
   spack_version, step, bootstrap_step, progress {done, total, spec}, started_at, finished_at,
-  duration_seconds, last_heartbeat_at, snapshot_id, instance_id, volume_id,
+  duration_seconds, last_heartbeat_at, snapshot_id, parent_snapshot_id, instance_id, volume_id,
   execution_arn, command_id, log_group, error {step, error, cause}, failure_line,
+  log_key (LOG_KEY_ATTRIBUTE: the secret its builder tags its log lines with, kept out
+  of BuildRecord so that nothing that shows a record can show it),
   notes [...];
   gsi1pk ``FP#<fingerprint>`` / gsi1sk started_at (by fingerprint),
   gsi2pk ``BUILDS`` / gsi2sk started_at (by recency).
@@ -31,10 +33,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
 from typing import Any, Final, Literal
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from petal.deployment_contract import (
     INDEX_BY_FINGERPRINT,
@@ -65,6 +65,12 @@ SK: Final = TABLE_SORT_KEY
 TTL: Final = TABLE_TTL_ATTRIBUTE
 
 
+# The build item's attribute holding its log key (petal.build.log_markers): read and
+# written only by BuildTable.get_build_and_log_key and the bootstrap step, never a field
+# of BuildRecord, whose every field the CLI's --json and the Lambda results may show.
+LOG_KEY_ATTRIBUTE: Final = "log_key"
+
+
 FP_PK, _FP_SK = INDEX_KEYS[INDEX_BY_FINGERPRINT]
 
 
@@ -74,10 +80,11 @@ RECENT_PK, _RECENT_SK = INDEX_KEYS[INDEX_BY_RECENCY]
 RECENCY_PARTITION: Final = "BUILDS"
 
 
-_serializer = TypeSerializer()
-
-
-_deserializer = TypeDeserializer()
+# DynamoDB's numbers: 38 significant digits, exponents within its range; anything that
+# would be rounded or overflow raises, as in boto3.dynamodb.types (whose context this is).
+_NUMBERS: Final = Context(
+    Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow]
+)
 
 
 def utc_now() -> datetime:
@@ -147,6 +154,11 @@ class BuildRecord:
     log_group: str | None = None
     error: BuildFailure | None = None
     failure_line: str | None = None  # the PETAL-FAILED line the bootstrap printed
+    # The snapshot the build's volume was created from (`petal build --from`).
+    parent_snapshot_id: str | None = None
+    # sha256:<hex> of the manifest the builder uploaded (PETAL-MANIFEST): petal build
+    # diff refuses a copy that no longer matches (petal.build.manifest).
+    manifest_sha256: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -205,12 +217,64 @@ class IntakeMarker:
     created: bool  # this call created the marker (first delivery)
 
 
+# to_dynamo/from_dynamo do what boto3.dynamodb.types' TypeSerializer/TypeDeserializer
+# do for the types petal stores (tests/unit/test_dynamo_values.py compares them), without
+# importing boto3, whose import pulls in s3transfer: ~25 ms of every handler's cold start.
+
+
 def to_dynamo(value: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(plain(v)) for k, v in value.items()}
+    """Attribute values of a plain mapping (str, int, float, Decimal, bool, None,
+    mappings and lists of those)."""
+    return {k: _serialize(plain(v)) for k, v in value.items()}
 
 
 def from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _native(_deserializer.deserialize(v)) for k, v in item.items()}
+    """The plain values of an item's attributes: whole numbers as int, others float."""
+    return {k: _deserialize(v) for k, v in item.items()}
+
+
+def _serialize(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        number = _NUMBERS.create_decimal(value)
+        if not number.is_finite():
+            raise TypeError(f"DynamoDB stores no {number} (attribute value {value!r})")
+        return {"N": str(number)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, Mapping):
+        return {"M": {k: _serialize(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [_serialize(v) for v in value]}
+    # Binary and sets: petal writes none.
+    raise TypeError(f"petal stores no {type(value).__name__} in DynamoDB: {value!r}")
+
+
+def _deserialize(value: Mapping[str, Any]) -> Any:
+    kind, data = next(iter(value.items()))
+    if kind == "S" or kind == "BOOL":
+        return data
+    if kind == "N":
+        return _native(_NUMBERS.create_decimal(data))
+    if kind == "M":
+        return {k: _deserialize(v) for k, v in data.items()}
+    if kind == "L":
+        return [_deserialize(v) for v in data]
+    if kind == "NULL":
+        return None
+    # Types petal never writes, read as boto3 reads them should an item hold one.
+    if kind == "SS":
+        return set(data)
+    if kind == "NS":
+        return {_NUMBERS.create_decimal(n) for n in data}
+    if kind == "B":
+        return bytes(data)
+    if kind == "BS":
+        return {bytes(b) for b in data}
+    raise TypeError(f"unknown DynamoDB attribute type {kind!r}")
 
 
 def plain(value: Any) -> Any:
@@ -223,14 +287,8 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _native(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _native(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_native(v) for v in value]
-    return value
+def _native(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def record_of_ended_execution(

@@ -29,6 +29,10 @@ from petal.validation import problems as schema_problems
 
 SCHEMA: Final = "build_request.schema.json"
 
+# The request's parent that stands for the newest completed snapshot of the same seed
+# name and variant (`petal build --from auto`).
+AUTO_PARENT: Final = "auto"
+
 _S3_URI: Final = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)")
 
 
@@ -53,6 +57,8 @@ class BuildRequest:
     architecture: str | None
     source: str | None
     builder_ami: str | None = None
+    # A snapshot id, or AUTO_PARENT: Prepare resolves it (petal.build.parent).
+    parent: str | None = None
 
     @property
     def seed_source(self) -> str:
@@ -73,6 +79,7 @@ class BuildRequest:
             "os": self.os,
             "architecture": self.architecture,
             "builder_ami": self.builder_ami,
+            "parent": self.parent,
             "source": self.source,
         }
         return {k: v for k, v in document.items() if v is not None}
@@ -130,6 +137,7 @@ def parse_build_request(data: Any) -> BuildRequest:
         architecture=data.get("architecture"),
         source=data.get("source"),
         builder_ami=data.get("builder_ami"),
+        parent=data.get("parent"),
     )
 
 

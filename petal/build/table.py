@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from petal.aws.errors import aws_call, is_conditional_check_failure, translate
 from petal.build.records import (
     FP_PK,
+    LOG_KEY_ATTRIBUTE,
     PK,
     RECENCY_PARTITION,
     RECENT_PK,
@@ -98,8 +99,16 @@ class BuildTable:
             raise BuildIdTaken(record.build_id)
 
     def get_build(self, build_id: str) -> BuildRecord | None:
+        return self.get_build_and_log_key(build_id)[0]
+
+    def get_build_and_log_key(self, build_id: str) -> tuple[BuildRecord | None, str | None]:
+        """The build record and, from the same item, the key its builder tags its log
+        lines with (None before the bootstrap step made one)."""
         data = self._get(build_key(build_id), "build record")
-        return BuildRecord.from_item(data) if data is not None else None
+        if data is None:
+            return None, None
+        key = data.get(LOG_KEY_ATTRIBUTE)
+        return BuildRecord.from_item(data), key if isinstance(key, str) else None
 
     def _get(self, key: Mapping[str, str], what: str) -> dict[str, Any] | None:
         """The item under `key` (a consistent read), or None."""

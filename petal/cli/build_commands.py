@@ -19,6 +19,7 @@ from petal.aws.ec2_snapshots import SnapshotView, find_snapshots
 from petal.build.cancel import cancel_build
 from petal.build.records import FINISHED, SUCCESSFUL, BuildRecord
 from petal.build.request import (
+    AUTO_PARENT,
     BuildRequest,
     BuildRequestError,
     check_build_id,
@@ -26,7 +27,7 @@ from petal.build.request import (
     parse_build_request,
     resolve_seed,
 )
-from petal.cli import hints, sharing_commands
+from petal.cli import build_diff_command, hints, sharing_commands, snapshot_lifecycle_commands
 from petal.cli.build_progress import status_line, step_lines, summary_lines
 from petal.cli.build_watch import (
     Pipeline,
@@ -40,7 +41,14 @@ from petal.cli.build_watch import (
 )
 from petal.cli.commands import command
 from petal.cli.output import add_json_flag, error, print_json
-from petal.deployment_contract import MANAGED_VALUE, TAG_ARCH, TAG_FINGERPRINT, TAG_MANAGED, TAG_OS
+from petal.deployment_contract import (
+    MANAGED_VALUE,
+    TAG_ARCH,
+    TAG_FINGERPRINT,
+    TAG_MANAGED,
+    TAG_OS,
+    TAG_PARENT,
+)
 from petal.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
 from petal.identifiers import IMAGE_ID
 from petal.local import mode as local_mode
@@ -76,6 +84,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="boot the builder from this ParallelCluster image (from `pcluster build-image`) "
         "instead of the seed's build.image or the official AMI; needed for rocky8/rocky9, "
         "which have no official AMI",
+    )
+    build.add_argument(
+        "--from",
+        dest="parent",
+        metavar="SNAP|auto",
+        help="build on this snapshot of this account instead of an empty volume, installing "
+        "only what it lacks and removing what the seed no longer needs; auto: the newest "
+        "snapshot of the same seed name, os and architecture (see docs/INCREMENTAL.md)",
     )
     build.add_argument("--force", action="store_true", help="build even if a snapshot exists")
     build.add_argument("--detach", action="store_true", help="start the builds and return")
@@ -143,6 +159,8 @@ def _register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     cancel.set_defaults(func=_cancel)
 
     sharing_commands.register(commands)
+    _deployment_flags(build_diff_command.register(commands), default=argparse.SUPPRESS)
+    snapshot_lifecycle_commands.register(commands)
 
 
 def _deployment_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
@@ -224,6 +242,12 @@ def _read_order(args: argparse.Namespace) -> _Order | None:
         seed = load_seed(args.seed, _builder_ami_override(args))
         written = load_yaml_document(Path(args.seed).read_bytes()).data
         variants = _variants(seed, args.os, args.arch)
+        if args.parent not in (None, AUTO_PARENT) and len(variants) > 1:
+            raise ValueError(
+                f"--from {args.parent}: one snapshot is the parent of one variant only, and "
+                f"{len(variants)} are asked for: use --from auto (each variant's newest "
+                "snapshot) or build one --os/--arch"
+            )
         if args.name is not None:
             check_build_id(args.name, "--name")
     except SeedError:
@@ -294,6 +318,7 @@ def _request(
         architecture=arch,
         source=f"cli:{args.seed}",
         builder_ami=args.builder_ami,
+        parent=args.parent,
     )
 
 
@@ -431,6 +456,7 @@ def _volume_json(volume: SnapshotView, sharing: SharingInfo | None) -> dict[str,
         "seed": tags.get("petal:seed"),
         "packages": tags.get("petal:packages"),
         "size_gb": volume.size_gb,
+        "parent_snapshot_id": tags.get(TAG_PARENT),
         "created": volume.start_time,
         "sharing": sharing.to_json() if sharing is not None else None,
     }
@@ -452,7 +478,8 @@ def _print_listing(
     else:
         print("Builds: none among the most recent ones read")
     for record in builds:
-        print(f"  {status_line(record, now)}")
+        lineage = f"  (from {record.parent_snapshot_id})" if record.parent_snapshot_id else ""
+        print(f"  {status_line(record, now)}{lineage}")
     if next_page is not None:
         print(f"  more builds: {next_page}")
     if volumes is None:
@@ -464,6 +491,8 @@ def _print_listing(
             f"{v.tags.get(TAG_OS)}/{v.tags.get(TAG_ARCH)}  {v.size_gb} GiB  "
             f"{v.tags.get(TAG_FINGERPRINT, '')[:19]}...  {v.tags.get('petal:packages', '')}"
         )
+        if v.tags.get(TAG_PARENT):
+            line += f"  from {v.tags[TAG_PARENT]}"
         if v.snapshot_id in shared:
             line += f"  shared: {shared[v.snapshot_id].summary()}"
         print(line)

@@ -22,6 +22,7 @@ from rich.live import Live
 from petal.aws import session as aws_session
 from petal.aws.deployment import Deployment, DeploymentNotFound, discover_deployment
 from petal.aws.session import region_problem
+from petal.build.log_markers import check_line
 from petal.build.records import (
     FINISHED,
     SUCCESSFUL,
@@ -40,6 +41,8 @@ from petal.seed.model import Seed
 from petal.user_config import load_user_config
 
 POLL_SECONDS: Final = 5.0
+# Before a line of the build log that looks like a marker but is not the builder's.
+UNVERIFIED: Final = "[UNVERIFIED]"
 LOCAL_POLL_SECONDS: Final = 0.3
 EXIT_INTERRUPTED: Final = 130
 
@@ -269,13 +272,19 @@ def build_execution(pipeline: Pipeline, build_id: str) -> dict[str, Any] | None:
 def print_log(
     pipeline: Pipeline, build_id: str, group: str, command_id: str, *, follow: bool
 ) -> int:
-    """Print the build's bootstrap log; with `follow`, until the build has finished."""
+    """Print the build's bootstrap log; with `follow`, until the build has finished.
+
+    Any builder may write into the build's stream: a line that claims to be a marker
+    but whose tag does not verify with the build's log key is printed after
+    UNVERIFIED, and the builder's own markers without their tags (the key itself is
+    never printed)."""
     logs = pipeline.client("logs")
+    _, key = pipeline.table.get_build_and_log_key(build_id)
     seen: set[str] = set()
     while True:
         # Read before printing: lines written until the build finished are all printed.
         latest = pipeline.table.get_build(build_id) if follow else None
-        _print_new_events(logs, group, command_id, seen)
+        _print_new_events(logs, group, command_id, seen, _LogLines(build_id, key))
         if not follow or latest is None or latest.status in FINISHED:
             return EXIT_OK
         try:
@@ -284,13 +293,30 @@ def print_log(
             return EXIT_INTERRUPTED
 
 
-def _print_new_events(logs: Any, group: str, command_id: str, seen: set[str]) -> None:
+@dataclass(frozen=True)
+class _LogLines:
+    """How a line of one build's log is printed."""
+
+    build_id: str
+    key: str | None
+
+    def shown(self, line: str) -> str:
+        if line.lstrip().startswith("PETAL-"):
+            text, verified = check_line(line, key=self.key, build_id=self.build_id)
+            line = text if verified else f"{UNVERIFIED} {line}"
+        # A builder wrote it: no escape sequence reaches the terminal.
+        return terminal_safe(line)
+
+
+def _print_new_events(
+    logs: Any, group: str, command_id: str, seen: set[str], lines: _LogLines
+) -> None:
     """The log lines not in `seen` yet; `seen` is updated."""
     kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNamePrefix": command_id}
     for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
         for event in page.get("events", []):
             if event["eventId"] not in seen:
                 seen.add(event["eventId"])
-                # The builder wrote it: no escape sequence reaches the terminal.
-                sys.stdout.write(terminal_safe(event["message"].rstrip("\n")) + "\n")
+                for line in str(event["message"]).rstrip("\n").split("\n"):
+                    sys.stdout.write(lines.shown(line) + "\n")
     sys.stdout.flush()

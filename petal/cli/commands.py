@@ -53,6 +53,11 @@ COMMANDS: Final[tuple[Command, ...]] = (
         "create a ParallelCluster cluster from a seed's software snapshot",
     ),
     Command(
+        "cluster",
+        "petal.cli.cluster_commands",
+        "what petal created for a cluster: the software volume's initialization",
+    ),
+    Command(
         "registry",
         "petal.cli.registry_commands",
         "browse the snapshot registry (pre-built software volumes)",

@@ -19,13 +19,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from petal.aws import session as aws_session
 from petal.aws.deployment import DeploymentNotFound, discover_deployment
-from petal.cli import hints
+from petal.cli import hints, warm_volume
 from petal.cli.build_watch import configured_region
 from petal.cli.commands import command
 from petal.cli.output import error, is_terminal, print_json
 from petal.cluster.overrides import parse_queue
-from petal.cluster.plan import ClusterPlan, PreparedPlan, Software, plan_cluster, prepare_plan
+from petal.cluster.plan import (
+    ClusterPlan,
+    PreparedPlan,
+    Software,
+    plan_cluster,
+    prepare_plan,
+    with_volume,
+)
 from petal.cluster.resolution import (
+    LAZY_LOADING_WARNING,
     Resolution,
     ResolutionError,
     SnapshotNotFound,
@@ -93,11 +101,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "deployment.node_setup_uri in ~/.petal/config.yaml, else the deployed stack's "
         "NodeSetupScriptUri output)",
     )
+    create.add_argument(
+        "--strict-node-check",
+        action="store_true",
+        help="a node whose /shared does not hold this software fails to boot "
+        "(default: it boots and warns its users)",
+    )
     create.add_argument("--config-out", metavar="FILE", help="default: <name>-config.yaml")
     create.add_argument(
         "--dry-run", action="store_true", help="write the config, do not create the cluster"
     )
     create.add_argument("--registry-url", metavar="URL", help="snapshot registry base URL")
+    warm_volume.add_flags(create)
     create.add_argument("--json", action="store_true", help="machine-readable result")
     create.set_defaults(func=run)
 
@@ -147,10 +162,11 @@ def run(args: argparse.Namespace) -> int:
 
     out.say(f"🌸 Creating cluster: {args.name}")
     request = prepared.plan.request
+    ec2 = aws_session.client("ec2", request.region)
     try:
         plan = plan_cluster(
             prepared.plan,
-            ec2=aws_session.client("ec2", request.region),
+            ec2=ec2,
             config=prepared.config,
             on_resolved=lambda resolution: _describe_choice(out, resolution),
         )
@@ -163,11 +179,50 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as failure:
         error(str(failure))
         return EXIT_INVALID
-    _write(prepared.config_file, plan.config.text)
-    out.say(f"✅ Generated ParallelCluster config: {prepared.config_file}")
-    for warning in plan.warnings:
-        out.warn(warning)
+    if args.initialize is not None:
+        return _create_with_volume(args, out, ec2, plan, prepared.config_file)
+    _write_config(prepared.config_file, plan, out)
     return _create_cluster(args, out, prepared.config_file, plan)
+
+
+def _create_with_volume(
+    args: argparse.Namespace, out: _Out, ec2: Any, plan: ClusterPlan, config_file: Path
+) -> int:
+    """--initialize: say what it costs, create the volume once confirmed, then the
+    config that mounts it and the cluster; if anything after the volume fails, delete
+    the volume and the config (nothing half-done)."""
+    warm = warm_volume.propose(args, ec2, plan)
+    for line in warm.lines():
+        out.say(line)
+    if not warm.confirmed(args):
+        error("not confirmed: nothing was created")
+        return EXIT_FAILURE
+    volume_id = warm.create(ec2)
+    out.say(f"💾 Created volume {volume_id} in {warm.zone}, initializing at {warm.rate} MiB/s")
+    written = False
+    try:
+        plan = with_volume(plan, volume_id)
+        _write_config(config_file, plan, out)
+        written = True
+        for line in warm.deletion_lines(volume_id, args.name):
+            out.say(line)
+        code = _create_cluster(args, out, config_file, plan, warm.to_json(volume_id))
+    except BaseException:
+        warm.undo(ec2, volume_id, config_file if written else None)
+        raise
+    if code != EXIT_OK:
+        warm.undo(ec2, volume_id, config_file if written else None)
+    return code
+
+
+def _write_config(config_file: Path, plan: ClusterPlan, out: _Out) -> None:
+    _write(config_file, plan.config.text)
+    out.say(f"✅ Generated ParallelCluster config: {config_file}")
+    initialized = "VolumeId" in plan.config.config["SharedStorage"][0]["EbsSettings"]
+    for warning in plan.warnings:
+        # A volume initialized at a provisioned rate does not load lazily.
+        if not (initialized and warning == LAZY_LOADING_WARNING):
+            out.warn(warning)
 
 
 def _prepare(args: argparse.Namespace, out: _Out) -> _Prepared:
@@ -179,6 +234,7 @@ def _prepare(args: argparse.Namespace, out: _Out) -> _Prepared:
     # prepare_plan checks the name too, but checking it first spares a bad name the
     # AWS look-ups below and their warning.
     check_cluster_name(args.name)
+    warm_volume.check_flags(args)
     default_region = configured_region()
     region = args.region or seed.cluster.region or default_region
     node_setup_uri = _node_setup_uri(args, config, region, default_region)
@@ -226,7 +282,11 @@ def _subnet(args: argparse.Namespace, seed: Seed, region: str | None, out: _Out)
 
 
 def _create_cluster(
-    args: argparse.Namespace, out: _Out, config_file: Path, plan: ClusterPlan
+    args: argparse.Namespace,
+    out: _Out,
+    config_file: Path,
+    plan: ClusterPlan,
+    volume: dict[str, Any] | None = None,
 ) -> int:
     """Run pcluster create-cluster, or print the command when it must not or cannot run."""
     command = [
@@ -247,6 +307,8 @@ def _create_cluster(
         "not_run_because": None,
         "snapshot": _snapshot_json(plan),
     }
+    if volume is not None:
+        result["volume"] = volume
     pcluster: str | None = None
     if args.dry_run:
         why_not: str | None = "dry run"
@@ -339,6 +401,7 @@ def _overrides(args: argparse.Namespace, subnet: str | None) -> ClusterOverrides
         queues=queues,
         node_setup_uri=args.node_setup_uri,
         deletion_policy=args.deletion_policy,
+        strict_node_check=args.strict_node_check,
     )
 
 

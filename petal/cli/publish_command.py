@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from petal.build.manifest import Manifest, ManifestError
+from petal.build.manifest_store import find_build, load_manifest
 from petal.cli import snapshot_flags
+from petal.cli.build_watch import Pipeline, find_pipeline
 from petal.cli.output import add_json_flag, print_json
-from petal.errors import EXIT_OK
+from petal.deployment_contract import TAG_BUILD_ID
+from petal.errors import EXIT_OK, PetalError
 from petal.registry.publish import (
     Publication,
     build_publication,
@@ -114,6 +118,7 @@ def _publish(args: argparse.Namespace) -> int:
         packages=_seed_packages(seed, seed_file, stack_fingerprint),
         seed_url=_seed_url(args, seed),
         existing=existing,
+        manifests=_manifests(found.records, warnings),
     )
     warnings.extend(publication.warnings)
     warnings.extend(_unknown_block_access(found.block_states))
@@ -171,6 +176,34 @@ def _read_snapshots(refs: list[SnapshotRef], *, public: bool) -> _Snapshots:
         # Only public snapshots can be hidden by block public access.
         if public:
             found.block_states[region] = snapshot_flags.block_public_access(ec2)
+    return found
+
+
+def _manifests(records: list[SnapshotRecord], warnings: list[str]) -> dict[str, Manifest]:
+    """The manifest of each snapshot's build, from the petal stack of its region (the
+    user's default stack name); what cannot be found is a warning, not a refusal."""
+    found: dict[str, Manifest] = {}
+    pipelines: dict[str, Pipeline | None] = {}
+    for record in records:
+        build_id = record.tags.get(TAG_BUILD_ID)
+        if build_id is None:
+            continue
+        if record.region not in pipelines:
+            try:
+                pipelines[record.region] = find_pipeline(record.region, None)
+            except PetalError as problem:
+                pipelines[record.region] = None
+                warnings.append(f"{record.region}: no manifests ({problem})")
+        pipeline = pipelines[record.region]
+        if pipeline is None:
+            continue
+        try:
+            build = find_build(build_id, table=pipeline.table, ec2=pipeline.client("ec2"))
+            found[record.snapshot_id] = load_manifest(
+                build, s3=pipeline.client("s3"), bucket=pipeline.deployment.seed_bucket
+            )
+        except ManifestError as problem:
+            warnings.append(f"{record.snapshot_id}: the entry carries no manifest: {problem}")
     return found
 
 

@@ -9,9 +9,12 @@ what would break the software: an unknown OS, a mount point other than the build
 
 What every config carries, and why:
 - SharedStorage: one gp3 Ebs volume from the snapshot at MOUNT_DIR, with Size always
-  written (ParallelCluster defaults it to 40 GiB even with a SnapshotId).
+  written (ParallelCluster defaults it to 40 GiB even with a SnapshotId); or, when petal
+  created the volume itself (`petal create --initialize`), only its VolumeId:
+  ParallelCluster mounts that volume as it is and never deletes it.
 - CustomActions.OnNodeConfigured on the head node and every queue: the node-setup
-  script that links PETAL_DIR/profile.sh into /etc/profile.d (/etc is per node), with
+  script that links PETAL_DIR/profile.sh into /etc/profile.d (/etc is per node) and,
+  given the fingerprint as Args, checks PETAL_DIR/manifest.json against it, with
   Iam.S3Access to read it when it lives in S3.
 - Image.CustomAmi when the software was built on a user-supplied image (the seed's
   build.image, else the snapshot's petal:builder-image tag): the nodes then run what
@@ -19,13 +22,12 @@ What every config carries, and why:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
-
-import yaml
 
 from petal.cluster.resolution import Resolution
 from petal.cluster.settings import (
@@ -38,7 +40,14 @@ from petal.deployment_contract import MOUNT_DIR
 from petal.identifiers import GP3_IOPS_PER_GIB, MAX_VOLUME_GB, SNAPSHOT_ID
 from petal.platforms import needs_builder_image
 
+if TYPE_CHECKING:
+    import yaml
+
 SHARED_STORAGE_NAME: Final = "software"
+
+# The node-setup script's arguments (stacks/assets/petal-node-setup.sh).
+NODE_SETUP_FINGERPRINT_ARG: Final = "--fingerprint"
+NODE_SETUP_STRICT_ARG: Final = "--strict"
 
 
 # Cluster tags. Not the build's tags: the stack's IAM policies give petal's functions
@@ -58,11 +67,15 @@ def generate_config(
     build_mount_dir: str = MOUNT_DIR,
     fingerprint: str | None = None,
     builder_image: str | None = None,
+    volume_id: str | None = None,
 ) -> dict[str, Any]:
     """The cluster configuration mapping (ParallelCluster 3 schema).
 
     `size_gb` is the exact volume size to write; by default max(requested, snapshot).
     `builder_image` is the image the snapshot was built on, if not the official AMI.
+    `volume_id`: the volume already created from the snapshot, mounted instead of one
+    ParallelCluster would create (the checks of size and IOPS still apply: they were
+    the volume's).
     """
     os_name = pcluster_os(settings.os)
     custom_ami = settings.custom_ami or builder_image
@@ -82,6 +95,12 @@ def generate_config(
         )
     if not SNAPSHOT_ID.match(snapshot_id):
         raise ConfigError("snapshot_id", f"{snapshot_id!r} is not a snapshot id")
+    if volume_id is not None:
+        # Here: the resolver, never given a volume, need not import the EBS adapter.
+        from petal.aws.ebs_volumes import VOLUME_ID
+
+        if not VOLUME_ID.match(volume_id):
+            raise ConfigError("volume_id", f"{volume_id!r} is not a volume id")
     size = (
         size_gb if size_gb is not None else volume_size(settings.volume.size_gb, snapshot_size_gb)
     )
@@ -102,7 +121,7 @@ def generate_config(
             "lower volume.iops or raise the size",
             "--size",
         )
-    custom_actions = {"OnNodeConfigured": {"Script": settings.node_setup_uri}}
+    custom_actions = {"OnNodeConfigured": _node_setup_action(settings, fingerprint)}
     s3_access = _s3_access(settings.node_setup_uri)
 
     head_node: dict[str, Any] = {
@@ -134,18 +153,9 @@ def generate_config(
             entry["Iam"] = {"S3Access": s3_access}
         queues.append(entry)
 
-    ebs: dict[str, Any] = {
-        "VolumeType": "gp3",
-        "SnapshotId": snapshot_id,
-        "Size": size,
-        "Iops": volume.iops,
-        "Throughput": volume.throughput,
-        # Cluster volumes are always encrypted, even from an unencrypted (public) snapshot.
-        "Encrypted": True,
-    }
-    if volume.kms_key_id:
-        ebs["KmsKeyId"] = volume.kms_key_id
-    ebs["DeletionPolicy"] = settings.deletion_policy
+    ebs: dict[str, Any] = (
+        {"VolumeId": volume_id} if volume_id else _new_volume(settings, snapshot_id, size)
+    )
 
     config: dict[str, Any] = {
         "Region": settings.region,
@@ -170,18 +180,27 @@ def generate_config(
 
 def render_config(config: Mapping[str, Any], header: Sequence[str] = ()) -> str:
     """YAML text of a config; `header` lines become comments at the top."""
+    # Here, not at import: the resolver's handler loads PyYAML only when it renders.
+    import yaml
+
     comments = "".join(f"# {line}\n" for line in header)
     body = yaml.dump(
-        dict(config), Dumper=_PlainDumper, sort_keys=False, default_flow_style=False, width=100
+        dict(config), Dumper=_plain_dumper(), sort_keys=False, default_flow_style=False, width=100
     )
     return comments + body
 
 
-class _PlainDumper(yaml.SafeDumper):
-    """No &anchors/*aliases for shared values: people read and edit this file."""
+@functools.cache
+def _plain_dumper() -> type[yaml.SafeDumper]:
+    import yaml
 
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
+    class PlainDumper(yaml.SafeDumper):
+        """No &anchors/*aliases for shared values: people read and edit this file."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return PlainDumper
 
 
 def config_header(
@@ -192,6 +211,7 @@ def config_header(
     snapshot_id: str,
     source: str,
     owner: str | None,
+    volume_id: str | None = None,
 ) -> list[str]:
     """Comment lines that say where a generated config came from."""
     lines = [
@@ -203,6 +223,12 @@ def config_header(
     lines.append(
         f"Software volume: {snapshot_id} from {source}" + (f", owner {owner}" if owner else "")
     )
+    if volume_id:
+        lines.append(
+            f"Mounted as {volume_id}, created from it by petal: ParallelCluster does not "
+            "delete a volume it did not create; after `pcluster delete-cluster`, delete it "
+            f"with `aws ec2 delete-volume --volume-id {volume_id}`"
+        )
     return lines
 
 
@@ -219,8 +245,10 @@ def config_for_snapshot(
     cluster_name: str | None,
     seed_name: str | None,
     fingerprint: str,
+    volume_id: str | None = None,
 ) -> ResolvedConfig:
-    """The config for the snapshot `resolve` chose, and its YAML saying where it came from."""
+    """The config for the snapshot `resolve` chose, and its YAML saying where it came
+    from; with `volume_id`, for the volume created from that snapshot."""
     config = generate_config(
         settings,
         snapshot_id=resolution.snapshot_id,
@@ -228,6 +256,7 @@ def config_for_snapshot(
         size_gb=resolution.volume_size_gb,
         fingerprint=fingerprint,
         builder_image=resolution.builder_image,
+        volume_id=volume_id,
     )
     header = config_header(
         cluster_name=cluster_name,
@@ -236,8 +265,42 @@ def config_for_snapshot(
         snapshot_id=resolution.snapshot_id,
         source=resolution.source_label,
         owner=resolution.owner,
+        volume_id=volume_id,
     )
     return ResolvedConfig(config, render_config(config, header))
+
+
+def _new_volume(settings: ClusterSettings, snapshot_id: str, size: int) -> dict[str, Any]:
+    """EbsSettings of the volume ParallelCluster creates from the snapshot."""
+    volume = settings.volume
+    ebs: dict[str, Any] = {
+        "VolumeType": "gp3",
+        "SnapshotId": snapshot_id,
+        "Size": size,
+        "Iops": volume.iops,
+        "Throughput": volume.throughput,
+        # Cluster volumes are always encrypted, even from an unencrypted (public) snapshot.
+        "Encrypted": True,
+    }
+    if volume.kms_key_id:
+        ebs["KmsKeyId"] = volume.kms_key_id
+    ebs["DeletionPolicy"] = settings.deletion_policy
+    return ebs
+
+
+def _node_setup_action(settings: ClusterSettings, fingerprint: str | None) -> dict[str, Any]:
+    """The OnNodeConfigured action; ParallelCluster runs the script with Args as its
+    arguments, one per item, no shell in between."""
+    action: dict[str, Any] = {"Script": settings.node_setup_uri}
+    if fingerprint:
+        action["Args"] = [NODE_SETUP_FINGERPRINT_ARG, fingerprint]
+        if settings.strict_node_check:
+            action["Args"].append(NODE_SETUP_STRICT_ARG)
+    elif settings.strict_node_check:
+        raise ConfigError(
+            "strict_node_check", "needs the software's fingerprint, which nodes check against"
+        )
+    return action
 
 
 def _s3_access(uri: str) -> list[dict[str, Any]]:

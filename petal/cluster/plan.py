@@ -13,10 +13,15 @@ AWS, so that a bad flag costs no lookup.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final
 
-from petal.cluster.config import ResolvedConfig, config_for_snapshot
+from petal.cluster.config import (
+    TAG_CLUSTER_FINGERPRINT,
+    TAG_CLUSTER_SNAPSHOT,
+    ResolvedConfig,
+    config_for_snapshot,
+)
 from petal.cluster.resolution import (
     RegistryFactory,
     Resolution,
@@ -37,6 +42,12 @@ from petal.user_config import UserConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+
+# On a software volume petal creates for a cluster (`petal create --initialize`), with
+# the cluster tags: which cluster it is for, and the seed. Not petal:managed: the
+# stack's functions have power over those, and a cluster's volume is the user's.
+TAG_VOLUME_CLUSTER: Final = "petal:cluster"
+TAG_VOLUME_SEED: Final = "petal:software-seed"
 
 
 @dataclass(frozen=True)
@@ -138,11 +149,39 @@ def plan_cluster(
     resolution = resolve(prepared.request, ec2=ec2, config=config, registry_for=registry_for)
     if on_resolved is not None:
         on_resolved(resolution)
-    resolved = config_for_snapshot(
+    return ClusterPlan(prepared, resolution, _config(prepared, resolution))
+
+
+def with_volume(plan: ClusterPlan, volume_id: str) -> ClusterPlan:
+    """The plan once its software volume has been created from the snapshot (`petal
+    create --initialize`): the config mounts that volume (EbsSettings.VolumeId)."""
+    return replace(plan, config=_config(plan.prepared, plan.resolution, volume_id))
+
+
+def _config(
+    prepared: PreparedPlan, resolution: Resolution, volume_id: str | None = None
+) -> ResolvedConfig:
+    return config_for_snapshot(
         prepared.settings,
         resolution,
         cluster_name=prepared.cluster_name,
         seed_name=prepared.software.seed_name,
         fingerprint=prepared.software.fingerprint,
+        volume_id=volume_id,
     )
-    return ClusterPlan(prepared, resolution, resolved)
+
+
+def volume_tags(plan: ClusterPlan) -> dict[str, str]:
+    """The tags of the software volume petal creates for the plan's cluster."""
+    prepared, resolution = plan.prepared, plan.resolution
+    tags = {
+        TAG_CLUSTER_SNAPSHOT: resolution.snapshot_id,
+        TAG_CLUSTER_FINGERPRINT: prepared.software.fingerprint,
+    }
+    if prepared.cluster_name:
+        tags["Name"] = f"petal-{prepared.cluster_name}-software"
+        tags[TAG_VOLUME_CLUSTER] = prepared.cluster_name
+    seed_name = prepared.software.seed_name or resolution.seed_name
+    if seed_name:
+        tags[TAG_VOLUME_SEED] = seed_name
+    return tags

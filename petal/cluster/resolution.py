@@ -21,6 +21,11 @@ already has the space); failing that the newest smaller one is used with a warni
 since the volume can be larger than the snapshot but the filesystem then has to be
 grown by hand. The cluster's volume is max(requested, snapshot size): ParallelCluster
 rejects a Size below the snapshot's (docs/REGISTRY.md, "Sizes").
+
+Lifecycle (the petal:lifecycle tag, `petal build deprecate|retire|reinstate`): a retired
+snapshot is skipped, with the reason; a deprecated one is used only when no current one
+is usable, with a warning. Tags are visible to their owner only, so this applies to the
+own account's snapshots (and registry entries that point at them).
 """
 
 from __future__ import annotations
@@ -31,8 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from petal.aws.ec2_snapshots import Lifecycle, describe_snapshot_pages, lifecycle_of
 from petal.deployment_contract import (
     TAG_ARCH,
     TAG_BUILDER_IMAGE,
@@ -40,7 +44,7 @@ from petal.deployment_contract import (
     TAG_OS,
     TAG_SEED,
 )
-from petal.errors import EXIT_FAILURE, EXIT_INVALID, PetalError
+from petal.errors import EXIT_FAILURE, EXIT_INVALID, PetalError, PetalStepError
 from petal.identifiers import FINGERPRINT, MAX_VOLUME_GB, REGION
 from petal.platforms import ARCHITECTURES, Architecture, UnknownOperatingSystem, operating_system
 from petal.registry.client import RegistryClient
@@ -54,8 +58,9 @@ if TYPE_CHECKING:
 
 LAZY_LOADING_WARNING: Final = (
     "volumes created from a snapshot load lazily from S3: the first read of each block "
-    "is slow (the first `module load` or compile may take longer); ParallelCluster "
-    "cannot enable Fast Snapshot Restore for you"
+    "is slow (the first `module load` or compile may take longer); petal create's "
+    "--initialize RATE creates the volume at a provisioned initialization rate "
+    "instead (docs/VOLUMES.md)"
 )
 # Registry claims are confirmed by snapshot id in batches of this many: EC2 takes at
 # most 200 values per filter. A `snapshot-id` filter, not SnapshotIds, because one id
@@ -200,6 +205,7 @@ class _Candidate:
     kms_key_id: str | None
     seed_name: str | None
     builder_image: str | None = None
+    lifecycle: Lifecycle = "current"
     extra_warnings: list[str] = field(default_factory=list)
 
 
@@ -271,17 +277,10 @@ def default_registry_factory(config: UserConfig, cache_dir: Path | None = None) 
 
 
 def _describe(ec2: EC2Client, **kwargs: Any) -> list[SnapshotTypeDef]:
-    snapshots: list[SnapshotTypeDef] = []
     try:
-        for page in ec2.get_paginator("describe_snapshots").paginate(**kwargs):
-            snapshots.extend(page.get("Snapshots", []))
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        raise ResolutionError(
-            f"DescribeSnapshots failed: {info.get('Code')}: {info.get('Message')}"
-        ) from None
-    except BotoCoreError as error:
-        raise ResolutionError(f"DescribeSnapshots failed: {error}") from None
+        snapshots: list[SnapshotTypeDef] = describe_snapshot_pages(ec2, **kwargs)
+    except PetalStepError as error:
+        raise ResolutionError(str(error)) from None
     return snapshots
 
 
@@ -306,6 +305,17 @@ def _candidate(snapshot: SnapshotTypeDef, seed_name: str | None) -> _Candidate:
         encrypted=bool(snapshot.get("Encrypted", False)),
         kms_key_id=snapshot.get("KmsKeyId"),
         seed_name=seed_name,
+        lifecycle=lifecycle_of(_tags(snapshot)),
+    )
+
+
+def _retired(snapshot: SnapshotTypeDef) -> str | None:
+    """Why a retired snapshot is not used; None for any other."""
+    if lifecycle_of(_tags(snapshot)) != "retired":
+        return None
+    return (
+        "marked retired (petal:lifecycle tag); `petal build reinstate "
+        f"{snapshot.get('SnapshotId')}` makes it current again"
     )
 
 
@@ -320,7 +330,7 @@ def _own_account(
     found = []
     # No status filter: a pending snapshot is reported as skipped rather than ignored.
     for snapshot in _describe(ec2, OwnerIds=["self"], Filters=filters):
-        problem = _not_completed(snapshot)
+        problem = _not_completed(snapshot) or _retired(snapshot)
         if problem:
             skipped.append(
                 Skipped("own account", problem, snapshot.get("SnapshotId"), snapshot.get("OwnerId"))
@@ -366,7 +376,7 @@ def _organization(
                 )
             )
             continue
-        problem = _not_completed(snapshot)
+        problem = _not_completed(snapshot) or _retired(snapshot)
         if problem:
             skipped.append(Skipped(label, problem, snapshot_id, owner))
             continue
@@ -480,7 +490,7 @@ def _refuted(
     unnamed = _not_named(snapshot, request)
     if unnamed:
         return unnamed
-    problem = _not_completed(snapshot)
+    problem = _not_completed(snapshot) or _retired(snapshot)
     if problem:
         return problem
     size = int(snapshot.get("VolumeSize", 0))
@@ -529,8 +539,10 @@ def _choose(
     warnings: list[str],
     skipped: list[Skipped],
 ) -> Resolution:
-    fitting = [c for c in candidates if c.size_gb >= request.size_gb]
-    pool = fitting or candidates
+    # A deprecated snapshot only when no other is usable.
+    usable = [c for c in candidates if c.lifecycle != "deprecated"] or candidates
+    fitting = [c for c in usable if c.size_gb >= request.size_gb]
+    pool = fitting or usable
 
     def age_key(c: _Candidate) -> tuple[float, str]:
         return (c.start_time.timestamp() if c.start_time else 0.0, c.snapshot_id)
@@ -564,6 +576,12 @@ def _choose(
             f"the snapshot is encrypted with {chosen.kms_key_id}: that key's policy must let "
             "this account use it (kms:Decrypt, kms:CreateGrant, kms:DescribeKey, "
             "kms:GenerateDataKeyWithoutPlaintext, kms:ReEncrypt*)"
+        )
+    if chosen.lifecycle == "deprecated":
+        notes.append(
+            f"{chosen.snapshot_id} is marked deprecated (petal:lifecycle tag) and no current "
+            "snapshot of this stack is usable: build the seed again, or "
+            f"`petal build reinstate {chosen.snapshot_id}`"
         )
     notes += chosen.extra_warnings
     return Resolution(

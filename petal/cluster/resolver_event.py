@@ -4,7 +4,7 @@ result.
 Event (all but one of seed/fingerprint optional):
     {"seed": <seed mapping or YAML text> | "fingerprint": "sha256:...",
      "region": "us-east-1", "os": "alinux2023", "architecture": "x86_64",
-     "min_size_gb": 500, "cluster_name": "research",
+     "min_size_gb": 500, "cluster_name": "research", "strict_node_check": false,
      "overrides": {"subnet_id": "subnet-...", "key_name": ..., "queues": [...], ...}}
 Result: {"found": true, "snapshot": {...}, "source", "owner", "reason", "warnings",
 "skipped", "config_yaml", ...} or {"found": false, "skipped": [...], "build_hint"}.
@@ -161,8 +161,12 @@ def _overrides(event: Mapping[str, Any]) -> ClusterOverrides:
         if isinstance(size, bool) or not isinstance(size, int):
             raise ConfigError("min_size_gb", f"must be a whole number of GiB, not {size!r}")
         overrides = replace(overrides, size_gb=size)
+    strict = event.get("strict_node_check")
+    if strict is not None and not isinstance(strict, bool):
+        raise ConfigError("strict_node_check", f"must be true or false, not {strict!r}")
     return replace(
         overrides,
+        strict_node_check=strict,
         region=_optional_str(event, "region"),
         os=_optional_str(event, "os"),
         architecture=_optional_str(event, "architecture"),

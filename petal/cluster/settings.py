@@ -71,6 +71,7 @@ class ClusterOverrides:
     queues: tuple[Queue, ...] | None = None
     node_setup_uri: str | None = None
     deletion_policy: str | None = None
+    strict_node_check: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class ClusterSettings:
     # one OS and architecture cannot run another. None: the snapshot says, or the
     # official AMI.
     custom_ami: str | None = None
+    # A node whose volume does not hold the expected software fails to boot, rather
+    # than booting and warning its users (the node-setup script's --strict).
+    strict_node_check: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -146,6 +150,7 @@ def cluster_settings(
             if seed is not None and (os_name, arch) == (seed.os, seed.architecture)
             else None
         ),
+        strict_node_check=bool(overrides.strict_node_check),
         warnings=warnings,
     )
 

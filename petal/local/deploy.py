@@ -19,6 +19,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from petal.build.bootstrap_document import render_bootstrap_document
+from petal.build.build_cache import (
+    ENV_BUILD_CACHE_URL,
+    ENV_SIGNING_KEY_SECRET,
+    NO_KEY_YET,
+    cache_url,
+)
 from petal.build.definition import StateMachineSettings, definition_substitutions, render_definition
 from petal.build.table import table_definition
 from petal.deployment_contract import (
@@ -95,6 +101,10 @@ class LocalDeployment:
     image_ids: dict[str, str]  # "<version>/<os>/<arch>" -> ami id
     # Handler module -> URL of its dead-letter queue (stacks/dead_letters.py).
     dead_letter_queues: dict[str, str] = field(default_factory=dict)
+    # petal:buildCache in local mode: the seed bucket's build-cache/ prefix and the
+    # secret of its (never created: the builder is simulated) signing key.
+    build_cache_url: str = ""
+    signing_key_secret: str = ""
 
     def outputs(self) -> dict[str, str]:
         """The stack's CloudFormation outputs, as `petal` discovers them."""
@@ -124,6 +134,8 @@ class LocalDeployment:
             ENV_STATE_MACHINE: self.state_machine_arn,
             ENV_TRUSTED_ACCOUNTS: "",
             ENV_BUILD_TIMEOUT_MINUTES: str(build_timeout_minutes),
+            ENV_BUILD_CACHE_URL: self.build_cache_url,
+            ENV_SIGNING_KEY_SECRET: self.signing_key_secret,
         }
 
 
@@ -141,6 +153,9 @@ def deploy(
     image_ids = _register_official_images(region, pcluster_versions)
     table_name = _create_table(client("dynamodb"))
     seed_bucket = _create_seed_bucket(client("s3"), region)
+    signing_key_secret = client("secretsmanager").create_secret(
+        Name=f"{STACK_NAME}-build-cache-key", SecretString=NO_KEY_YET
+    )["ARN"]
     document_name = _create_document(client("ssm"), repo_root)
     build_log_group = _create_log_group(client("logs"))
     function_arns = _create_functions(client("lambda"), service_role)
@@ -161,6 +176,8 @@ def deploy(
         function_arns=function_arns,
         image_ids=image_ids,
         dead_letter_queues=dead_letter_queues,
+        build_cache_url=cache_url(seed_bucket),
+        signing_key_secret=signing_key_secret,
     )
 
 

@@ -13,8 +13,11 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
+
+from petal.local import moto_dynamodb_query
 
 # moto keeps every backend in plain dicts and lists and takes no lock: a scan of a
 # DynamoDB table while another thread puts an item fails with "dictionary changed size
@@ -63,9 +66,13 @@ def install(hooks: Hooks) -> Callable[[], None]:
         _answer_ebs_default_kms_key_id(),
         _aws_managed_ebs_key(),
         _snapshots_keep_their_volumes_key(),
+        _volumes_hold_their_snapshot(),
+        _ec2_times_keep_their_milliseconds(),
         _copies_keep_a_key(),
         _registered_images_keep_their_architecture(),
         _commands_run_on_their_instances_only(),
+        *volume_patches(),
+        *moto_dynamodb_query.patches(),
     ]
     undos = [_apply(owner, name, replacement) for owner, name, replacement in patches]
 
@@ -74,6 +81,20 @@ def install(hooks: Hooks) -> Callable[[], None]:
             undo()
 
     return undo_all
+
+
+def volume_patches() -> list[Patch]:
+    """The patches for warm volumes and Fast Snapshot Restore (petal create --initialize,
+    petal cluster volume-status, petal build fast-restore), which tests of those
+    commands apply to plain moto too."""
+    return [
+        _volume_initialization_rate(),
+        _answer_volume_status(),
+        _enable_fast_snapshot_restores(),
+        _disable_fast_snapshot_restores(),
+        _describe_fast_snapshot_restores(),
+        _deleted_snapshots_lose_fast_restores(),
+    ]
 
 
 def _apply(owner: Any, name: str, replacement: Callable[..., Any]) -> Callable[[], None]:
@@ -261,11 +282,50 @@ def _hook_send_command(command_sent: Callable[[Any], None]) -> Patch:
     original = SimpleSystemManagerBackend.send_command
 
     def send_command(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_command_parameters(backend, kwargs["document_name"], kwargs["parameters"])
         command = original(backend, *args, **kwargs)
         command_sent(command)
         return command
 
     return SimpleSystemManagerBackend, "send_command", send_command
+
+
+def _check_command_parameters(
+    backend: Any, document_name: str | None, parameters: dict[str, list[str]] | None
+) -> None:
+    """moto sends a command whatever its parameters; AWS refuses (InvalidParameters) one
+    that names a parameter its document does not declare, leaves out one without a
+    default, or gives a value outside its allowedPattern or allowedValues."""
+    import yaml
+    from moto.ssm.exceptions import SSMException
+
+    documents = backend._documents.get(document_name or "")
+    if documents is None:  # AWS's own documents, which moto does not hold
+        return
+    document = documents.find(None, None)
+    content = (
+        json.loads(document.content)
+        if document.document_format == "JSON"
+        else yaml.safe_load(document.content)
+    )
+    declared: dict[str, Any] = content.get("parameters") or {}
+    given = parameters or {}
+    problems = [
+        f"{name} is not a parameter of the document" for name in given if name not in declared
+    ]
+    for name, spec in declared.items():
+        if name not in given:
+            if "default" not in spec:
+                problems.append(f"{name} is required")
+            continue
+        for value in given[name]:
+            pattern = spec.get("allowedPattern")
+            if pattern is not None and re.search(pattern, value) is None:
+                problems.append(f"{name} does not match its allowedPattern")
+            if "allowedValues" in spec and value not in spec["allowedValues"]:
+                problems.append(f"{name} is not one of its allowedValues")
+    if problems:
+        raise SSMException("InvalidParameters", "; ".join(problems))
 
 
 def _answer_instance_information(instance_information: Callable[[Any], dict[str, Any]]) -> Patch:
@@ -394,6 +454,48 @@ def _snapshots_keep_their_volumes_key() -> Patch:
     return EBSBackend, "create_snapshot", create_snapshot
 
 
+def _volumes_hold_their_snapshot() -> Patch:
+    """moto creates a volume smaller than the snapshot it is created from; AWS refuses
+    (InvalidParameterValue), so a parent-based build that sized its volume from the
+    seed alone fails here as it would in AWS."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
+    original = EBSBackend.create_volume
+
+    def create_volume(
+        backend: Any,
+        size: Any,
+        zone_name: str,
+        snapshot_id: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        if snapshot_id and size is not None:
+            minimum = int(backend.get_snapshot(snapshot_id).volume.size)
+            if int(size) < minimum:
+                raise EC2ClientError(
+                    "InvalidParameterValue",
+                    f"Volume of {size}GiB is smaller than snapshot '{snapshot_id}', "
+                    f"expect size >= {minimum}GiB",
+                )
+        return original(backend, size, zone_name, snapshot_id, *args, **kwargs)
+
+    return EBSBackend, "create_volume", create_volume
+
+
+def _ec2_times_keep_their_milliseconds() -> Patch:
+    """moto writes every EC2 time with ".000" milliseconds, so snapshots taken in the same
+    second tie and "the newest" (`--from auto`, resolution) picks one at random; EC2
+    reports real milliseconds ("2021-03-05T13:52:38.877Z")."""
+    from moto.core.serialize import TimestampSerializer
+
+    def iso8601_with_milliseconds(serializer: Any, value: datetime) -> str:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+    return TimestampSerializer, "_timestamp_iso8601_zeroed", iso8601_with_milliseconds
+
+
 def _copies_keep_a_key() -> Patch:
     """A copy of an encrypted snapshot without KmsKeyId: AWS keeps the source's key in
     its own region and uses the destination's default EBS key in another; moto leaves
@@ -452,3 +554,254 @@ def _commands_run_on_their_instances_only() -> Patch:
         return list(original(command)) if command.targets else []
 
     return Command, "_get_instance_ids_from_targets", instance_ids_from_targets
+
+
+# EBS Provisioned Rate for Volume Initialization, MiB/s.
+_INITIALIZATION_RATES: Final = range(100, 301)
+
+
+def _volume_initialization_rate() -> Patch:
+    """moto 5.2.5 ignores CreateVolume's VolumeInitializationRate. AWS accepts it only
+    for a volume created from a snapshot and only from 100 to 300 MiB/s, and reports it
+    on the volume (DescribeVolumes)."""
+    from moto.ec2.exceptions import EC2ClientError, InvalidParameterCombination
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
+    original = ElasticBlockStore.create_volume
+
+    def create_volume(response: Any) -> Any:
+        rate = response._get_param("VolumeInitializationRate")
+        if rate is not None:
+            if not response._get_param("SnapshotId"):
+                raise InvalidParameterCombination(
+                    "VolumeInitializationRate is supported only for volumes created from a snapshot"
+                )
+            if int(rate) not in _INITIALIZATION_RATES:
+                raise EC2ClientError(
+                    "InvalidParameterValue",
+                    f"The volume initialization rate {rate} MiB/s is not valid: specify "
+                    "100 to 300 MiB/s",
+                )
+        result = original(response)
+        if rate is not None:
+            volume: Any = result.result
+            volume.volume_initialization_rate = int(rate)
+        return result
+
+    return ElasticBlockStore, "create_volume", create_volume
+
+
+def _answer_volume_status() -> Patch:
+    """moto 5.2.5 has no DescribeVolumeStatus. The emulator answers for the volumes
+    asked for (InvalidVolume.NotFound for an unknown one, as AWS): status ok and, for a
+    volume created from a snapshot, InitializationStatusDetails. At a provisioned rate
+    the progress is the time since creation over the snapshot's size at that rate, as
+    AWS estimates it; at the default rate AWS's pace is unknown, so only the type."""
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
+    def describe_volume_status(response: Any) -> Any:
+        backend = response.ec2_backend
+        volume_ids = response._get_param("VolumeIds", [])
+        statuses = []
+        for volume in backend.describe_volumes(volume_ids=volume_ids or None):
+            status: dict[str, Any] = {
+                "VolumeId": volume.id,
+                "AvailabilityZone": volume.zone.name,
+                "VolumeStatus": {
+                    "Status": "ok",
+                    "Details": [
+                        {"Name": "io-enabled", "Status": "passed"},
+                        {"Name": "io-performance", "Status": "not-applicable"},
+                    ],
+                },
+                "Actions": [],
+                "Events": [],
+            }
+            rate = getattr(volume, "volume_initialization_rate", None)
+            if rate is not None:
+                snapshot = backend.snapshots.get(volume.snapshot_id)
+                size = snapshot.volume.size if snapshot is not None else volume.size
+                total = int(size) * 1024 / rate
+                elapsed = (utcnow() - volume.create_time).total_seconds()
+                status["InitializationStatusDetails"] = {
+                    "InitializationType": "provisioned-rate",
+                    "Progress": min(100, int(100 * elapsed / total)),
+                    "EstimatedTimeToCompleteInSeconds": max(0, round(total - elapsed)),
+                }
+            elif volume.snapshot_id:
+                status["InitializationStatusDetails"] = {"InitializationType": "default"}
+            statuses.append(status)
+        return ActionResult({"VolumeStatuses": statuses})
+
+    return ElasticBlockStore, "describe_volume_status", describe_volume_status
+
+
+# Fast Snapshot Restore, which moto 5.2.5 lacks: per EC2 backend (account and region),
+# (snapshot id, zone) -> the restore's description, from enabling until disabled.
+_FAST_RESTORES_PER_REGION: Final = 5
+
+
+def _fast_restores(backend: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    restores: dict[tuple[str, str], dict[str, Any]] | None = getattr(
+        backend, "petal_fast_restores", None
+    )
+    if restores is None:
+        restores = {}
+        backend.petal_fast_restores = restores
+    return restores
+
+
+def _fast_restore_zones(response: Any) -> list[str]:
+    """The zones asked for; InvalidParameterValue for one the region does not have."""
+    from moto.ec2.exceptions import EC2ClientError
+
+    backend = response.ec2_backend
+    known = {zone.name for zone in backend.describe_availability_zones()}
+    zones = [str(z) for z in response._get_param("AvailabilityZones", [])]
+    for zone in zones:
+        if zone not in known:
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"The Availability Zone {zone} is not valid in {backend.region_name}",
+            )
+    return zones
+
+
+def _fast_restore_error(snapshot_id: str, zone: str, code: str, message: str) -> dict[str, Any]:
+    return {
+        "SnapshotId": snapshot_id,
+        "FastSnapshotRestoreStateErrors": [
+            {"AvailabilityZone": zone, "Error": {"Code": code, "Message": message}}
+        ],
+    }
+
+
+def _enable_fast_snapshot_restores() -> Patch:
+    """EnableFastSnapshotRestores: per snapshot and zone, enabling (the emulator's
+    DescribeFastSnapshotRestores then says enabled); refused, in Unsuccessful, for a
+    snapshot this account cannot see or past the region's limit of 5 snapshots."""
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.ec2.responses import EC2Response
+
+    def enable_fast_snapshot_restores(response: Any) -> Any:
+        backend = response.ec2_backend
+        restores = _fast_restores(backend)
+        zones = _fast_restore_zones(response)
+        successful: list[dict[str, Any]] = []
+        unsuccessful: list[dict[str, Any]] = []
+        for snapshot_id in [str(s) for s in response._get_param("SourceSnapshotIds", [])]:
+            snapshot = backend.snapshots.get(snapshot_id)
+            for zone in zones:
+                with_restores = {sid for sid, _ in restores}
+                if snapshot is None:
+                    unsuccessful.append(
+                        _fast_restore_error(
+                            snapshot_id,
+                            zone,
+                            "InvalidSnapshot.NotFound",
+                            f"The snapshot '{snapshot_id}' does not exist.",
+                        )
+                    )
+                elif (
+                    snapshot_id not in with_restores
+                    and len(with_restores) >= _FAST_RESTORES_PER_REGION
+                ):
+                    unsuccessful.append(
+                        _fast_restore_error(
+                            snapshot_id,
+                            zone,
+                            "FastSnapshotRestoreLimitExceeded",
+                            f"At most {_FAST_RESTORES_PER_REGION} snapshots per region can "
+                            "have fast snapshot restores enabled",
+                        )
+                    )
+                else:
+                    restore = restores.setdefault(
+                        (snapshot_id, zone),
+                        {
+                            "SnapshotId": snapshot_id,
+                            "AvailabilityZone": zone,
+                            "State": "enabling",
+                            "StateTransitionReason": "Client.UserInitiated",
+                            "OwnerId": snapshot.owner_id,
+                            "EnablingTime": utcnow(),
+                        },
+                    )
+                    successful.append(dict(restore))
+        return ActionResult({"Successful": successful, "Unsuccessful": unsuccessful})
+
+    return EC2Response, "enable_fast_snapshot_restores", enable_fast_snapshot_restores
+
+
+def _disable_fast_snapshot_restores() -> Patch:
+    """DisableFastSnapshotRestores: disabling, and gone from the emulator's
+    DescribeFastSnapshotRestores; a restore that was never enabled is reported
+    disabled, as AWS does."""
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.ec2.responses import EC2Response
+
+    def disable_fast_snapshot_restores(response: Any) -> Any:
+        restores = _fast_restores(response.ec2_backend)
+        zones = _fast_restore_zones(response)
+        successful = []
+        for snapshot_id in [str(s) for s in response._get_param("SourceSnapshotIds", [])]:
+            for zone in zones:
+                restore = restores.pop((snapshot_id, zone), None)
+                state = "disabling" if restore is not None else "disabled"
+                successful.append(
+                    {
+                        "SnapshotId": snapshot_id,
+                        "AvailabilityZone": zone,
+                        "State": state,
+                        "StateTransitionReason": "Client.UserInitiated",
+                        "DisablingTime": utcnow(),
+                    }
+                )
+        return ActionResult({"Successful": successful, "Unsuccessful": []})
+
+    return EC2Response, "disable_fast_snapshot_restores", disable_fast_snapshot_restores
+
+
+def _describe_fast_snapshot_restores() -> Patch:
+    """DescribeFastSnapshotRestores with the snapshot-id, availability-zone and state
+    filters; every enabled restore reads enabled (AWS takes minutes to hours)."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses import EC2Response
+
+    def describe_fast_snapshot_restores(response: Any) -> Any:
+        filters = response._filters_from_querystring()
+        found = []
+        for restore in _fast_restores(response.ec2_backend).values():
+            restore["State"] = "enabled"
+            fields = {
+                "snapshot-id": restore["SnapshotId"],
+                "availability-zone": restore["AvailabilityZone"],
+                "state": restore["State"],
+                "owner-id": restore["OwnerId"],
+            }
+            if all(fields.get(name) in values for name, values in filters.items()):
+                found.append(dict(restore))
+        return ActionResult({"FastSnapshotRestores": found})
+
+    return EC2Response, "describe_fast_snapshot_restores", describe_fast_snapshot_restores
+
+
+def _deleted_snapshots_lose_fast_restores() -> Patch:
+    """Deleting a snapshot disables its fast snapshot restores in AWS (it is not
+    refused); moto knows no restores to disable."""
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
+    original = EBSBackend.delete_snapshot
+
+    def delete_snapshot(backend: Any, snapshot_id: str) -> Any:
+        deleted = original(backend, snapshot_id)
+        restores = _fast_restores(backend)
+        for key in [key for key in restores if key[0] == snapshot_id]:
+            del restores[key]
+        return deleted
+
+    return EBSBackend, "delete_snapshot", delete_snapshot

@@ -7,7 +7,9 @@ the output stood), delivers the events with a marker to log_heartbeat as a Cloud
 Logs subscription would, then delivers SSM's "EC2 Command Invocation Status-change
 Notification" to callback. It says in the log that nothing is installed. It also
 answers DescribeInstanceInformation (moto has none) with the builders' agents Online,
-and acts out the bootstrap's injected failures.
+and acts out the bootstrap's injected failures. Like bootstrap.sh, it tags every marker
+line with the build's log key, which it finds among the command's parameters (LogKey),
+and repeats its last lines (PETAL-TAIL) before a PETAL-FAILED.
 """
 
 from __future__ import annotations
@@ -27,22 +29,34 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import yaml
 from botocore.exceptions import ClientError
 
-from petal.build.bootstrap_document import PARAM_BUILD_ID, PARAM_SPACK_YAML
+from petal.build.bootstrap_document import (
+    PARAM_BUILD_ID,
+    PARAM_PARENT_SNAPSHOT,
+    PARAM_SPACK_YAML,
+    PARAM_VOLUME_ID,
+)
+from petal.build.build_cache import PARAM_BUILD_CACHE_URL, PARAM_MANIFEST_URL
 from petal.build.log_events import encode_subscription_event
+from petal.build.log_markers import LOG_KEY_PATTERN, sign_line
+from petal.build.manifest import MANIFEST_MARKER
 from petal.deployment_contract import (
     CALLBACK_FUNCTION,
     FAILURE_MARKER,
     HEARTBEAT_MARKER,
     LOG_HEARTBEAT_FUNCTION,
+    PARAM_LOG_KEY,
     PROGRESS_MARKER,
     SSM_BOOTSTRAP_SCRIPT,
     STEP_MARKER,
     TAG_BUILD_ID,
+    TAIL_MARKER,
 )
 from petal.local.deploy import ACCOUNT_ID
 from petal.local.event_bus import EventResult, command_status_event
 from petal.local.failures import SSM_FAILURE_STATUS
 from petal.local.moto_fixes import BACKEND_LOCK
+from petal.local.simulated_cache import SimulatedStack, spec_hash
+from petal.local.simulated_volumes import InstallPlan, SimulatedVolumes, packages_of
 
 if TYPE_CHECKING:
     from petal.build.table import BuildTable
@@ -67,7 +81,13 @@ AGENT_EVENTS_PER_CALL: Final = 4
 # takes what is there, so a marker may open an event, close it or sit inside it.
 _LINES_PER_UPLOAD: Final = (3, 1, 4, 2, 5)
 # The build log's subscription filter: any of these terms (stacks/build_logs.py).
-SUBSCRIPTION_TERMS: Final = (PROGRESS_MARKER, STEP_MARKER, HEARTBEAT_MARKER, FAILURE_MARKER)
+SUBSCRIPTION_TERMS: Final = (
+    PROGRESS_MARKER,
+    STEP_MARKER,
+    HEARTBEAT_MARKER,
+    FAILURE_MARKER,
+    MANIFEST_MARKER,
+)
 # GetCommandInvocation's StatusDetails of each final status the agent reports.
 _STATUS_DETAILS: Final = {"TimedOut": "ExecutionTimedOut"}
 
@@ -132,6 +152,7 @@ class SimulatedBuilders:
         self._harness = harness
         self._stopped = stopped
         self._agents: list[threading.Thread] = []
+        self._volumes = SimulatedVolumes()
 
     def command_sent(self, command: Any) -> None:
         """SendCommand returned: each instance's agent starts on the bootstrap."""
@@ -139,7 +160,12 @@ class SimulatedBuilders:
             return
         for instance_id in command.instance_ids:
             run = _BootstrapRun(
-                self._harness, self._stopped, command.command_id, instance_id, command.parameters
+                self._harness,
+                self._stopped,
+                command.command_id,
+                instance_id,
+                command.parameters,
+                self._volumes,
             )
             if self._harness.install.finish_before_parked:
                 run.run()
@@ -229,8 +255,10 @@ class _BootstrapRun:
         command_id: str,
         instance_id: str,
         parameters: dict[str, Any],
+        volumes: SimulatedVolumes,
     ) -> None:
         self._harness = harness
+        self._volumes = volumes
         self._stopped = stopped
         self._command_id = command_id
         self._instance_id = instance_id
@@ -256,41 +284,94 @@ class _BootstrapRun:
         if harness.install.agent_unreachable:
             self._finish_command("TimedOut", details="DeliveryTimedOut")
             return
-        specs = _root_specs(str(_first(self._parameters.get(PARAM_SPACK_YAML)) or ""))
+        spack_yaml = str(_first(self._parameters.get(PARAM_SPACK_YAML)) or "")
+        specs = _root_specs(spack_yaml)
         steps = bootstrap_step_names(harness.repo_root)
         minutes = max(harness.install.minutes, 0.01)
         beat = max(harness.install.heartbeat_minutes, 0.01)
+        volume_id = str(_first(self._parameters.get(PARAM_VOLUME_ID)) or "")
+        plan = InstallPlan(packages_of(spack_yaml), self._volume_at_start(volume_id))
+        # A fresh build's install step; an incremental one takes the share of what it installs.
+        fresh_install = timedelta(minutes=minutes * 0.8)
+        installing = sum(plan.share(p) for p in plan.packages if plan.installs(p))
         transcript = _Transcript(
-            datetime.now(UTC) - timedelta(minutes=minutes), timedelta(minutes=beat), self._flush
+            datetime.now(UTC) - timedelta(minutes=minutes * 0.2) - fresh_install * installing,
+            timedelta(minutes=beat),
+            self._flush,
         )
         other_share = timedelta(minutes=minutes * 0.2) / max(len(steps), 1)
         transcript.emit(NOTHING_INSTALLED)
         transcript.heartbeats_due()
+        cache_url = str(_first(self._parameters.get(PARAM_BUILD_CACHE_URL)) or "")
+        stack = SimulatedStack(harness.client("s3"), cache_url, specs)
         for step in steps:
             transcript.emit(f"{STEP_MARKER} {step}")
-            if step != "install":
+            if step in ("push", "manifest"):
+                self._record(transcript, stack, step)
+            elif step == "prune":
+                for identity in plan.removed:
+                    transcript.emit(f"==> petal local mode: removed {identity} (simulated)")
+            elif step != "install":
                 transcript.emit(f"petal local mode: step {step} simulated, nothing done")
-                transcript.advance(other_share)
+            else:
+                if not self._install(transcript, stack, plan, fresh_install, mode):
+                    return
+                transcript.emit(plan.report(fresh_install.total_seconds() / 60))
                 continue
-            install_share = timedelta(minutes=minutes * 0.8)
-            if not self._install(transcript, specs, install_share / max(len(specs), 1), mode):
-                return
+            transcript.advance(other_share)
+        self._volumes.finished(volume_id, plan.identities)
         transcript.emit(f"{STEP_MARKER} done")
         transcript.flush()
         self._finish_command("Success")
 
+    def _record(self, transcript: _Transcript, stack: SimulatedStack, step: str) -> None:
+        """The push and manifest steps: what they leave in the emulated buckets."""
+        if step == "push":
+            for spec in stack.push():
+                transcript.emit(f"petal local mode: {spec} pushed to the build cache (simulated)")
+            return
+        url = str(_first(self._parameters.get(PARAM_MANIFEST_URL)) or "")
+        if url:
+            parameters = {k: str(_first(v) or "") for k, v in self._parameters.items()}
+            transcript.emit(f"{MANIFEST_MARKER} {stack.upload_manifest(url, parameters)}")
+
+    def _volume_at_start(self, volume_id: str) -> frozenset[str]:
+        from moto.ec2.models import ec2_backends
+
+        with BACKEND_LOCK:
+            backend = ec2_backends[ACCOUNT_ID][self._harness.region]
+            return self._volumes.at_start(backend, volume_id)
+
     def _install(
-        self, transcript: _Transcript, specs: list[str], per_spec: timedelta, mode: str | None
+        self,
+        transcript: _Transcript,
+        stack: SimulatedStack,
+        plan: InstallPlan,
+        fresh_install: timedelta,
+        mode: str | None,
     ) -> bool:
-        """The install step, spec by spec; False if `mode` ended the bootstrap in it."""
+        """The install step, spec by spec, each taking its share of a fresh build's
+        install (petal.local.simulated_volumes) unless the volume has it already; False
+        if `mode` ended the bootstrap in it."""
+        specs = stack.specs
+        packages = {p.spec: p for p in plan.packages}
+        parent = str(_first(self._parameters.get(PARAM_PARENT_SNAPSHOT)) or "")
         for index, spec in enumerate(specs, start=1):
             transcript.emit(f"{PROGRESS_MARKER} {index}/{len(specs)} {spec}")
-            transcript.emit(f"==> petal local mode: {spec} NOT installed (simulation)")
+            package = packages.get(spec)
+            if package is not None and not plan.installs(package):
+                stack.sources[spec_hash(spec)] = "parent"
+                transcript.emit(f"[+] petal local mode: {spec} is on the volume ({parent})")
+            elif stack.install(spec) == "cache":
+                transcript.emit(f"==> petal local mode: {spec} from the build cache (simulated)")
+            else:
+                transcript.emit(f"==> petal local mode: {spec} NOT installed (simulation)")
             if mode in SSM_FAILURE_STATUS or mode in ("terminated", "hang"):
                 transcript.flush()
                 self._end_early(str(mode), "install", spec)
                 return False
-            transcript.advance(per_spec)
+            if package is not None and plan.installs(package):
+                transcript.advance(fresh_install * plan.share(package))
             if self._harness.install.pace_seconds > 0:
                 transcript.flush()
                 self._stopped.wait(self._harness.install.pace_seconds)
@@ -307,8 +388,10 @@ class _BootstrapRun:
             return
         lines: list[LogLine] = []
         if mode == "failed":
+            error = f"==> Error: simulated failure while installing {spec}"
             lines = [
-                (now, f"==> Error: simulated failure while installing {spec}"),
+                (now, error),
+                (now, f"{TAIL_MARKER} {error}"),
                 (now, f"{FAILURE_MARKER} {step}: spack install failed for {spec} (simulated)"),
             ]
         self._flush(lines)
@@ -335,10 +418,11 @@ class _BootstrapRun:
 
     def _flush(self, batch: list[LogLine]) -> None:
         """Upload lines as the agent does, and deliver the events that hold a marker to
-        log_heartbeat as the subscription does: several events in one invocation."""
+        log_heartbeat as the subscription does: several events in one invocation. The
+        markers go out tagged, as bootstrap.sh's `marker` prints them."""
         if not batch:
             return
-        events = self._agent_events(batch)
+        events = self._agent_events([(t, self._tagged(line)) for t, line in batch])
         self._write_log(events)
         matching = [(t, m) for t, m in events if any(term in m for term in SUBSCRIPTION_TERMS)]
         if matching:
@@ -351,6 +435,12 @@ class _BootstrapRun:
                     owner=ACCOUNT_ID,
                 ),
             )
+
+    def _tagged(self, line: str) -> str:
+        key = str(_first(self._parameters.get(PARAM_LOG_KEY)) or "")
+        if not line.startswith("PETAL-") or LOG_KEY_PATTERN.fullmatch(key) is None:
+            return line  # output, or no valid key: untagged, as bootstrap.sh prints it
+        return sign_line(key, str(_first(self._parameters.get(PARAM_BUILD_ID)) or ""), line)
 
     def _agent_events(self, lines: list[LogLine]) -> list[LogLine]:
         """The log events the agent makes of `lines` (in the order printed): each

@@ -9,10 +9,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from petal.build.manifest import Manifest
 from petal.deployment_contract import (
     TAG_FINGERPRINT,
 )
 from petal.platforms import operating_system
+from petal.registry.documents import MAX_DOCUMENT_BYTES
 from petal.sharing.errors import InvalidArgument, Refused, SharingError
 from petal.sharing.kms import KeyLookup, aws_managed_refusal
 from petal.sharing.public import BlockPublicAccessState
@@ -234,6 +236,7 @@ def build_publication(
     seed_url: str | None = None,
     today: date | None = None,
     existing: Mapping[str, Any] | None = None,
+    manifests: Mapping[str, Manifest] | None = None,
 ) -> Publication:
     """The registry documents for checked snapshots (see `check_publishable`). With
     `existing` (the current <name>.json) the entry is updated: other variants are kept,
@@ -244,7 +247,10 @@ def build_publication(
         fingerprint=fingerprint,
         public=public,
         aws_account=snapshots[0].owner_id,
-        variants=[_variant(snapshot) for snapshot in snapshots],
+        variants=[
+            _variant(snapshot, (manifests or {}).get(snapshot.snapshot_id))
+            for snapshot in snapshots
+        ],
         description=description,
         packages=tuple(packages),
         seed_url=seed_url,
@@ -262,14 +268,23 @@ def build_publication(
             "the generated registry documents are invalid (a petal bug, please report it): "
             + "; ".join(problems)
         )
+    size = len(json.dumps(metadata, indent=2).encode())
+    if size > MAX_DOCUMENT_BYTES:
+        # Each variant's manifest carries its spack.lock: many variants of a large stack
+        # outgrow what registry clients read.
+        raise Refused(
+            f"the entry would be {size} bytes, more than the {MAX_DOCUMENT_BYTES} registry "
+            "clients read: publish fewer snapshots under this --name, or split them into "
+            "entries by region"
+        )
     warnings = () if draft.packages else (_NO_PACKAGES_WARNING,)
     return Publication(metadata, index_entry, warnings)
 
 
-def _variant(snapshot: SnapshotRecord) -> dict[str, Any]:
+def _variant(snapshot: SnapshotRecord, manifest: Manifest | None) -> dict[str, Any]:
     described = snapshot.petal
     assert described is not None  # check_publishable refused the others
-    return {
+    variant = {
         "region": snapshot.region,
         "snapshot_id": snapshot.snapshot_id,
         "os": operating_system(described.os).registry_name,
@@ -277,6 +292,30 @@ def _variant(snapshot: SnapshotRecord) -> dict[str, Any]:
         "description": _variant_description(snapshot, described),
         "architecture": described.architecture,
     }
+    if manifest is not None:
+        variant["manifest"] = registry_manifest(manifest)
+    return variant
+
+
+def registry_manifest(manifest: Manifest) -> dict[str, Any]:
+    """What a registry entry tells of the build behind a snapshot: from its manifest,
+    enough to rebuild it exactly (the lock and Spack's commit) and to see how it was
+    made (image, compilers, parent, where each package came from)."""
+    data = manifest.data
+    os_release = data.get("os") or {}
+    found = {
+        "build_id": manifest.build_id,
+        "spack_version": data.get("spack_version"),
+        "spack_commit": data.get("spack_commit"),
+        "builder_image": data.get("builder_image"),
+        "os": " ".join(filter(None, (os_release.get("id"), os_release.get("version_id")))),
+        "compilers": data.get("compilers"),
+        "core_compilers": data.get("core_compilers"),
+        "parent_snapshot": data.get("parent_snapshot"),
+        "install_sources": data.get("install_sources"),
+        "spack_lock": data.get("lock"),
+    }
+    return {k: v for k, v in found.items() if v not in (None, "", [], {})}
 
 
 def _updated(draft: _EntryDraft, existing: Mapping[str, Any]) -> _EntryDraft:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from petal.identifiers import GP3_IOPS_PER_GIB
 from petal.platforms import (
@@ -43,7 +43,9 @@ from petal.seed.spack_packages import seed_package_problems
 from petal.seed.spack_spec import GRAMMAR_HINT, Spec, SpecError, parse_spec
 from petal.validation import Problem, kind_of, load_schema, locate
 from petal.validation import problems as schema_problems
-from petal.yaml_source import YamlDocument, YamlSourceError, load_yaml_document
+
+if TYPE_CHECKING:
+    from petal.yaml_source import YamlDocument
 
 SEED_SCHEMA = "seed.schema.json"
 
@@ -71,6 +73,10 @@ def parse_seed(
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     # The size alone decides: refused before a byte is parsed.
     check_seed_size(len(raw), source)
+    # Here, not at import: PyYAML (about 70 ms of a Lambda cold start, which compiles it
+    # from source) is loaded by the calls that parse a seed's text, not by every importer.
+    from petal.yaml_source import YamlSourceError, load_yaml_document
+
     try:
         document = load_yaml_document(raw, max_bytes=MAX_SEED_BYTES)
     except YamlSourceError as error:
@@ -96,6 +102,8 @@ def parse_seed_mapping(
     data: Any, source: str = "<seed>", overrides: Overrides | None = None
 ) -> Seed:
     """Validate a seed given as already-parsed data (the `seed` of a build request)."""
+    from petal.yaml_source import YamlDocument
+
     return _validate(YamlDocument(data=data), source, overrides)
 
 

@@ -18,6 +18,9 @@ from petal.validation import Problem
 COMPILER_PACKAGES = frozenset(
     {"gcc", "llvm", "aocc", "nvhpc", "intel-oneapi-compilers", "intel-oneapi-compilers-classic"}
 )
+# The MPI implementations petal builds for Slurm and EFA (petal.seed.spack_environment,
+# MPI_REQUIREMENTS, says how); a seed naming another MPI is refused.
+MPI_PACKAGES = ("openmpi", "mpich", "intel-oneapi-mpi")
 OFFICIAL_BUILDCACHE_URL = "https://binaries.spack.io/releases/{series}"
 GP3_MIBPS_PER_IOPS = 0.25
 # The one size limit of a seed, in bytes: of the file (`petal seed validate`, the S3

@@ -8,13 +8,15 @@ a cache) and reports, in petal's own format (file, field, what is wrong, the fix
 - what Spack refuses: unknown packages, versions no recipe declares, conflicts;
 - from the resulting spack.lock, what a build must hold (`lock_properties`): every spec
   on the seed's compiler (the compiler itself may be built with the system one) and on
-  the rendered generic target, openmpi with Slurm support, one version of each package,
-  and a build stage outside /tmp (tmpfs on the builder).
+  the rendered generic target, every MPI built for Slurm and EFA, one version of each
+  package that is linked or run, and a build stage outside /tmp (tmpfs on the builder).
 
 Nothing reaches the network: the environment is concretized without its mirrors, its
 install tree and module roots are moved into a work directory, and the seed's compilers
 are declared as if installed (a build installs them first), so `%gcc@X` can be solved.
-Spack concretizes for this machine's OS: the seed's `os` is not checked.
+Spack concretizes for this machine's OS: the seed's `os` is not checked. A seed of the
+other CPU family (arm64 on x86_64, say) is solved for its own target all the same
+(`cross_environment`): only the check needs that, the builder is of the seed's family.
 
 A concretized spack.lock is kept in the cache, keyed by the Spack, the rendered
 environment and the compilers declared: the same seed is solved once.
@@ -41,7 +43,13 @@ import yaml
 
 from petal.seed.fingerprint import fingerprint
 from petal.seed.model import Seed
-from petal.seed.spack_environment import PORTABLE_TARGETS, spack_environment
+from petal.seed.spack_environment import (
+    EFA_PREFIX,
+    MPI_REQUIREMENTS,
+    PORTABLE_TARGETS,
+    SLURM_PREFIX,
+    spack_environment,
+)
 from petal.seed.spack_packages import catalog
 from petal.seed.spack_spec import parse_spec
 from petal.validation import Problem
@@ -54,9 +62,8 @@ DEFAULT_TIMEOUT: Final = 1800.0
 # ParallelCluster's AL2023 AMIs.
 _TMP_PREFIXES: Final = ("/tmp", "$tempdir", "${tempdir}", "$TMPDIR", "${TMPDIR}")  # noqa: S108
 
-
-_HOST_FAMILY: Final = {"x86_64": "x86_64", "arm64": "aarch64"}
-_MACHINES: Final = {"arm64": "a Graviton instance", "x86_64": "an x86_64 machine"}
+# Spack's CPU family of each seed architecture.
+_FAMILY: Final = {"x86_64": "x86_64", "arm64": "aarch64"}
 # Spack names a failed requirement once per package it touches: the first few say it.
 MAX_REASONS: Final = 8
 
@@ -316,9 +323,11 @@ def seed_compilers(seed: Seed) -> list[tuple[str, str]]:
     return result
 
 
-def _compilers_scope(spack: Spack, seed: Seed, scope: Path) -> str:
+def _compilers_scope(spack: Spack, seed: Seed, scope: Path, *, cross: bool) -> str:
     """A config scope declaring the seed's compilers as if installed (copies of the
-    system compiler of the same family), for the seed's architecture."""
+    system compiler of the same family). For a seed of another CPU family (`cross`),
+    every compiler is declared for `any` target: Spack then asks archspec whether it
+    can build for the seed's target instead of tying it to this machine's family."""
     data = yaml.safe_load((spack.home / "config" / "compilers.yaml").read_text()) or {}
     system = [entry["compiler"] for entry in data.get("compilers", [])]
     declared = [dict(c) for c in system]
@@ -328,8 +337,8 @@ def _compilers_scope(spack: Spack, seed: Seed, scope: Path) -> str:
         same = [c for c in system if c["spec"].split("@")[0] == name] or system
         if same and version:
             declared.append({**same[0], "spec": f"{name}@={version}"})
-    if seed.architecture == "arm64":
-        declared = [{**c, "target": "aarch64"} for c in declared]
+    if cross:
+        declared = [{**c, "target": "any"} for c in declared]
     scope.mkdir(parents=True, exist_ok=True)
     # `compilers::` replaces the lower scopes' lists (Spack's override syntax).
     listed = yaml.safe_dump([{"compiler": c} for c in declared], sort_keys=False)
@@ -338,11 +347,15 @@ def _compilers_scope(spack: Spack, seed: Seed, scope: Path) -> str:
     return text
 
 
-def offline_environment(environment: dict[str, Any], work: Path) -> dict[str, Any]:
+def offline_environment(
+    environment: dict[str, Any], work: Path, *, cross_target: str | None = None
+) -> dict[str, Any]:
     """The rendered environment, changed only where this machine differs from the
     builder: no mirrors (offline), install tree, module roots, stage and source cache
-    in `work`."""
+    in `work`; for a seed of another CPU family, `cross_environment`."""
     spack = json.loads(json.dumps(environment["spack"]))
+    if cross_target:
+        cross_environment(spack, cross_target)
     spack["mirrors"] = {}
     config = spack.setdefault("config", {})
     config["install_tree"] = {"root": str(work / "opt")}
@@ -352,6 +365,26 @@ def offline_environment(environment: dict[str, Any], work: Path) -> dict[str, An
         if isinstance(module_set, dict) and isinstance(module_set.get("roots"), dict):
             module_set["roots"] = {k: str(work / "modules" / k) for k in module_set["roots"]}
     return {"spack": spack}
+
+
+def cross_environment(spack: dict[str, Any], target: str) -> None:
+    """Solve for `target` of another CPU family than this machine's. Spack 0.23 offers
+    the solver only this machine's family, plus, with `concretizer: targets:
+    host_compatible: false`, the targets the root specs name: each root spec names the
+    rendered target (which `packages: all: require:` already asks of every spec).
+    The builder needs neither: it is of the seed's family."""
+    concretizer = spack.setdefault("concretizer", {})
+    concretizer["targets"] = {"host_compatible": False}
+    for definition in spack.get("definitions", []):
+        if "packages" in definition:
+            definition["packages"] = [_with_target(s, target) for s in definition["packages"]]
+
+
+def _with_target(spec: str, target: str) -> str:
+    root, caret, dependencies = spec.partition(" ^")
+    if "target=" in root:
+        return spec
+    return f"{root} target={target}{caret}{dependencies}"
 
 
 def _cpu_children() -> float:
@@ -372,25 +405,18 @@ def check_seed(
     """Render, concretize (or reuse the cached lock) and check one seed."""
     environment = spack_environment(seed)
     result = CheckResult(source=source, environment=environment)
-    host = platform.machine()
-    if _HOST_FAMILY.get(seed.architecture) != host:
-        message = (
-            f"a seed for {seed.architecture} concretizes only on an {seed.architecture} "
-            f"machine (Spack solves for the CPU family it runs on; this one is {host}): "
-            f"run petal seed check on {_MACHINES.get(seed.architecture, 'one')}"
-        )
-        result.problems.append(Problem("architecture", message))
-        return result
+    cross = _FAMILY[seed.architecture] != platform.machine()
     work = work or spack.home / "work" / f"{seed.name}-{fingerprint(seed)[7:19]}"
     shutil.rmtree(work, ignore_errors=True)
     env_dir = work / "env"
     env_dir.mkdir(parents=True)
     result.work = work
     scope = work / "scope"
-    compilers = _compilers_scope(spack, seed, scope)
-    offline = offline_environment(environment, work)
+    compilers = _compilers_scope(spack, seed, scope, cross=cross)
+    target = PORTABLE_TARGETS[seed.architecture]
+    offline = offline_environment(environment, work, cross_target=target if cross else None)
     # The key leaves out the work directory, which only the offline paths name.
-    key_text = json.dumps([spack.key, environment, compilers], sort_keys=True)
+    key_text = json.dumps([spack.key, environment, compilers, cross], sort_keys=True)
     key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
     cached_lock = spack.home / "locks" / f"{key}.lock"
     (env_dir / "spack.yaml").write_text(yaml.safe_dump(offline, sort_keys=False))
@@ -495,7 +521,7 @@ def _explain(reason: str) -> str:
 _PROPERTY_FIELDS: Final = {
     "compiler": "software.compilers",
     "target": "architecture",
-    "openmpi_slurm": "software.packages",
+    "mpi": "software.packages",
     "one_version": "software.packages",
     "build_stage": "software",
 }
@@ -598,33 +624,23 @@ def lock_properties(
             f"{len(off_target)} of {len(built)} specs are not built for {target}: "
             f"{_names(off_target)}; require the target (packages: all: require: 'target={target}')"
         )
-    for h in packages:
-        node = nodes[h]
-        if node["name"] != "openmpi":
-            continue
-        schedulers = node.get("parameters", {}).get("schedulers", [])
-        if "slurm" not in schedulers:
-            result["openmpi_slurm"].append(
-                f"openmpi@{node.get('version')} is concretized with schedulers="
-                f"{','.join(schedulers) or 'none'}: mpirun would not launch under Slurm; "
-                "add schedulers=slurm with ParallelCluster's Slurm as an external"
-            )
+    result["mpi"] = _mpi_problems(nodes, packages)
     by_name: dict[str, set[str]] = {}
     for h in packages:
         by_name.setdefault(nodes[h]["name"], set()).add(h)
+    # Spack's `duplicates: strategy: minimal` (its default) lets a build tool (py-cython,
+    # cmake: recipes tagged build-tools) be built in two versions when packages need
+    # incompatible ones, even with `unify: true`. Such a copy only runs while a package
+    # is built: no module, nothing links it. What users load must be one version.
     build_only = _build_only(nodes, package_roots)
     for name, hashes in sorted(by_name.items()):
-        if len(hashes) > 1:
-            versions = sorted(_describe(nodes[h]) for h in hashes)
-            fix = (
-                "a build tool needed in two versions: set concretizer: duplicates: "
-                "strategy: none, or pin the packages that need the other"
-                if hashes & build_only
-                else "pin one version in the seed, or concretize with unify: true"
-            )
+        used = hashes - build_only
+        if len(used) > 1:
+            versions = sorted(_describe(nodes[h]) for h in used)
             result["one_version"].append(
-                f"{name} is concretized {len(hashes)} times ({', '.join(versions)}): "
-                f"the volume would hold each; {fix}"
+                f"{name} is concretized {len(used)} times ({', '.join(versions)}): the "
+                "volume would hold each, linked into different packages; pin one version "
+                "in the seed, or concretize with unify: true"
             )
     stage = environment.get("spack", {}).get("config", {}).get("build_stage", [])
     for entry in [stage] if isinstance(stage, str) else list(stage):
@@ -634,6 +650,56 @@ def lock_properties(
                 "the builder: large builds fill it; stage on the root disk (/var/tmp)"
             )
     return result
+
+
+def _satisfies(node: Mapping[str, Any], requirement: str) -> bool:
+    """Whether a concrete node has a variant requirement: `+name` or `key=value`."""
+    parameters = node.get("parameters", {})
+    if requirement.startswith("+"):
+        return parameters.get(requirement[1:]) is True
+    key, _, value = requirement.partition("=")
+    have = parameters.get(key)
+    return value in have if isinstance(have, list) else have == value
+
+
+def _mpi_problems(nodes: Mapping[str, Mapping[str, Any]], packages: set[str]) -> list[str]:
+    """Every MPI in the DAG built as petal wires it (Slurm and EFA), and Slurm and
+    libfabric taken from the image, never built by Spack."""
+    problems = []
+    providers = {
+        d["hash"]
+        for h in packages
+        for d in nodes[h].get("dependencies", [])
+        if "mpi" in d.get("parameters", {}).get("virtuals", [])
+    }
+    wired = ", ".join(MPI_REQUIREMENTS)
+    for h in sorted(packages, key=lambda h: nodes[h]["name"]):
+        node = nodes[h]
+        name = node["name"]
+        requirements = MPI_REQUIREMENTS.get(name)
+        if requirements is None:
+            if h in providers:
+                problems.append(
+                    f"{name}@{node.get('version')} is the MPI, which petal does not wire to "
+                    f"Slurm and EFA: use one that it does ({wired}), e.g. ^openmpi"
+                )
+            continue
+        missing = [r for r in requirements if not _satisfies(node, r)]
+        if missing:
+            problems.append(
+                f"{name}@{node.get('version')} is concretized without {' '.join(missing)}: it "
+                "would not launch under Slurm or not use EFA; require them "
+                f"(packages: {name}: require:)"
+            )
+    for name, prefix in (("slurm", SLURM_PREFIX), ("libfabric", EFA_PREFIX)):
+        for h in packages:
+            node = nodes[h]
+            if node["name"] == name and node.get("external", {}).get("path") != prefix:
+                problems.append(
+                    f"{name}@{node.get('version')} would be built by Spack, not taken from "
+                    f"the image's {prefix}: declare it an external (buildable: false)"
+                )
+    return problems
 
 
 def report_lines(result: CheckResult) -> Iterator[str]:

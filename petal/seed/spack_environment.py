@@ -12,14 +12,13 @@ environment. What real Spack showed and this file therefore renders (docs/SEEDS.
 - exact versions (`@=`): in Spack `@4.3.0` is a range that also takes 4.3.0.0;
 - `unify: true`: a seed that cannot be one consistent stack fails to concretize instead
   of silently installing two versions of a package on one PYTHONPATH;
-- Slurm and EFA's libfabric as the builder's externals when the seed asks for MPI.
+- Slurm and EFA's libfabric as the builder's externals, and every MPI Spack may pick
+  built with both, whether the seed names it or a package pulls it in.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
-
-import yaml
 
 from petal.deployment_contract import SPACK_ROOT
 from petal.seed.model import Seed
@@ -59,14 +58,20 @@ SYSTEM_EXTERNALS: Final = {
     "slurm": {"version": "24.11.5", "prefix": SLURM_PREFIX, "variants": ""},
     "libfabric": {"version": "1.22.0", "prefix": EFA_PREFIX, "variants": "fabrics=efa"},
 }
-# MPI implementations and what each must be built with to launch under Slurm over EFA.
+# What each MPI of MPI_PACKAGES is built with. Each was concretized with the real Spack
+# (tests/spack); another MPI is refused by `petal seed validate` when the seed names it
+# (petal.seed.spack_packages) and reported by `petal seed check` when it is in the DAG.
 MPI_REQUIREMENTS: Final = {
     "openmpi": ["schedulers=slurm", "fabrics=ofi"],
     "mpich": ["+slurm", "netmod=ofi"],
+    # Intel's binary: its mpirun finds the Slurm allocation itself (Hydra's Slurm
+    # bootstrap); +external-libfabric makes it use EFA's libfabric instead of its own.
+    "intel-oneapi-mpi": ["+external-libfabric"],
 }
 # Without them, `mpirun` of a Slurm-enabled Open MPI is a stub telling users to use srun.
 MPI_PREFERENCES: Final = {"openmpi": ["+legacylaunchers"]}
-MPI_PROVIDERS: Final = frozenset({*MPI_REQUIREMENTS, "mvapich2", "intel-oneapi-mpi"})
+# The MPI of a seed that names none (Spack's own default provider).
+DEFAULT_MPI: Final = "openmpi"
 
 
 def compiler_spec(compiler: str, *, exact: bool = False) -> str:
@@ -77,15 +82,6 @@ def compiler_spec(compiler: str, *, exact: bool = False) -> str:
     if not node.versions:
         return name
     return f"{name}@{exact_versions(node.versions) if exact else node.versions}"
-
-
-def asks_for_mpi(specs: list[Spec]) -> bool:
-    """An MPI implementation anywhere in a spec, or a package built `+mpi`."""
-    return any(
-        node.name in MPI_PROVIDERS or ("+", "mpi") in node.flags or ("++", "mpi") in node.flags
-        for spec in specs
-        for node in spec.nodes()
-    )
 
 
 def asks_for_python(specs: list[Spec]) -> bool:
@@ -105,17 +101,34 @@ def _requirements(seed: Seed) -> list[Any]:
     return requirements
 
 
+def seed_mpis(specs: list[Spec]) -> list[str]:
+    """The MPI implementations a seed names (as a package or a `^dependency`), in order."""
+    named = (node.name for spec in specs for node in spec.nodes())
+    return list(dict.fromkeys(name for name in named if name in MPI_REQUIREMENTS))
+
+
+def _mpi_requirement(specs: list[Spec]) -> list[Any]:
+    """Which MPI every package that needs one uses: the one the seed names (one of them,
+    the first the default, when it names several), else DEFAULT_MPI. A requirement on
+    the virtual, so Spack never picks an MPI petal does not wire (mvapich2, say), and
+    never a second one for a package of the same stack."""
+    named = seed_mpis(specs) or [DEFAULT_MPI]
+    return [named[0]] if len(named) == 1 else [{"one_of": named}]
+
+
 def _package_settings(seed: Seed, specs: list[Spec]) -> dict[str, Any]:
     requirements = _requirements(seed)
     packages: dict[str, Any] = {"all": {"require": requirements}}
-    if not asks_for_mpi(specs):
-        return packages
+    # Always, not only when the seed names an MPI: MPI also arrives through packages'
+    # default variants (py-torch +distributed, valgrind +mpi, hdf5 +mpi). A package's
+    # settings apply only when it is in the DAG: a stack without MPI solves the same.
     for name, external in SYSTEM_EXTERNALS.items():
         spec = f"{name}@={external['version']} {external['variants']}".strip()
         packages[name] = {
             "buildable": False,
             "externals": [{"spec": spec, "prefix": external["prefix"]}],
         }
+    packages["mpi"] = {"require": _mpi_requirement(specs)}
     for name, mpi_requirements in MPI_REQUIREMENTS.items():
         # A package's own `require` replaces the one of `all`: repeat the compiler's.
         packages[name] = {"require": [*mpi_requirements, *requirements]}
@@ -183,5 +196,7 @@ def render_spack_yaml(seed: Seed, fingerprint: str) -> str:
         f"# fingerprint: {fingerprint}\n"
         f"# variant: {seed.os} {seed.architecture}\n"
     )
+    import yaml  # here: a handler importing this module pays for PyYAML only if it renders
+
     body = yaml.safe_dump(spack_environment(seed), sort_keys=False, default_flow_style=False)
     return header + body

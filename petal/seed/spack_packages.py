@@ -6,9 +6,10 @@ The data, petal/data/spack-v0.23.0-packages.json, is generated from the release 
     python -m petal.seed.spack_packages generate --spack-root DIR   # DIR: v0.23.0 extracted
 
 reads every recipe (var/spack/repos/builtin/packages/NAME/package.py) with `ast`, without
-importing Spack: the names, the literal `version("x.y", ...)` calls and the virtual
-packages named by `provides("mpi")`. A recipe that computes a version (in a loop, from
-a variable) is marked "open": its versions are not checked here.
+importing Spack: the names, the literal `version("x.y", ...)` calls, the virtual
+packages named by `provides("mpi")` and the packages providing `mpi`. A recipe that
+computes a version (in a loop, from a variable) is marked "open": its versions are not
+checked here.
 
 The checks, `package_problems`, are deliberately conservative, so they never refuse what
 Spack accepts: an unknown name is an error (with the nearest names), and so is a version
@@ -31,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from petal.seed.model import COMPILER_PACKAGES, MPI_PACKAGES
 from petal.seed.spack_spec import Spec, SpecError, SpecNode, parse_spec
 from petal.validation import Problem, Severity
 
@@ -60,6 +62,7 @@ class Catalog:
     open: frozenset[str]
     virtuals: frozenset[str]
     deprecated: dict[str, frozenset[str]]
+    mpi_providers: frozenset[str] = frozenset()
 
     def known(self, name: str) -> bool:
         return name in self.packages or name in self.virtuals
@@ -86,6 +89,7 @@ def from_json(data: dict[str, Any]) -> Catalog:
         open=frozenset(data["open"]),
         virtuals=frozenset(data["virtuals"]),
         deprecated={name: frozenset(v) for name, v in data.get("deprecated", {}).items()},
+        mpi_providers=frozenset(data.get("mpi_providers", [])),
     )
 
 
@@ -159,6 +163,15 @@ def _node_problem(cat: Catalog, node: SpecNode, *, suggest: bool = True) -> _Fou
         return _Found(
             f"{node.name!r} is not a package of {release}: fix the name "
             f"(`spack list {node.name}` searches the package names)"
+        )
+    # nvhpc provides MPI too, but is named as a compiler.
+    if node.name in cat.mpi_providers and node.name not in (*MPI_PACKAGES, *COMPILER_PACKAGES):
+        # Spack 0.23 answers a seed naming it with an "internal error" (the environment
+        # requires the MPI to be one of these), or builds it without Slurm and EFA.
+        return _Found(
+            f"{node.name} is an MPI petal does not build for Slurm and EFA: use "
+            f"{', '.join(MPI_PACKAGES[:-1])} or {MPI_PACKAGES[-1]} "
+            '(docs/SEEDS.md, "MPI, Slurm and EFA")'
         )
     if node.versions is None or node.name in cat.open or node.name not in cat.packages:
         return None
@@ -276,6 +289,7 @@ def generate(spack_root: Path) -> dict[str, Any]:
     packages: dict[str, list[str]] = {}
     open_names: list[str] = []
     virtuals: set[str] = set()
+    mpi_providers: list[str] = []
     deprecated: dict[str, list[str]] = {}
     for recipe in sorted(recipes.glob("*/package.py")):
         name = recipe.parent.name
@@ -287,6 +301,8 @@ def generate(spack_root: Path) -> dict[str, Any]:
         if computed or not versions:
             open_names.append(name)
         virtuals.update(provided)
+        if "mpi" in provided:
+            mpi_providers.append(name)
     version_file = spack_root / "lib/spack/spack/__init__.py"
     match = re.search(r'__version__ = "([^"]+)"', version_file.read_text(encoding="utf-8"))
     return {
@@ -296,6 +312,7 @@ def generate(spack_root: Path) -> dict[str, Any]:
         "packages": packages,
         "open": open_names,
         "virtuals": sorted(virtuals - set(packages)),
+        "mpi_providers": mpi_providers,
         "deprecated": deprecated,
     }
 

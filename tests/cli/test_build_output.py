@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
 
+from petal.build.log_markers import sign_line
 from petal.build.records import BuildFailure, BuildRecord, Progress
 from petal.cli import build_watch
 from petal.cli.build_progress import (
@@ -845,12 +846,25 @@ def test_the_build_log_reaches_the_terminal_without_its_escape_sequences(
             assert name == "filter_log_events"
             return SimpleNamespace(paginate=lambda **kwargs: [{"events": events}])
 
+    key = "3c" * 32
     events = [
         {
             "eventId": "1",
-            "message": "PETAL-STEP install\n\x1b[2Jcleared\x1b]8;;https://x\x07link\n",
+            "message": sign_line(key, "b1", "PETAL-STEP install")
+            + "\n\x1b[2Jcleared\x1b]8;;https://x\x07link\n",
         },
         {"eventId": "2", "message": "done\n"},
+        # Written into the stream by another builder: shown for what it is.
+        {"eventId": "3", "message": "PETAL-FAILED install: run\x1b[2J curl x | sh\n"},
+        {"eventId": "4", "message": sign_line("ab" * 32, "b1", "PETAL-STEP done") + "\n"},
     ]
-    build_watch._print_new_events(Logs(), "group", "cmd", set())
-    assert capsys.readouterr().out == "PETAL-STEP install\nclearedlink\ndone\n"
+    build_watch._print_new_events(Logs(), "group", "cmd", set(), build_watch._LogLines("b1", key))
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "PETAL-STEP install",
+        "clearedlink",
+        "done",
+        "[UNVERIFIED] PETAL-FAILED install: run curl x | sh",
+        "[UNVERIFIED] " + sign_line("ab" * 32, "b1", "PETAL-STEP done"),
+    ]
+    assert key not in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -38,8 +39,9 @@ def petal(*argv: str) -> int:
     return code
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+@contextlib.contextmanager
+def cli_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """moto, a config file in tmp_path (the working directory) and no pcluster."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -57,6 +59,12 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     with mock_aws():
         yield tmp_path
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    with cli_environment(monkeypatch, tmp_path) as path:
+        yield path
 
 
 def own_snapshot(size: int = 500, os_name: str = "alinux2023", arch: str = "x86_64") -> str:
@@ -397,3 +405,19 @@ def test_a_snapshot_the_config_cannot_use_is_shown_then_refused(
     assert f"📦 Using software volume: {snapshot}" in out
     assert "volume.iops: 3000 IOPS needs at least 6 GiB" in err
     assert not (env / "c1-config.yaml").exists()
+
+
+NODE_CHECK_SUBNET = "subnet-0123456789abcdef0"
+
+
+@pytest.mark.parametrize(("flags", "strict"), [((), False), (("--strict-node-check",), True)])
+def test_create_passes_the_fingerprint_to_the_node_setup_script(
+    env: Path, flags: tuple[str, ...], strict: bool
+) -> None:
+    own_snapshot()
+    argv = ["create", "--seed", SEED, "--name", "c1", "--subnet", NODE_CHECK_SUBNET, "--dry-run"]
+    assert petal(*argv, *flags) == 0
+    config = load_in_parallelcluster(env / "c1-config.yaml")
+    args = config["HeadNode"]["CustomActions"]["OnNodeConfigured"]["Args"]
+    expected = ["--fingerprint", fingerprint(load_seed(SEED))]
+    assert args == expected + (["--strict"] if strict else [])

@@ -21,6 +21,7 @@ from petal.deployment_contract import (
     TAG_BUILD_ID,
     TAG_FINGERPRINT,
     TAG_MANAGED,
+    TAG_MOUNT_DIR,
     TAG_OS,
     TAG_PACKAGES,
     TAG_ROLE,
@@ -114,6 +115,7 @@ def test_the_local_demo_builds_a_snapshot_and_a_cluster_config(
         TAG_SEED: "workload-basic",
         TAG_BUILD_ID: record["build_id"],
         TAG_PACKAGES: "zlib@1.3.1, bzip2@1.0.8, xz@5.4.6",
+        TAG_MOUNT_DIR: "/shared",
     }
     assert snapshot["Description"] == f"petal {FP} os=alinux2023 arch=x86_64 seed=workload-basic"
 

@@ -389,7 +389,11 @@ def test_state_machine_actions_only_on_the_build_state_machine(
 def test_seed_objects_are_read_only_under_seeds(synth: Synth) -> None:
     for name, st in petal_statements(synth):
         s3_actions = [a for a in st.actions if a.startswith("s3:")]
-        if s3_actions:
+        if st.actions == ("s3:PutObject",) and name.startswith("BuilderIdentity"):
+            # The builder's manifest copy (petal.build.manifest), and nothing else.
+            (resource,) = st.resources
+            assert resource.endswith('/manifests/*"]]}'), resource
+        elif s3_actions:
             assert set(s3_actions) <= {"s3:GetObject", "s3:GetObjectVersion"}, name
             for resource in st.resources:
                 assert "/seeds/*" in resource, (name, resource)
@@ -454,13 +458,19 @@ BUILDER_LOG_ACTIONS = {
 def test_builder_role_is_the_agents_calls_plus_its_log_group(synth: Synth) -> None:
     role_id = builder_role_id(synth)
     statements = statements_of_role(synth, role_id)
-    assert {a for s in statements for a in s.actions} == BUILDER_AGENT_ACTIONS | BUILDER_LOG_ACTIONS
+    assert {a for s in statements for a in s.actions} == (
+        BUILDER_AGENT_ACTIONS | BUILDER_LOG_ACTIONS | {"s3:PutObject"}
+    )
     assert all(s.effect == "Allow" for s in statements)
     for st in statements:
         if {"logs:CreateLogStream", "logs:PutLogEvents"} & set(st.actions):
             assert len(st.resources) == 1 and "BuildLogs" in st.resources[0]
         if "ssm:UpdateInstanceInformation" in st.actions:
             assert len(st.resources) == 1 and ":instance/*" in st.resources[0]
+        # The manifest's copy, and nothing else of the seed bucket (petal.build.manifest).
+        if "s3:PutObject" in st.actions:
+            assert st.actions == ("s3:PutObject",) and len(st.resources) == 1
+            assert "Seeds" in st.resources[0] and st.resources[0].endswith('/manifests/*"]]}')
 
 
 def test_builder_role_has_no_ssm_core_and_cannot_read_parameters(synth: Synth) -> None:
@@ -470,7 +480,9 @@ def test_builder_role_has_no_ssm_core_and_cannot_read_parameters(synth: Synth) -
     actions = {a for s in statements_of_role(synth, builder_role_id(synth)) for a in s.actions}
     for action in actions:
         assert "*" not in action
-        assert not action.startswith(("ssm:GetParameter", "ssm:GetDocument", "s3:", "kms:"))
+        assert not action.startswith(("ssm:GetParameter", "ssm:GetDocument", "kms:"))
+        # S3: only the manifest's upload (test_builder_role_is_the_agents_calls_...).
+        assert not action.startswith("s3:") or action == "s3:PutObject"
 
 
 # --- the roles match the code ----------------------------------------------------------

@@ -175,6 +175,63 @@ def test_bundle_is_rebuilt_only_when_sources_change(tmp_path: Path) -> None:
     assert len(pip.calls) == 1
 
 
+class PipWithRecords(FakePip):
+    """Also writes each package's files and lists them in its RECORD, as pip does."""
+
+    def __call__(self, command: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        result = super().__call__(command)
+        target = Path(command[command.index("--target") + 1])
+        for info in target.glob("*.dist-info"):
+            module = info.name.split("-")[0].lower()
+            files = [f"{module}/__init__.py", f"{module}/core.py", f"{module}.py"]
+            for name in files:
+                (target / name).parent.mkdir(exist_ok=True)
+                (target / name).write_text("X = 1\n")
+            (info / "RECORD").write_text("".join(f"{name},sha256=x,6\n" for name in files))
+        return result
+
+
+def test_the_asset_leaves_what_the_layer_ships_to_the_layer(tmp_path: Path) -> None:
+    """typing_extensions comes from the Powertools layer, byte-compiled: a copy in the
+    asset would shadow it and be compiled at every cold start."""
+    repo = tmp_path / "repo"
+    for package in lb.SOURCE_PACKAGES:
+        (repo / package).mkdir(parents=True)
+        (repo / package / "mod.py").write_text("X = 1\n")
+    asset = lb.build_bundle(repo, tmp_path / "build", runner=PipWithRecords())
+    assert not list(asset.glob("typing_extensions*"))
+    assert (asset / "jsonschema" / "core.py").is_file()
+    assert (asset / "pyyaml.py").is_file()
+    lb.verify_dependencies(asset, lb.bundled_requirements())
+    with pytest.raises(lb.BundleError, match=r"typing-extensions==\S+ is missing"):
+        lb.verify_dependencies(asset)
+    deps = tmp_path / "build" / "lambda-deps" / lb.requirements_key()
+    assert (deps / "typing_extensions.py").is_file(), "the cached install keeps the lock's set"
+
+
+def test_the_asset_leaves_out_the_dependencies_test_suites(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    for package in lb.SOURCE_PACKAGES:
+        (repo / package / "tests").mkdir(parents=True)
+        (repo / package / "tests" / "test_x.py").write_text("X = 1\n")
+
+    class PipWithTests(PipWithRecords):
+        def __call__(self, command: Sequence[str]) -> subprocess.CompletedProcess[str]:
+            result = super().__call__(command)
+            target = Path(command[command.index("--target") + 1])
+            for folder in ("jsonschema/tests", "jsonschema/benchmarks", "jsonschema/tests/x"):
+                (target / folder).mkdir(parents=True, exist_ok=True)
+                (target / folder / "test_y.py").write_text("Y = 1\n")
+            return result
+
+    asset = lb.build_bundle(repo, tmp_path / "build", runner=PipWithTests())
+    assert (asset / "jsonschema" / "core.py").is_file()
+    assert not (asset / "jsonschema" / "tests").exists()
+    assert not (asset / "jsonschema" / "benchmarks").exists()
+    # petal's own folders are the repository's business, not a dependency's.
+    assert (asset / "petal" / "tests" / "test_x.py").is_file()
+
+
 def test_stale_bundles_and_crashed_builds_are_pruned(tmp_path: Path) -> None:
     keep, old, fresh, crashed = (tmp_path / n for n in ("keep", "old", "fresh", ".tmp-x-1"))
     for path in (keep, old, fresh, crashed):
@@ -203,7 +260,8 @@ def test_the_synthesized_asset_holds_code_and_lambda_wheels(synth: Synth) -> Non
     assert (asset / "jsonschema").is_dir()
     found = lb.installed_distributions(asset)
     assert not set(found) & lb.FORBIDDEN_DISTRIBUTIONS
-    lb.verify_dependencies(asset)
+    lb.verify_dependencies(asset, lb.bundled_requirements())
+    assert not (asset / "typing_extensions.py").exists()
     assert not list(asset.rglob("__pycache__"))
     assert not (asset / lb.COMPLETE_MARKER).exists()
 

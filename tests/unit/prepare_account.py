@@ -15,6 +15,7 @@ import pytest
 from moto import mock_aws
 
 from petal.build.table import BuildTable, table_definition
+from petal.local import moto_fixes
 from petal.local.moto_fixes import _answer_ebs_default_kms_key_id
 from petal.seed.loading import load_seed
 
@@ -52,3 +53,19 @@ def emulated_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
 
 def no_s3(bucket: str, key: str, version_id: str | None) -> bytes:
     raise AssertionError("no S3 read expected")
+
+
+@contextmanager
+def moto_ec2(monkeypatch: pytest.MonkeyPatch, *, volume_patches: bool = False) -> Iterator[Any]:
+    """An EC2 client of an emulated account (no default AMIs), with the emulator's
+    warm-volume and Fast Snapshot Restore patches when asked."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)
+    if volume_patches:
+        for patch in moto_fixes.volume_patches():
+            monkeypatch.setattr(*patch, raising=False)
+    with mock_aws():
+        yield boto3.client("ec2", region_name="us-east-1")

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from petal.build.bootstrap_document import BOOTSTRAP_HELPER_FILE
 
@@ -83,7 +84,16 @@ def test_helper_imports_only_the_standard_library_and_spack() -> None:
     }
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     outside = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
-    assert outside == {"spack.util.spack_yaml"}
+    # boto3 and botocore: the system Python's (python3-boto3), imported only by the
+    # commands that call AWS, so the others run where it is missing.
+    assert outside == {"spack.util.spack_yaml", "boto3", "botocore.exceptions"}
+    top_level = {
+        alias.name
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not top_level & {"boto3", "ClientError"}
 
 
 # --- queries ---------------------------------------------------------------------------
@@ -192,9 +202,13 @@ def test_manifest(helper: ModuleType, tmp_path: Path, monkeypatch: pytest.Monkey
         "PETAL_BUILD_ID": "build-1",
         "PETAL_SPACK_VERSION": "v0.23.0",
         "PETAL_OS_ID": "amzn",
+        "PETAL_PARENT_SNAPSHOT": "snap-0123456789abcdef0",
+        "PETAL_INSTANCE_IDENTITY": str(DATA / "instance-identity.json"),
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PETAL_OS_VERSION_ID", raising=False)
+    monkeypatch.delenv("PETAL_BUILD_CACHE_URL", raising=False)
+    sources = {"h1": "built", "h2": "cache", "h3": "parent"}
     out = tmp_path / "manifest.json"
     helper.manifest(
         str(out),
@@ -204,6 +218,7 @@ def test_manifest(helper: ModuleType, tmp_path: Path, monkeypatch: pytest.Monkey
         "lmod",
         write(tmp_path / "module_paths", "/shared/spack/share/spack/lmod/x/Core\n"),
         "0123abcd",
+        write(tmp_path / "sources.json", json.dumps(sources)),
     )
     text = out.read_text()
     data = json.loads(text)
@@ -211,7 +226,12 @@ def test_manifest(helper: ModuleType, tmp_path: Path, monkeypatch: pytest.Monkey
     created_at = data.pop("created_at")
     assert len(created_at) == len("2025-01-01T00:00:00Z") and created_at.endswith("Z")
     assert data == {
-        "format": 1,
+        "format": 2,
+        "lock": LOCK,
+        "install_sources": sources,
+        "builder_image": "ami-0123456789abcdef0",
+        "parent_snapshot": "snap-0123456789abcdef0",
+        "build_cache": None,
         "fingerprint": "sha256:" + "ab" * 32,
         "build_id": "build-1",
         "spack_version": "v0.23.0",
@@ -233,6 +253,76 @@ def test_manifest(helper: ModuleType, tmp_path: Path, monkeypatch: pytest.Monkey
     assert out.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("manifest")) == [
         "manifest.json"
+    ]
+
+
+# --- where packages came from, the build cache's mirror and key, the manifest's copy ----
+
+
+def database(tmp_path: Path, records: dict[str, dict[str, object]]) -> str:
+    """Spack's install database (opt/spack/.spack-db/index.json) holding `records`."""
+    return write(
+        tmp_path / "index.json", json.dumps({"database": {"version": "7", "installs": records}})
+    )
+
+
+def test_install_sources(
+    helper: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "root"
+    for name in ("zlib", "samtools", "lmod"):
+        (root / "shared/spack/opt" / name / ".spack").mkdir(parents=True)
+    # What Spack leaves in a prefix it extracted from a binary cache (and only there).
+    (root / "shared/spack/opt/lmod/.spack/binary_distribution").write_text("{}\n")
+    db = database(
+        tmp_path,
+        {
+            "z": {"spec": {"name": "zlib"}, "path": "/shared/spack/opt/zlib", "installed": True},
+            "s": {
+                "spec": {"name": "samtools"},
+                "path": "/shared/spack/opt/samtools",
+                "installed": True,
+            },
+            "l": {"spec": {"name": "lmod"}, "path": "/shared/spack/opt/lmod", "installed": True},
+            "x": {
+                "spec": {"name": "slurm", "external": {"path": "/opt/slurm"}},
+                "path": "/opt/slurm",
+                "installed": True,
+            },
+            "gone": {"spec": {"name": "old"}, "path": "/shared/spack/opt/old", "installed": False},
+        },
+    )
+    out = tmp_path / "sources.json"
+    helper.install_sources(db, write(tmp_path / "before", "z\n"), str(out), str(root))
+    assert json.loads(out.read_text()) == {
+        "l": "cache",
+        "s": "built",
+        "x": "external",
+        "z": "parent",
+    }
+    # What this build built: what it pushes to the build cache.
+    assert capsys.readouterr().out == "s\n"
+
+
+def test_install_sources_before_anything_is_installed(
+    helper: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    helper.installed_hashes(str(tmp_path / "no-index.json"))
+    assert capsys.readouterr().out == ""
+
+
+def test_the_cache_mirror_comes_first_and_goes_again(helper: ModuleType, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "spack.yaml",
+        "spack:\n  mirrors:\n    seed: https://m.example\n    spack-official: https://binaries.spack.io/releases/v0.23\n",
+    )
+    helper.add_mirror(path, "petal-build-cache", "s3://cache/build-cache")
+    mirrors = yaml.safe_load(Path(path).read_text())["spack"]["mirrors"]
+    assert list(mirrors) == ["petal-build-cache", "seed", "spack-official"]
+    helper.remove_mirror(path, "petal-build-cache")
+    assert list(yaml.safe_load(Path(path).read_text())["spack"]["mirrors"]) == [
+        "seed",
+        "spack-official",
     ]
 
 

@@ -7,6 +7,8 @@ PETAL_ROOT_PREFIX pointing into tmp_path, so every step really executes.
 from __future__ import annotations
 
 import base64
+import gzip
+import hmac
 import json
 import re
 import shutil
@@ -33,7 +35,8 @@ from petal.build.bootstrap_document import (
     parameter_budget,
     render_bootstrap_document,
 )
-from petal.build.log_markers import parse_log
+from petal.build.build_cache import BuildCache, bootstrap_parameters
+from petal.build.log_markers import log_key_parameter, read_log
 from tests.data.bootstrap import harness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,9 +52,14 @@ PARAMETERS = {
     "SpackVersion",
     "SpackYamlBase64",
     "BuildId",
+    "LogKey",
     "Fingerprint",
     "HeartbeatSeconds",
     "ExecutionTimeout",
+    "ParentSnapshot",
+    "ManifestUrl",
+    "BuildCacheUrl",
+    "SigningKeySecret",
 }
 GOOD_VALUES = {
     "VolumeId": harness.VOLUME_ID,
@@ -59,9 +67,14 @@ GOOD_VALUES = {
     "SpackVersion": "v0.23.0",
     "SpackYamlBase64": "c3BhY2s6IHt9Cg==",
     "BuildId": harness.BUILD_ID,
+    "LogKey": harness.LOG_KEY,
     "Fingerprint": harness.FINGERPRINT,
     "HeartbeatSeconds": "300",
     "ExecutionTimeout": "14400",
+    "ParentSnapshot": "snap-0123456789abcdef0",
+    "ManifestUrl": harness.MANIFEST_URL,
+    "BuildCacheUrl": harness.CACHE_URL,
+    "SigningKeySecret": harness.SIGNING_KEY_SECRET,
 }
 # What would let a value end its single quotes or run a command in the document's
 # `export NAME='{{ Param }}'` lines.
@@ -83,8 +96,10 @@ def allowed(document: dict[str, Any], parameter: str, value: str) -> bool:
 
 
 def last_line(text: str) -> str:
+    """The last line of an output; of a marker, its text, once its tag verified."""
     lines = text.rstrip("\n").splitlines()
-    return lines[-1] if lines else ""
+    line = lines[-1] if lines else ""
+    return harness.verified(line) if line.startswith("PETAL-") else line
 
 
 @pytest.fixture
@@ -132,6 +147,8 @@ def test_script_prints_the_contract_markers() -> None:
         contract.PROGRESS_MARKER,
         contract.HEARTBEAT_MARKER,
         contract.FAILURE_MARKER,
+        contract.TAIL_MARKER,
+        contract.MAC_FIELD,
     ):
         assert f'="{marker}"' in text
 
@@ -184,6 +201,8 @@ def test_allowed_patterns_reject_shell_metacharacters(parameter: str, character:
         ("ExecutionTimeout", "172801"),
         ("ExecutionTimeout", "0"),
         ("HeartbeatSeconds", "0"),
+        ("ParentSnapshot", "snap-0123"),
+        ("ParentSnapshot", "vol-0123456789abcdef0"),
     ],
 )
 def test_allowed_patterns_reject_bad_values(parameter: str, value: str) -> None:
@@ -210,11 +229,10 @@ def test_rendered_document_holds_the_script_and_the_timeout() -> None:
     assert step["inputs"]["timeoutSeconds"] == "{{ ExecutionTimeout }}"
     commands = run_command(document)
     assert commands[0] == "#!/bin/bash"
-    script_lines = SCRIPT.read_text().splitlines()
-    (heredoc,) = [i for i, line in enumerate(commands) if line.endswith(f"<<'{HEREDOC_DELIMITER}'")]
-    start = heredoc + 1
-    assert commands[start : start + len(script_lines)] == script_lines
-    assert commands[start + len(script_lines)] == HEREDOC_DELIMITER
+    start = commands.index(
+        f"base64 -d > \"$petal_dir/bootstrap.sh.gz\" <<'{HEREDOC_DELIMITER}' || exit 1"
+    )
+    assert injected_file(commands, HEREDOC_DELIMITER) == SCRIPT.read_bytes()
     assert SCRIPT_PLACEHOLDER not in commands
     for name, variable in [
         ("VolumeId", "PETAL_VOLUME_ID"),
@@ -222,8 +240,10 @@ def test_rendered_document_holds_the_script_and_the_timeout() -> None:
         ("SpackVersion", "PETAL_SPACK_VERSION"),
         ("SpackYamlBase64", "PETAL_SPACK_YAML_BASE64"),
         ("BuildId", "PETAL_BUILD_ID"),
+        ("LogKey", "PETAL_LOG_KEY"),
         ("Fingerprint", "PETAL_FINGERPRINT"),
         ("HeartbeatSeconds", "PETAL_HEARTBEAT_SECONDS"),
+        ("ParentSnapshot", "PETAL_PARENT_SNAPSHOT"),
     ]:
         assert f"export {variable}='{{{{ {name} }}}}'" in commands[:start]
     # Every {{ }} the agent substitutes is a declared parameter.
@@ -236,24 +256,42 @@ def test_rendered_document_leaves_room_for_the_environment() -> None:
     document = render_bootstrap_document(REPO)
     assert document_size(document) + parameter_budget(document) == DOCUMENT_SIZE_LIMIT
     # A seed of a few hundred specs renders to well under 16 KB of base64.
-    # (With the helper and the script as they are, about 18 KiB are left.)
+    # (With the helper and the script compressed as they are, about 33 KiB are left.)
     assert parameter_budget(document) > 16 * 1024
 
 
 def test_rendered_document_holds_the_helper_exactly() -> None:
     commands = run_command(render_bootstrap_document(REPO))
-    (heredoc,) = [
-        i for i, line in enumerate(commands) if line.endswith(f"<<'{HELPER_HEREDOC_DELIMITER}'")
-    ]
-    assert commands[heredoc].startswith('cat > "$petal_dir/bootstrap_helper.py" ')
-    end = commands.index(HELPER_HEREDOC_DELIMITER, heredoc)
-    # What the here-document writes on the builder.
-    assert "".join(line + "\n" for line in commands[heredoc + 1 : end]) == HELPER.read_text()
+    heredoc = commands.index(
+        f"base64 -d > \"$petal_dir/bootstrap_helper.py.gz\" <<'{HELPER_HEREDOC_DELIMITER}' || exit 1"
+    )
+    assert injected_file(commands, HELPER_HEREDOC_DELIMITER) == HELPER.read_bytes()
     assert HELPER_PLACEHOLDER not in commands
-    # Next to bootstrap.sh, which finds it there, and written before bash runs the script.
-    script_at = commands.index(f"cat > \"$petal_dir/bootstrap.sh\" <<'{HEREDOC_DELIMITER}'")
+    # Next to bootstrap.sh, which finds it there, and unpacked before bash runs the script.
+    script_at = commands.index(
+        f"base64 -d > \"$petal_dir/bootstrap.sh.gz\" <<'{HEREDOC_DELIMITER}' || exit 1"
+    )
+    unpack_at = commands.index(
+        'gzip -d "$petal_dir/bootstrap.sh.gz" "$petal_dir/bootstrap_helper.py.gz" || exit 1'
+    )
     run_at = commands.index('bash "$petal_dir/bootstrap.sh"')
-    assert script_at < heredoc < run_at
+    assert script_at < heredoc < unpack_at < run_at
+
+
+def injected_file(commands: list[str], delimiter: str) -> bytes:
+    """What the here-document ending at `delimiter` unpacks to on the builder."""
+    (opening,) = [
+        i for i, line in enumerate(commands) if line.endswith(f"<<'{delimiter}' || exit 1")
+    ]
+    end = commands.index(delimiter, opening)
+    return gzip.decompress(base64.b64decode("".join(commands[opening + 1 : end])))
+
+
+def test_the_document_is_the_same_at_every_render() -> None:
+    """No timestamp in the gzip: a synth does not change the document (and so the stack)."""
+    first = render_bootstrap_document(REPO)
+    time.sleep(1.1)
+    assert render_bootstrap_document(REPO) == first
 
 
 def test_rendered_document_with_a_seed_environment_fits_the_limit() -> None:
@@ -265,7 +303,7 @@ def test_rendered_document_with_a_seed_environment_fits_the_limit() -> None:
         build_id=harness.BUILD_ID,
         fingerprint=harness.FINGERPRINT,
         execution_timeout_seconds=172800,
-    )
+    ) | log_key_parameter(harness.LOG_KEY)
     values = sum(len(value.encode()) for (value,) in parameters.values())
     assert document_size(document) + values < DOCUMENT_SIZE_LIMIT
     assert values < parameter_budget(document)
@@ -278,38 +316,26 @@ def copy_document(tmp_path: Path) -> None:
         shutil.copy(REPO / path, tmp_path / path)
 
 
-def test_render_refuses_a_script_with_ssm_placeholders(tmp_path: Path) -> None:
-    copy_document(tmp_path)
-    script = SCRIPT.read_text()
-    (tmp_path / contract.SSM_BOOTSTRAP_SCRIPT).write_text(script + "echo '{{ VolumeId }}'\n")
-    with pytest.raises(ValueError, match="must not contain"):
-        render_bootstrap_document(tmp_path)
-    (tmp_path / contract.SSM_BOOTSTRAP_SCRIPT).write_text(script + HEREDOC_DELIMITER + "\n")
-    with pytest.raises(ValueError, match="must not contain"):
-        render_bootstrap_document(tmp_path)
-
-
 @pytest.mark.parametrize(
     "addition",
     [
-        "# '{{ VolumeId }}'\n",
+        "echo '{{ VolumeId }}'\n",
+        HEREDOC_DELIMITER + "\n",
         HELPER_HEREDOC_DELIMITER + "\n",
-        "  " + HELPER_HEREDOC_DELIMITER + "\n",
+        "no newline at the end \x0c\u2028",
     ],
 )
-def test_render_refuses_a_helper_with_ssm_placeholders(tmp_path: Path, addition: str) -> None:
+def test_any_file_content_reaches_the_builder_unchanged(tmp_path: Path, addition: str) -> None:
+    """Encoded, a file's "{{ }}" never meets SSM's substitution and no line of it can end
+    its here-document early."""
     copy_document(tmp_path)
-    (tmp_path / BOOTSTRAP_HELPER_FILE).write_text(HELPER.read_text() + addition)
-    with pytest.raises(ValueError, match=f"{BOOTSTRAP_HELPER_FILE} must not contain"):
-        render_bootstrap_document(tmp_path)
-
-
-@pytest.mark.parametrize("text", ["x = 1", "x = 1\n\x0cy = 2\n", "s = 'a\u2028b'\n"])
-def test_render_refuses_a_file_the_here_document_would_change(tmp_path: Path, text: str) -> None:
-    copy_document(tmp_path)
-    (tmp_path / BOOTSTRAP_HELPER_FILE).write_bytes(text.encode())
-    with pytest.raises(ValueError, match="must end with a newline"):
-        render_bootstrap_document(tmp_path)
+    for path in (contract.SSM_BOOTSTRAP_SCRIPT, BOOTSTRAP_HELPER_FILE):
+        (tmp_path / path).write_bytes((REPO / path).read_bytes() + addition.encode())
+    commands = run_command(render_bootstrap_document(tmp_path))
+    assert injected_file(commands, HEREDOC_DELIMITER).endswith(addition.encode())
+    assert injected_file(commands, HELPER_HEREDOC_DELIMITER).endswith(addition.encode())
+    used = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", json.dumps(render_bootstrap_document(tmp_path))))
+    assert used == PARAMETERS
 
 
 @pytest.mark.parametrize("placeholder", [SCRIPT_PLACEHOLDER, HELPER_PLACEHOLDER])
@@ -334,7 +360,12 @@ def test_command_parameters_fit_the_document() -> None:
         build_id=harness.BUILD_ID,
         fingerprint=harness.FINGERPRINT,
         execution_timeout_seconds=14400,
+    ) | log_key_parameter(harness.LOG_KEY)
+    cache = BuildCache(harness.CACHE_URL, harness.SIGNING_KEY_SECRET)
+    parameters |= bootstrap_parameters(
+        harness.BUILD_ID, seed_bucket="petal-seeds-test", cache=cache
     )
+    assert parameters["ManifestUrl"] == [harness.MANIFEST_URL]
     assert set(parameters) == PARAMETERS
     for name, values in parameters.items():
         assert len(values) == 1
@@ -365,8 +396,13 @@ _ENV_OF_PARAMETER = {
     "SpackVersion": "SPACK_VERSION",
     "SpackYamlBase64": "SPACK_YAML_BASE64",
     "BuildId": "BUILD_ID",
+    "LogKey": "LOG_KEY",
     "Fingerprint": "FINGERPRINT",
     "HeartbeatSeconds": "HEARTBEAT_SECONDS",
+    "ParentSnapshot": "PARENT_SNAPSHOT",
+    "ManifestUrl": "MANIFEST_URL",
+    "BuildCacheUrl": "BUILD_CACHE_URL",
+    "SigningKeySecret": "SIGNING_KEY_SECRET",
 }
 
 
@@ -467,6 +503,28 @@ def test_volume_with_ext4_is_not_formatted(host: Any) -> None:
     assert "keeping it" in result.stdout
 
 
+def test_parent_volume_keeps_its_filesystem(host: Any) -> None:
+    host.env["FAKE_BLKID_TYPE"] = "ext4"
+    host.env["PETAL_PARENT_SNAPSHOT"] = "snap-0123456789abcdef0"
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert host.calls("mkfs.ext4") == []
+    assert "holds the filesystem of the parent snapshot snap-0123456789abcdef0" in result.stdout
+
+
+def test_blank_volume_of_a_parent_is_not_formatted(host: Any) -> None:
+    """A volume created from a parent snapshot is never blank: if it is, the snapshot is
+    not what the build thinks, and formatting would build from nothing unnoticed."""
+    host.env["PETAL_PARENT_SNAPSHOT"] = "snap-0123456789abcdef0"
+    result = host.run()
+    assert result.returncode == 1
+    assert last_line(result.stdout).startswith(
+        f"PETAL-FAILED format: {host.device} is blank, but it was created from the parent "
+        "snapshot snap-0123456789abcdef0"
+    )
+    assert host.calls("mkfs.ext4") == []
+
+
 @pytest.mark.parametrize(
     ("variable", "value"), [("FAKE_BLKID_TYPE", "xfs"), ("FAKE_BLKID_PTTYPE", "gpt")]
 )
@@ -495,15 +553,13 @@ def test_ubuntu_uses_apt(tmp_path: Path) -> None:
     installs = [call for call in host.calls("apt-get") if " install " in call]
     assert installs == [
         "apt-get -o DPkg::Lock::Timeout=600 install -y -q build-essential gfortran git "
-        "python3 unzip bzip2 xz-utils file"
+        "python3 unzip bzip2 xz-utils file python3-boto3"
     ]
     assert host.calls("dnf") == []
 
 
-def test_s3_mirror_brings_boto3(host: Any) -> None:
-    spack_yaml = (DATA / "spack.yaml").read_text()
-    spack_yaml = spack_yaml.replace("https://example.invalid/", "s3://petal-mirror/")
-    host.env["PETAL_SPACK_YAML_BASE64"] = base64.b64encode(spack_yaml.encode()).decode()
+def test_boto3_is_always_installed(host: Any) -> None:
+    """Spack's s3:// mirrors and the helper's uploads (manifest, cache key) need it."""
     result = host.run()
     assert result.returncode == 0, result.stdout + result.stderr
     (install,) = host.calls("dnf")
@@ -539,7 +595,7 @@ def test_full_run(finished: FinishedRun) -> None:
 
     assert host.calls("dnf") == [
         "dnf install -y gcc gcc-c++ gcc-gfortran make patch git python3 unzip bzip2 xz file "
-        "tar gzip findutils"
+        "tar gzip findutils python3-boto3"
     ]
     assert host.calls("git")[0] == (
         "git clone --depth 1 --branch v0.23.0 -c feature.manyFiles=true "
@@ -564,15 +620,17 @@ def test_spack_is_driven_through_the_environment(finished: FinishedRun) -> None:
     scrubbed = [re.sub(r"-C \S+", "-C SCOPE", call) for call in spack]
     expected_in_order = [
         f"spack -e {env} buildcache keys --install --trust",
+        "spack -C SCOPE mark --implicit --all",
         "spack compiler find --scope site",
         "spack -C SCOPE install --fail-fast -j 4 gcc@=13.2.0",
         "spack -C SCOPE location -i gcc@=13.2.0",
         f"spack compiler find --scope site {host.shared / 'spack/opt/spack/linux-fake/gcc-13.2.0'}",
         f"spack -e {env} config add 'modules:default:lmod:core_compilers:[gcc@11.4.1]'",
         f"spack -e {env} concretize -f",
-        f"spack -e {env} install --fail-fast -j 4 samtools@=1.17",
         f"spack -e {env} install --fail-fast -j 4 'openmpi@=4.1.6 fabrics=ofi'",
+        f"spack -e {env} install --fail-fast -j 4 samtools@=1.17",
         f"spack -e {env} install --fail-fast -j 4",
+        "spack -C SCOPE gc --yes-to-all --keep-build-dependencies",
         "spack -C SCOPE module lmod refresh --delete-tree -y",
         f"spack -e {env} location -i lmod",
     ]
@@ -598,11 +656,15 @@ def test_bootstrap_builds_what_petal_renders(tmp_path: Path, modules: str) -> No
     result = host.run()
     assert result.returncode == 0, result.stdout + result.stderr
     packages = data["software"]["packages"] + (["lmod"] if modules == "lmod" else [])
-    progress = [e.spec for e in parse_log(result.stdout) if e.kind == "progress"]
-    # The compilers are built first and are no root specs; versions are exact.
-    assert progress == [spec.replace("@", "@=") for spec in packages]
+    log = read_log(result.stdout, key=harness.LOG_KEY, build_id=harness.BUILD_ID)
+    progress = [e.spec for e in log.events if e.kind == "progress"]
+    # The compilers are built first and are no root specs; versions are exact. Roots
+    # go in the lock's order, which is not the seed's (Spack's is no order).
+    lock = json.loads((host.shared / "petal" / "env" / "spack.lock").read_text())
+    assert progress == [root["spec"] for root in lock["roots"]]
+    assert sorted(progress) == sorted(spec.replace("@", "@=") for spec in packages)
     installs = [c.split(" install ", 1)[1] for c in host.calls("spack") if " install " in c]
-    first = "gcc@=13.2.0" if compilers else "zlib@=1.3.1"
+    first = "gcc@=13.2.0" if compilers else progress[0]
     assert installs[0] == f"--fail-fast -j 4 {first}"
     manifest = json.loads((host.shared / "petal" / "manifest.json").read_text())
     assert manifest["modules"] == modules
@@ -749,7 +811,22 @@ def test_script_rejects_what_the_patterns_reject(host: Any, variable: str, value
     host.env[variable] = value
     result = host.run()
     assert result.returncode == 2
-    assert last_line(result.stdout).startswith("PETAL-FAILED parameters: ")
+    # Tagged over the build id it was given: with a bad one, no tag verifies for petal.
+    assert result.stdout.splitlines()[-1].startswith("PETAL-FAILED parameters: ")
+    assert host.calls() == []
+
+
+@pytest.mark.parametrize("key", ["", "AB" * 32, "ab" * 31, "ab" * 33, "ab" * 31 + "a\n"])
+def test_a_bad_log_key_is_refused_and_never_printed(host: Any, key: str) -> None:
+    host.env["PETAL_LOG_KEY"] = key
+    result = host.run()
+    assert result.returncode == 2
+    # Untagged: petal believes no line of a bootstrap that has no valid key.
+    assert result.stdout.splitlines()[-1] == (
+        "PETAL-FAILED parameters: LogKey is not 64 lowercase hex digits (its value is "
+        "never printed)"
+    )
+    assert key.strip() == "" or key.strip() not in result.stdout + result.stderr
     assert host.calls() == []
 
 
@@ -785,7 +862,9 @@ def test_heartbeats_while_running_and_none_after_the_end(host: Any) -> None:
     host.env["FAKE_SPACK_INSTALL_SECONDS"] = "0.7"
     result = host.run()
     assert result.returncode == 0, result.stdout + result.stderr
-    heartbeats = [e for e in parse_log(result.stdout) if e.kind == "heartbeat"]
+    log = read_log(result.stdout, key=harness.LOG_KEY, build_id=harness.BUILD_ID)
+    assert log.rejected == []
+    heartbeats = [e for e in log.events if e.kind == "heartbeat"]
     assert len(heartbeats) >= 3
     now = time.time()
     assert all(e.timestamp is not None and abs(e.timestamp - now) < 120 for e in heartbeats)
@@ -829,17 +908,38 @@ def test_mpi_without_the_images_slurm_fails_before_concretizing(host: Any) -> No
     result = host.run()
     assert result.returncode == 1
     assert last_line(result.stdout).startswith(
-        "PETAL-FAILED environment: the seed asks for MPI, which uses the image's Slurm"
+        "PETAL-FAILED environment: the environment takes Slurm from the image (petal builds "
+        "every MPI with it, whether or not the seed names one), but "
+        "/opt/slurm/include/slurm/slurm_version.h is missing: build on a ParallelCluster image"
     )
     assert not any(" concretize " in c + " " for c in host.calls("spack"))
 
 
-def test_environment_without_mpi_needs_no_slurm(tmp_path: Path) -> None:
-    host = harness.make_host(tmp_path, spack_yaml="spack-tcl.yaml")
-    (host.root / "opt/slurm/include/slurm/slurm_version.h").unlink()
+@pytest.mark.parametrize(
+    ("missing", "reason"),
+    [
+        ("opt/slurm/include/slurm/slurm_version.h", "the environment takes Slurm from the image"),
+        ("opt/amazon/efa/bin/fi_info", "the environment takes libfabric from the image's EFA"),
+    ],
+)
+def test_a_seed_without_mpi_needs_the_images_slurm_and_efa_too(
+    tmp_path: Path, missing: str, reason: str
+) -> None:
+    """petal renders the image's Slurm and libfabric into every environment (MPI also
+    comes in through packages' defaults): the test seed, which names no MPI, fails on an
+    image without them, before concretizing."""
+    from petal.seed.loading import load_seed
+    from petal.seed.spack_environment import render_spack_yaml
+
+    seed = load_seed(str(REPO / "seeds" / "testing" / "workload-basic.yaml"))
+    rendered = render_spack_yaml(seed, harness.FINGERPRINT)
+    host = harness.make_host(tmp_path)
+    host.env["PETAL_SPACK_YAML_BASE64"] = base64.b64encode(rendered.encode()).decode()
+    (host.root / missing).unlink()
     result = host.run()
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert not any("set-externals" in c for c in host.calls("spack"))
+    assert result.returncode == 1
+    assert last_line(result.stdout).startswith(f"PETAL-FAILED environment: {reason}")
+    assert not any(" concretize " in c + " " for c in host.calls("spack"))
 
 
 def test_the_seed_compiler_is_built_without_requiring_itself(host: Any) -> None:
@@ -880,3 +980,85 @@ def test_profile_does_not_start_spack(finished: FinishedRun) -> None:
     profile = (finished.host.shared / "petal" / "profile.sh").read_text()
     code = [line for line in profile.splitlines() if not line.lstrip().startswith("#")]
     assert not [line for line in code if "setup-env" in line or "spack " in line]
+
+
+# --- authenticated markers -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["36" * 32, "5c" * 32, "00" * 32, "ff" * 32, "365c00ff" * 8, "0123456789abcdef" * 4],
+)
+@pytest.mark.parametrize(
+    "message",
+    ["", "b\nPETAL-STEP install", "x" * 300, "b\nPETAL-TAIL  ==> 'q' $HOME `x` \\n %s %b"],
+)
+def test_the_shells_hmac_is_pythons(host: Any, key: str, message: str) -> None:
+    """bash and sha256sum compute HMAC-SHA256 as Python's hmac does, for keys whose
+    bytes cancel HMAC's pads (0x36, 0x5c), NUL and 0xff bytes, and messages holding
+    what printf or the shell could take for escapes."""
+    host.env.update({"KEY": key, "MESSAGE": message})
+    result = host.run_function('hmac_sha256 "$KEY" "$MESSAGE"')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == hmac.new(bytes.fromhex(key), message.encode(), "sha256").hexdigest()
+
+
+def test_every_marker_of_a_run_verifies_and_the_key_is_never_shown(finished: FinishedRun) -> None:
+    stdout = finished.result.stdout
+    log = read_log(stdout, key=harness.LOG_KEY, build_id=harness.BUILD_ID)
+    assert log.rejected == []
+    markers = [line for line in stdout.splitlines() if line.startswith("PETAL-")]
+    assert len(log.events) == len(markers) > len(harness.STEPS)
+    # Nor does another build's key or build id verify them.
+    assert read_log(stdout, key="ab" * 32, build_id=harness.BUILD_ID).events == []
+    assert read_log(stdout, key=harness.LOG_KEY, build_id="other-build").events == []
+    assert harness.LOG_KEY not in stdout + finished.result.stderr
+    assert harness.LOG_KEY not in finished.host.log.read_text()  # no command's argv
+
+
+def test_what_the_build_runs_does_not_see_the_key(host: Any) -> None:
+    result = host.run_function("env; printf 'key:%s\\n' \"${PETAL_LOG_KEY:-unset}\"")
+    assert result.returncode == 0, result.stderr
+    assert harness.LOG_KEY not in result.stdout
+    assert "key:unset" in result.stdout.splitlines()
+
+
+def test_a_failure_repeats_its_last_lines_tagged(host: Any) -> None:
+    host.env["FAKE_SPACK_FAIL"] = "bwa@=0.7.17"
+    # sha256sum, which the tags are made with, records its arguments too.
+    real = shutil.which("sha256sum")
+    wrapper = host.bin / "sha256sum"
+    wrapper.write_text(f'#!/bin/sh\necho "sha256sum $*" >>"$FAKE_LOG"\nexec {real} "$@"\n')
+    wrapper.chmod(0o700)
+    result = host.run()
+    assert host.calls("sha256sum")  # the key is in no command's arguments
+    assert harness.LOG_KEY not in host.log.read_text()
+    assert result.returncode == 1
+    log = read_log(result.stdout, key=harness.LOG_KEY, build_id=harness.BUILD_ID)
+    assert log.rejected == []
+    # The tail: the install's own lines (stdout and stderr), never the markers.
+    assert 0 < len(log.tail) <= 20
+    assert any("Failed to install bwa" in line for line in log.tail)
+    assert not any(line.startswith("PETAL-") for line in log.tail)
+    failure = log.failure
+    assert failure is not None and failure.step == "install"
+    assert failure.message == "spack install bwa@=0.7.17 failed (status 1)"
+    # The tail comes right before PETAL-FAILED, the last line.
+    kinds = [event.kind for event in log.events]
+    assert kinds[-1] == "failed" and kinds[-1 - len(log.tail) : -1] == ["tail"] * len(log.tail)
+    assert harness.LOG_KEY not in result.stdout + result.stderr
+
+
+def test_without_a_binary_mirror_no_keys_are_trusted_and_the_build_goes_on(tmp_path: Path) -> None:
+    """A seed with official_buildcache: false, no mirror of its own and no build cache
+    renders `mirrors: {}`: Spack refuses `buildcache keys` then, so the step skips it."""
+    host = harness.make_host(tmp_path)
+    environment = yaml.safe_load((DATA / "spack.yaml").read_text())
+    environment["spack"]["mirrors"] = {}
+    host.env["PETAL_SPACK_YAML_BASE64"] = base64.b64encode(
+        yaml.safe_dump(environment).encode()
+    ).decode()
+    result = host.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "petal: no binary mirror: no build cache keys to trust" in result.stdout
+    assert not any("buildcache keys" in call for call in host.calls("spack"))

@@ -19,12 +19,25 @@ from petal.build.log_events import (
     decode_subscription_event,
     encode_subscription_event,
 )
-from petal.build.records import BuildRecord, iso
+from petal.build.log_markers import LogRead, read_log, sign_line
+from petal.build.records import LOG_KEY_ATTRIBUTE, BuildRecord, iso
 from petal.build.table import BuildTable, table_definition
 from petal.errors import TaskTokenNotParked
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 DOCUMENT = "petal-bootstrap"
+# Build b1's log key, which its builder tags its markers with.
+KEY = "5c" * 32
+
+
+def signed(*texts: str, key: str = KEY, build_id: str = "b1") -> str:
+    """Marker lines as b1's bootstrap prints them (each ending in a newline)."""
+    return "".join(sign_line(key, build_id, text) + "\n" for text in texts)
+
+
+def lines(*texts: str, build_id: str = "b1") -> list[str]:
+    """The build log's lines as the tail reader returns them: b1's markers."""
+    return signed(*texts, build_id=build_id).splitlines()
 
 
 class FakeStepFunctions:
@@ -66,6 +79,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[BuildTable, Any]]:
                 execution_arn="A",
             )
         )
+        table.update_build("b1", {LOG_KEY_ATTRIBUTE: KEY})
         table.park_token(
             "cmd-1",
             task_token="T1",
@@ -165,13 +179,20 @@ def test_a_failure_carries_the_step_and_the_log_tail(aws: tuple[BuildTable, Any]
     tail = [
         "==> Installing zlib",
         "==> Error: it broke",
-        "PETAL-FAILED install: spack install failed",
+        *lines(
+            "PETAL-TAIL ==> Installing zlib",
+            "PETAL-TAIL ==> Error: it broke",
+            "PETAL-FAILED install: spack install failed",
+        ),
     ]
     assert handle(aws, sfn, ssm_event("Failed"), tail)["action"] == "failed"
     [(_name, call)] = sfn.calls
     assert call["error"] == "BootstrapFailed"
     assert "failed in its 'install' step: spack install failed" in call["cause"]
-    assert "==> Error: it broke" in call["cause"]
+    assert call["cause"].endswith(
+        "Last lines of the build log:\n==> Installing zlib\n==> Error: it broke"
+    )
+    assert "PETAL-MAC" not in call["cause"]
 
 
 @pytest.mark.parametrize(
@@ -182,7 +203,7 @@ def test_other_final_statuses_fail_the_task(
     aws: tuple[BuildTable, Any], status: str, error: str
 ) -> None:
     sfn = FakeStepFunctions()
-    handle(aws, sfn, ssm_event(status), ["PETAL-STEP install", "==> Installing zlib"])
+    handle(aws, sfn, ssm_event(status), [*lines("PETAL-STEP install"), "==> Installing zlib"])
     assert sfn.calls[0][1]["error"] == error
 
 
@@ -193,9 +214,18 @@ TIMEOUTS = [
     ("DeliveryTimedOut", None, [], "BootstrapNotDelivered", "never received it"),
     ("Delivery Timed Out", None, [], "BootstrapNotDelivered", "could not deliver"),
     ("Undeliverable", None, [], "BootstrapNotDelivered", "could not deliver"),
-    ("TimedOut", None, ["PETAL-STEP install"], "BootstrapTimedOut", "ran out of time"),
+    ("TimedOut", None, lines("PETAL-STEP install"), "BootstrapTimedOut", "ran out of time"),
     ("TimedOut", "ExecutionTimedOut", [], "BootstrapTimedOut", "ran out of time"),
     ("Execution Timed Out", None, ["x"], "BootstrapTimedOut", "ran out of time"),
+    # Lines the bootstrap did not vouch for do not make it look as if it ran.
+    ("TimedOut", None, ["PETAL-STEP install", "x"], "BootstrapNotDelivered", "could not deliver"),
+    (
+        "TimedOut",
+        None,
+        lines("PETAL-STEP install", build_id="b2"),
+        "BootstrapNotDelivered",
+        "could not deliver",
+    ),
 ]
 
 
@@ -341,9 +371,9 @@ def test_log_markers_beat_the_heart_and_record_progress(aws: tuple[BuildTable, A
         log_group="/petal/builds",
         log_stream="cmd-1/i-1/bootstrap/stdout",
         messages=[
-            (1_700_000_000_000, "PETAL-STEP install\n"),
-            (1_700_000_001_000, "PETAL-PROGRESS 2/3 bzip2@1.0.8\n"),
-            (1_700_000_002_000, "PETAL-HEARTBEAT 1700000002\n"),
+            (1_700_000_000_000, signed("PETAL-STEP install")),
+            (1_700_000_001_000, signed("PETAL-PROGRESS 2/3 bzip2@1.0.8")),
+            (1_700_000_002_000, signed("PETAL-HEARTBEAT 1700000002")),
         ],
         owner="123456789012",
     )
@@ -366,10 +396,10 @@ def test_markers_inside_an_agent_event_of_many_lines_are_read(
     sfn = FakeStepFunctions()
     # What the SSM agent uploads: every line of about a second in one event.
     batch = log_batch(
-        "==> Installing zlib\nPETAL-STEP install\n==> zlib: Executing phase: 'build'\n"
-        "PETAL-PROGRESS 1/3 zlib@1.3\n  checking for gcc... gcc\n",
-        "PETAL-HEARTBEAT 1700000002\n==> bzip2: Successfully installed\n"
-        "PETAL-PROGRESS 2/3 bzip2@1.0.8\n==> Installing xz\n",
+        f"==> Installing zlib\n{signed('PETAL-STEP install')}==> zlib: Executing phase: "
+        f"'build'\n{signed('PETAL-PROGRESS 1/3 zlib@1.3')}  checking for gcc... gcc\n",
+        f"{signed('PETAL-HEARTBEAT 1700000002')}==> bzip2: Successfully installed\n"
+        f"{signed('PETAL-PROGRESS 2/3 bzip2@1.0.8')}==> Installing xz\n",
     )
     result = on_log_batch(batch, table=table, sfn=sfn, now=NOW)
     assert result.events == 4
@@ -390,8 +420,9 @@ def test_a_marker_cut_at_an_event_boundary_is_not_misread(
 ) -> None:
     table, _ = aws
     sfn = FakeStepFunctions()
+    cut = signed("PETAL-PROGRESS 2/3 bzip2@1.0.8")
     on_log_batch(
-        log_batch("PETAL-PROGRESS 1/3 zlib@1.3\n==> zlib: installed\nPETAL-PROGRESS 2/3 bzi"),
+        log_batch(f"{signed('PETAL-PROGRESS 1/3 zlib@1.3')}==> zlib: installed\n{cut[:17]}"),
         table=table,
         sfn=sfn,
         now=NOW,
@@ -401,7 +432,8 @@ def test_a_marker_cut_at_an_event_boundary_is_not_misread(
     # Not "bzi": the piece after the last newline is not a whole line.
     assert (record.progress.done, record.progress.spec) == (1, "zlib@1.3")
     # The rest of that line opens the next event; it is no marker either.
-    on_log_batch(log_batch("p2@1.0.8\nPETAL-PROGRESS 3/3 xz@5.4\n"), table=table, sfn=sfn, now=NOW)
+    rest = cut[17:] + signed("PETAL-PROGRESS 3/3 xz@5.4")
+    on_log_batch(log_batch(rest), table=table, sfn=sfn, now=NOW)
     record = table.get_build("b1")
     assert record is not None and record.progress is not None
     assert (record.progress.done, record.progress.spec) == (3, "xz@5.4")
@@ -415,7 +447,7 @@ def test_no_heartbeat_once_the_command_has_ended(aws: tuple[BuildTable, Any]) ->
         encode_subscription_event(
             log_group="g",
             log_stream="cmd-1/i-1/bootstrap/stdout",
-            messages=[(1, "PETAL-HEARTBEAT 1")],
+            messages=[(1, signed("PETAL-HEARTBEAT 1"))],
             owner="1",
         )
     )
@@ -429,9 +461,10 @@ def test_bad_deliveries() -> None:
 
 
 def test_causes_without_a_failure_line() -> None:
-    assert "ran out of time" in bootstrap_failure_cause("TimedOut", "c", [])
-    assert "(no output reached the build log)" in bootstrap_failure_cause("Failed", "c", [])
-    long = bootstrap_failure_cause("Failed", "c", ["x" * 100] * 100)
+    assert "ran out of time" in bootstrap_failure_cause("TimedOut", "c", LogRead())
+    assert "(none the bootstrap vouched for" in bootstrap_failure_cause("Failed", "c", LogRead())
+    tail = read_log(signed(*["PETAL-TAIL " + "x" * 100] * 100), key=KEY, build_id="b1")
+    long = bootstrap_failure_cause("Failed", "c", tail)
     assert len(long) <= 3000
 
 

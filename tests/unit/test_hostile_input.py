@@ -415,7 +415,8 @@ def test_a_seed_over_the_limit_is_refused_before_parsing(
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("parsed a seed the size alone refuses")
 
-    monkeypatch.setattr(loading, "load_yaml_document", never)
+    # Where parse_seed finds it, at its call (loading imports PyYAML's reader lazily).
+    monkeypatch.setattr("petal.yaml_source.load_yaml_document", never)
     error = refused(_padded(size))
     message = error.errors[0].message
     assert f"at most {MAX_SEED_BYTES:,} bytes" in message and "split the packages" in message

@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from petal.build.manifest import Manifest
 from petal.deployment_contract import TAG_FINGERPRINT
 from petal.registry.publish import (
     build_publication,
@@ -286,3 +287,62 @@ def test_broken_files_in_out_dir_are_input_errors(tmp_path: Path) -> None:
     publication = build_publication([EAST], name="bio-v1", fingerprint=FINGERPRINT, public=True)
     with pytest.raises(InvalidArgument, match="not a valid registry index"):
         write_publication(tmp_path, publication)
+
+
+def test_a_variant_carries_its_build_manifest() -> None:
+    lock = {"roots": [], "concrete_specs": {"h1": {"name": "zlib", "version": "1.3.1"}}}
+    manifest = Manifest(
+        {
+            "format": 2,
+            "build_id": "bio-1",
+            "spack_version": "v0.23.0",
+            "spack_commit": "c6d4037758140fe15913c29e80cd1547f388ae51",
+            "builder_image": "ami-0123456789abcdef0",
+            "os": {"id": "amzn", "version_id": "2023"},
+            "compilers": ["gcc@=13.2.0"],
+            "core_compilers": ["gcc@11.4.1"],
+            "parent_snapshot": "snap-0cccccccccccccccc",
+            "install_sources": {"h1": "cache"},
+            "lock": lock,
+        }
+    )
+    publication = build_publication(
+        [EAST, WEST],
+        name="bio-v1",
+        fingerprint=FINGERPRINT,
+        public=True,
+        today=DAY,
+        manifests={EAST.snapshot_id: manifest},
+    )
+    assert_valid(publication.metadata, "entry")
+    east, west = publication.metadata["snapshots"]
+    assert east["manifest"] == {
+        "build_id": "bio-1",
+        "spack_version": "v0.23.0",
+        "spack_commit": "c6d4037758140fe15913c29e80cd1547f388ae51",
+        "builder_image": "ami-0123456789abcdef0",
+        "os": "amzn 2023",
+        "compilers": ["gcc@=13.2.0"],
+        "core_compilers": ["gcc@11.4.1"],
+        "parent_snapshot": "snap-0cccccccccccccccc",
+        "install_sources": {"h1": "cache"},
+        "spack_lock": lock,
+    }
+    assert "manifest" not in west  # no manifest found: the variant is as before
+    # The schema holds the manifest to its shapes: a forged source is refused.
+    east["manifest"]["install_sources"] = {"h1": "downloaded"}
+    with pytest.raises(jsonschema.ValidationError, match="downloaded"):
+        assert_valid(publication.metadata, "entry")
+
+
+def test_an_entry_registry_clients_could_not_read_is_refused() -> None:
+    lock = {"roots": [], "concrete_specs": {f"h{i}": {"name": "x" * 100} for i in range(20_000)}}
+    manifest = Manifest({"format": 2, "build_id": "big-1", "lock": lock})
+    with pytest.raises(Refused, match="registry clients read: publish fewer snapshots"):
+        build_publication(
+            [EAST],
+            name="bio-v1",
+            fingerprint=FINGERPRINT,
+            public=True,
+            manifests={EAST.snapshot_id: manifest},
+        )

@@ -63,3 +63,18 @@ def test_filter_matches_every_seed_name() -> None:
     assert description_filter(FP, "al2023", "x86_64") == (
         f"petal {FP} os=alinux2023 arch=x86_64 seed=*"
     )
+
+
+def test_a_childs_description_names_its_parent() -> None:
+    text = format_description(FP, "alinux2023", "x86_64", "bio", parent="snap-0123456789abcdef0")
+    assert text.endswith(" seed=bio parent=snap-0123456789abcdef0")
+    assert len(format_description(FP, "ubuntu2404", "x86_64", "a" * 63, "snap-" + "f" * 17)) <= 255
+    parsed = parse_description(text)
+    assert parsed is not None and parsed.parent == "snap-0123456789abcdef0"
+    assert parsed.names(FP, "alinux2023", "x86_64")
+
+
+def test_a_parent_that_is_no_snapshot_id_is_refused() -> None:
+    with pytest.raises(DescriptionError, match="parent 'vol-1' is not a snapshot id"):
+        format_description(FP, "alinux2023", "x86_64", "bio", parent="vol-1")
+    assert parse_description(f"petal {FP} os=alinux2023 arch=x86_64 seed=bio parent=x") is None

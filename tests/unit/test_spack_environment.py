@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -13,11 +14,12 @@ from petal.seed.spack_environment import render_spack_yaml, spack_environment
 REPO = Path(__file__).resolve().parents[2]
 
 
-def rendered(path: str) -> dict:
+def rendered(path: str) -> dict[str, Any]:
     seed = load_seed(REPO / path)
     text = render_spack_yaml(seed, fingerprint(seed))
     assert f"# fingerprint: {fingerprint(seed)}" in text
-    return yaml.safe_load(text)["spack"]
+    spack: dict[str, Any] = yaml.safe_load(text)["spack"]
+    return spack
 
 
 def test_bioinformatics_environment() -> None:
@@ -94,10 +96,35 @@ def test_mpi_uses_the_images_slurm_and_efa() -> None:
     ]
 
 
-def test_no_mpi_no_externals() -> None:
-    env = rendered("seeds/testing/workload-basic.yaml")
-    assert set(env["packages"]) == {"all"}
-    assert env["packages"]["all"] == {"require": ["target=x86_64_v3"]}
+def test_every_environment_wires_mpi() -> None:
+    """MPI arrives through packages' defaults (py-torch +distributed, valgrind +mpi): the
+    wiring is there whether the seed names an MPI or not, and applies only when one is in
+    the DAG. The MPI is openmpi unless the seed names another."""
+    for path in ("seeds/testing/workload-basic.yaml", "seeds/machine-learning.yaml"):
+        packages = rendered(path)["packages"]
+        assert packages["slurm"]["buildable"] is False
+        assert packages["libfabric"]["externals"][0]["prefix"] == "/opt/amazon/efa"
+        assert packages["mpi"] == {"require": ["openmpi"]}
+        assert packages["openmpi"]["require"][:2] == ["schedulers=slurm", "fabrics=ofi"]
+    basic = rendered("seeds/testing/workload-basic.yaml")["packages"]
+    assert basic["all"] == {"require": ["target=x86_64_v3"]}
+    assert basic["mpich"]["require"] == ["+slurm", "netmod=ofi", "target=x86_64_v3"]
+
+
+def test_the_mpi_the_seed_names_is_every_packages_mpi() -> None:
+    mpich = rendered("seeds/testing/mpi-mpich.yaml")["packages"]
+    assert mpich["mpi"] == {"require": ["mpich"]}
+    intel = rendered("seeds/testing/mpi-intel.yaml")["packages"]
+    assert intel["mpi"] == {"require": ["intel-oneapi-mpi"]}
+    assert intel["intel-oneapi-mpi"]["require"] == [
+        "+external-libfabric",
+        "%gcc@=12.3.0",
+        "target=x86_64_v3",
+    ]
+    both = parse_seed("name: a\nsoftware: {packages: ['hdf5 +mpi ^mpich', openmpi]}\n")
+    assert spack_environment(both)["spack"]["packages"]["mpi"] == {
+        "require": [{"one_of": ["mpich", "openmpi"]}]
+    }
 
 
 def test_several_compilers_are_one_of() -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from petal.seed import spack_check
 from petal.seed.loading import load_seed, parse_seed
-from petal.seed.model import SeedError
-from petal.seed.spack_environment import spack_environment
+from petal.seed.model import MPI_PACKAGES, SeedError
+from petal.seed.spack_environment import MPI_REQUIREMENTS, spack_environment
 from petal.seed.spack_packages import (
     SPACK_VERSION,
     catalog,
@@ -142,35 +142,57 @@ def test_spack_reasons_are_capped() -> None:
     assert problems[-1].message.startswith("and 21 more reasons like these")
 
 
-def test_a_seed_of_the_other_architecture_is_not_concretized_here(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(spack_check.platform, "machine", lambda: "x86_64")
-    seed = replace(load_seed("seeds/testing/workload-basic.yaml"), architecture="arm64")
-    spack = spack_check.Spack(root=tmp_path, python=tmp_path, home=tmp_path, key="k")
-    result = spack_check.check_seed(seed, "s.yaml", spack)
-    assert [p.format("s.yaml") for p in result.problems] == [
-        "s.yaml: architecture: a seed for arm64 concretizes only on an arm64 machine (Spack "
-        "solves for the CPU family it runs on; this one is x86_64): run petal seed check on "
-        "a Graviton instance"
-    ]
+def test_a_seed_of_the_other_cpu_family_is_solved_for_its_target(tmp_path: Path) -> None:
+    """Spack 0.23 offers only this machine's family unless host_compatible is false and
+    the root specs name the target (spack/solver/asp.py, target_defaults)."""
+    env = spack_environment(load_seed("seeds/chemistry.yaml"))
+    cross = spack_check.offline_environment(env, tmp_path, cross_target="neoverse_n1")["spack"]
+    assert cross["concretizer"]["targets"] == {"host_compatible": False}
+    packages = next(d["packages"] for d in cross["definitions"] if "packages" in d)
+    assert packages[0] == "openmpi@=4.1.6 fabrics=ofi target=neoverse_n1"
+    assert all(" target=neoverse_n1" in p for p in packages)
+    ml = spack_environment(load_seed("seeds/machine-learning.yaml"))
+    cross = spack_check.offline_environment(ml, tmp_path, cross_target="neoverse_n1")["spack"]
+    packages = next(d["packages"] for d in cross["definitions"] if "packages" in d)
+    # the target goes on the root, not on the ^dependency
+    assert "py-numpy@=1.26.4 target=neoverse_n1 ^openblas" in packages
+    # what the builder gets is left alone: it is of the seed's family
+    assert "targets" not in env["spack"]["concretizer"]
 
 
-def test_a_build_tool_twice_gets_its_own_advice() -> None:
+def test_a_build_tool_twice_is_accepted_a_library_twice_is_not() -> None:
+    """Spack's default `duplicates: strategy: minimal` builds a build tool twice when
+    packages need incompatible versions (py-pandas@2.1 needs py-cython@:2, py-scipy@1.13
+    py-cython@3:): nothing links or loads them. A linked package twice is refused."""
     seed = _seed("py-a", "py-b")
     build = {"parameters": {"deptypes": ["build"]}}
+    link = {"parameters": {"deptypes": ["build", "link"]}}
     lock = {
         "roots": [{"hash": "a"}, {"hash": "b"}],
         "concrete_specs": {
-            "a": {**_node("py-a"), "dependencies": [{"name": "c", "hash": "c1", **build}]},
-            "b": {**_node("py-b"), "dependencies": [{"name": "c", "hash": "c2", **build}]},
+            "a": {
+                **_node("py-a"),
+                "dependencies": [
+                    {"name": "c", "hash": "c1", **build},
+                    {"name": "z", "hash": "z1", **link},
+                ],
+            },
+            "b": {
+                **_node("py-b"),
+                "dependencies": [
+                    {"name": "c", "hash": "c2", **build},
+                    {"name": "z", "hash": "z2", **link},
+                ],
+            },
             "c1": _node("py-cython", version="0.29"),
             "c2": _node("py-cython", version="3.0"),
+            "z1": _node("zlib", version="1.2"),
+            "z2": _node("zlib", version="1.3"),
         },
     }
     env = spack_environment(seed)
     (message,) = spack_check.lock_properties(seed, lock, env)["one_version"]
-    assert "duplicates: strategy: none" in message
+    assert message.startswith("zlib is concretized 2 times")
 
 
 def test_the_generator_reads_recipes_without_spack(tmp_path: Path) -> None:
@@ -189,6 +211,7 @@ def test_the_generator_reads_recipes_without_spack(tmp_path: Path) -> None:
     assert data["packages"] == {"bar": [], "foo": ["2.0", "1.0"]}
     assert data["open"] == ["bar"]
     assert data["virtuals"] == ["mpi"]
+    assert data["mpi_providers"] == ["foo"]
     assert data["deprecated"] == {"foo": ["1.0"]}
 
 
@@ -210,9 +233,33 @@ def test_the_shipped_list_is_the_generators_format() -> None:
         "generated_by",
         "open",
         "virtuals",
+        "mpi_providers",
         "deprecated",
         "packages",
     }
+
+
+@pytest.mark.parametrize("spec", ["mvapich2@2.3.7", "osu-micro-benchmarks ^mvapich2", "intel-mpi"])
+def test_an_mpi_petal_does_not_wire_is_refused(spec: str) -> None:
+    """Spack 0.23 answers `^mvapich2` with an internal error (the environment requires
+    the MPI to be one petal wires): validate says why instead."""
+    with pytest.raises(SeedError) as caught:
+        parse_seed(MINIMAL.format(packages=f"'{spec}'", compilers="", version="v0.23.0"))
+    name = "intel-mpi" if spec == "intel-mpi" else "mvapich2"
+    assert [p.message for p in caught.value.problems] == [
+        f"{name} is an MPI petal does not build for Slurm and EFA: use openmpi, mpich or "
+        'intel-oneapi-mpi (docs/SEEDS.md, "MPI, Slurm and EFA")'
+    ]
+
+
+def test_the_mpis_petal_wires_are_named_once() -> None:
+    assert tuple(MPI_REQUIREMENTS) == MPI_PACKAGES
+    cat = catalog()
+    assert cat is not None
+    assert set(MPI_PACKAGES) <= cat.mpi_providers
+    # nvhpc provides MPI, but is a compiler: a seed's nvhpc compiler stays valid.
+    nvhpc = MINIMAL.format(packages="zlib", compilers="nvhpc@24.7", version="v0.23.0")
+    assert parse_seed(nvhpc).software.compilers == ("nvhpc@24.7",)
 
 
 # --- petal seed check, without Spack ---------------------------------------------------
@@ -272,8 +319,11 @@ def test_lock_properties() -> None:
             "gcc-h": _node("gcc", ("zlib-old",), cv="12.2.0", version="12.3.0"),
             "zlib-old": _node("zlib", cv="12.2.0", target="x86_64"),
             "openmpi-h": _node(
-                "openmpi", ("zlib-h", "glibc-h"), parameters={"schedulers": ["none"]}
+                "openmpi",
+                ("zlib-h", "glibc-h", "libfabric-h"),
+                parameters={"schedulers": ["none"], "fabrics": ["ofi"]},
             ),
+            "libfabric-h": _node("libfabric"),
             "zlib-h": _node("zlib", ("zlib-2",)),
             "zlib-2": _node("zlib", version="1.2", target="zen3", cv="12.2.0"),
             "glibc-h": _node("glibc", cv="12.2.0", external={"path": "/usr"}),
@@ -284,11 +334,16 @@ def test_lock_properties() -> None:
     found = spack_check.lock_properties(seed, lock, env)
     assert set(found) == set(spack_check.PROPERTIES)
     assert found["compiler"] == [
-        "1 of 3 specs are not built with gcc@12.3.0: zlib@1.2%gcc@12.2.0; require the compiler "
+        "1 of 4 specs are not built with gcc@12.3.0: zlib@1.2%gcc@12.2.0; require the compiler "
         "(packages: all: require: '%gcc@12.3.0')"
     ]
-    assert found["target"][0].startswith("1 of 3 specs are not built for x86_64_v3: zlib (zen3)")
-    assert "schedulers=none" in found["openmpi_slurm"][0]
+    assert found["target"][0].startswith("1 of 4 specs are not built for x86_64_v3: zlib (zen3)")
+    assert found["mpi"] == [
+        "openmpi@1.0 is concretized without schedulers=slurm: it would not launch under "
+        "Slurm or not use EFA; require them (packages: openmpi: require:)",
+        "libfabric@1.0 would be built by Spack, not taken from the image's /opt/amazon/efa: "
+        "declare it an external (buildable: false)",
+    ]
     assert found["one_version"][0].startswith("zlib is concretized 2 times")
     assert "is under /tmp" in found["build_stage"][0]
 
@@ -297,11 +352,42 @@ def test_a_good_lock_has_no_violations() -> None:
     seed = _seed("openmpi@4.1.6", compilers=("gcc@12.3.0",))
     lock = {
         "roots": [{"hash": "o"}],
-        "concrete_specs": {"o": _node("openmpi", parameters={"schedulers": ["slurm"]})},
+        "concrete_specs": {
+            "o": _node(
+                "openmpi",
+                ("f",),
+                parameters={"schedulers": ["slurm"], "fabrics": ["ofi"]},
+            ),
+            "f": _node("libfabric", external={"path": "/opt/amazon/efa"}),
+        },
     }
     env = spack_environment(seed)
     env["spack"]["config"]["build_stage"] = ["/var/tmp/$user/spack-stage"]
     assert spack_check.lock_properties(seed, lock, env) == {p: [] for p in spack_check.PROPERTIES}
+
+
+def test_every_mpi_in_the_dag_is_checked_not_only_the_seeds() -> None:
+    """py-torch pulls an MPI the seed never names: it must be wired all the same."""
+    seed = _seed("py-torch", compilers=("gcc@12.3.0",))
+    mpi = {"parameters": {"deptypes": ["build", "link"], "virtuals": ["mpi"]}}
+    nodes: dict[str, object] = {
+        "t": {**_node("py-torch"), "dependencies": [{"name": "m", "hash": "m", **mpi}]},
+        "m": _node("mvapich2", ("s",)),
+        "s": _node("slurm"),
+    }
+    lock = {"roots": [{"hash": "t"}], "concrete_specs": nodes}
+    env = spack_environment(seed)
+    assert spack_check.lock_properties(seed, lock, env)["mpi"] == [
+        "mvapich2@1.0 is the MPI, which petal does not wire to Slurm and EFA: use one that "
+        "it does (openmpi, mpich, intel-oneapi-mpi), e.g. ^openmpi",
+        "slurm@1.0 would be built by Spack, not taken from the image's /opt/slurm: declare "
+        "it an external (buildable: false)",
+    ]
+    nodes["m"] = _node("mpich", parameters={"slurm": True, "netmod": "tcp"})
+    assert spack_check.lock_properties(seed, lock, env)["mpi"] == [
+        "mpich@1.0 is concretized without netmod=ofi: it would not launch under Slurm or not "
+        "use EFA; require them (packages: mpich: require:)"
+    ]
 
 
 def test_the_check_runs_offline_in_its_work_directory(tmp_path: Path) -> None:

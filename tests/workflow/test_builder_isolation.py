@@ -1,6 +1,7 @@
 """One builder cannot steer another build, on the emulator: builder A
-writes into build B's command output under its own instance, and forged status and
-state events name B's command; B ignores all of it, then finishes on its own events."""
+writes into build B's command output under its own instance and into B's own stream,
+and forged status and state events name B's command; B ignores all of it, then
+finishes on its own events."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from petal.build.log_markers import sign_line
 from petal.build.records import BuildRecord
 from petal.deployment_contract import CALLBACK_FUNCTION, LOG_HEARTBEAT_FUNCTION
 from petal.local.emulator import LocalAws, LocalFailure, command_status_event
@@ -109,4 +111,59 @@ def test_a_builder_cannot_steer_another_build(aws: LocalAws) -> None:
     b_result, a_result = aws.wait(b_arn), aws.wait(a_arn)
     assert b_result.status == "SUCCEEDED", b_result.cause
     assert (a_result.status, a_result.error) == ("FAILED", "BootstrapFailed")
+    assert_nothing_left(aws)
+
+
+def test_a_builder_cannot_write_markers_into_another_builds_own_stream(aws: LocalAws) -> None:
+    """Builder A knows build B's real stream name (DescribeLogStreams) and may write it:
+    without B's log key, none of its lines beats B's heart, moves B's record or reaches
+    B's failure cause."""
+    hang = LocalFailure("bootstrap", "hang")
+    a_arn = aws.start_build({"seed": seed_document(), "build_id": "a"}, failure=hang)
+    b_arn = aws.start_build(
+        {"seed": seed_document(), "build_id": "b", "os": "ubuntu2404"}, failure=hang
+    )
+    a, b = parked(aws, "a"), parked(aws, "b")
+    assert a.command_id and b.command_id and b.instance_id
+    aws.quiesce()
+    before = aws.table.get_build("b")
+    assert before is not None
+    _, a_key = aws.table.get_build_and_log_key("a")
+    assert a_key is not None
+
+    b_stream = f"{b.command_id}/{b.instance_id}/bootstrap/stdout"
+    write_builder_output(aws, b_stream, FORGED_LINES)
+    write_builder_output(aws, b_stream, [sign_line(a_key, "b", line) for line in FORGED_LINES])
+    write_builder_output(aws, b_stream, [sign_line(a_key, "a", line) for line in FORGED_LINES])
+    aws.quiesce()
+
+    after = aws.table.get_build("b")
+    assert after is not None and after.status == "RUNNING"
+    assert (after.progress, after.failure_line, after.bootstrap_step, after.last_heartbeat_at) == (
+        before.progress,
+        before.failure_line,
+        before.bootstrap_step,
+        before.last_heartbeat_at,
+    )
+    refused = rejected_deliveries(aws, b.command_id)
+    assert len(refused) >= 3 and not any(result["heartbeat_sent"] for result in refused)
+
+    # B's command fails (SSM says so): its cause holds none of A's words.
+    document, region = aws.deployment.document_name, aws.region
+    aws.deliver_event(
+        CALLBACK_FUNCTION,
+        command_status_event(b.command_id, b.instance_id, document, "Failed", region),
+    )
+    b_result = aws.wait(b_arn)
+    assert (b_result.status, b_result.error) == ("FAILED", "BootstrapFailed")
+    for words in ("evil.example", "curl", "pwned", "PETAL-MAC"):
+        assert words not in str(b_result.cause)
+    failed = aws.table.get_build("b")
+    assert failed is not None and failed.error is not None
+    assert "evil.example" not in failed.error.cause
+    aws.deliver_event(
+        CALLBACK_FUNCTION,
+        command_status_event(a.command_id, str(a.instance_id), document, "Failed", region),
+    )
+    assert aws.wait(a_arn).status == "FAILED"
     assert_nothing_left(aws)

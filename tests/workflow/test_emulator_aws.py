@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -72,3 +74,44 @@ def test_a_command_runs_on_the_instances_it_names_only(aws: LocalAws) -> None:
     ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=named)
     with pytest.raises(ClientError, match="InvocationDoesNotExist"):
         ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=other)
+
+
+def test_a_command_must_fit_its_documents_parameters(aws: LocalAws) -> None:
+    """As in AWS: undeclared, missing required and out-of-pattern parameters are refused."""
+    ec2, ssm = aws.client("ec2"), aws.client("ssm")
+    image = ec2.register_image(Name="any", Architecture="x86_64", RootDeviceName="/dev/xvda")
+    (instance,) = ec2.run_instances(ImageId=image["ImageId"], MinCount=1, MaxCount=1)["Instances"]
+    content = {
+        "schemaVersion": "2.2",
+        "parameters": {
+            "Key": {"type": "String", "allowedPattern": "^[0-9a-f]{4}$"},
+            "Mode": {"type": "String", "default": "a", "allowedValues": ["a", "b"]},
+        },
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "run",
+                "inputs": {"runCommand": ["echo '{{ Key }}' '{{ Mode }}'"]},
+            }
+        ],
+    }
+    ssm.create_document(Name="strict", Content=json.dumps(content), DocumentType="Command")
+
+    def send(**parameters: str) -> None:
+        ssm.send_command(
+            InstanceIds=[instance["InstanceId"]],
+            DocumentName="strict",
+            Parameters={name: [value] for name, value in parameters.items()},
+        )
+
+    send(Key="beef")
+    send(Key="beef", Mode="b")
+    for parameters, problem in [
+        ({}, "Key is required"),
+        ({"Key": "BEEF"}, "Key does not match its allowedPattern"),
+        ({"Key": "beef", "Mode": "c"}, "Mode is not one of its allowedValues"),
+        ({"Key": "beef", "Other": "x"}, "Other is not a parameter of the document"),
+    ]:
+        with pytest.raises(ClientError, match="InvalidParameters") as raised:
+            send(**parameters)
+        assert problem in str(raised.value)

@@ -8,7 +8,11 @@ from typing import Any, Final
 
 from petal.aws import ssm_commands
 from petal.build.bootstrap_document import command_parameters
+from petal.build.build_cache import BuildCache, bootstrap_parameters
+from petal.build.log_markers import log_key_parameter, new_log_key
+from petal.build.records import LOG_KEY_ATTRIBUTE
 from petal.build.table import BuildTable
+from petal.errors import PetalStepError
 
 # A parked token outlives its task by this much (then DynamoDB's TTL removes it).
 TOKEN_GRACE: Final = timedelta(days=1)
@@ -22,11 +26,19 @@ def bootstrap(
     document_name: str,
     log_group: str,
     now: datetime,
+    seed_bucket: str = "",
+    build_cache: BuildCache | None = None,
 ) -> dict[str, Any]:
     """Send the bootstrap and park the task token under the command's id.
 
     The token never leaves AWS: the instance gets only the command, and the callback
     function finds the token by the command id in SSM's status-change events.
+
+    The build's log key is made here, stored on its record before the command goes out
+    (its first marker may arrive before SendCommand returns) and handed to the builder
+    as a command parameter: neither the execution's input nor this step's result holds
+    it. It is kept for the build: a command sent again (a retry after the first ended)
+    tags its lines with the same key.
     """
     build, resources = event["build"], event["resources"]
     build_id, instance_id = str(build["build_id"]), str(resources["instance_id"])
@@ -44,7 +56,7 @@ def bootstrap(
             expires_at=expires_at,
         )
 
-    record = table.get_build(build_id)
+    record, log_key = table.get_build_and_log_key(build_id)
     if record is not None and record.command_id:
         status = ssm_commands.command_status(ssm, record.command_id, instance_id)
         if status not in ssm_commands.TERMINAL_STATUSES:
@@ -61,7 +73,20 @@ def bootstrap(
         fingerprint=str(build["fingerprint"]),
         execution_timeout_seconds=int(build["command_timeout_seconds"]),
         heartbeat_seconds=int(build["script_heartbeat_seconds"]),
+        parent_snapshot=str(build.get("parent_snapshot_id") or ""),
     )
+    if log_key is None:
+        log_key = new_log_key()
+        if not table.update_build(
+            build_id, {LOG_KEY_ATTRIBUTE: log_key}, execution_arn=execution_arn
+        ):
+            # The consumer would refuse every line of a build without a key on record.
+            raise PetalStepError(
+                f"build {build_id} has no record of execution {execution_arn} to hold its "
+                "log key; nothing was sent to the builder"
+            )
+    parameters.update(log_key_parameter(log_key))
+    parameters.update(bootstrap_parameters(build_id, seed_bucket=seed_bucket, cache=build_cache))
     command_id = ssm_commands.send_bootstrap_command(
         ssm,
         document_name=document_name,

@@ -1,4 +1,6 @@
-"""Build step Launch: the builder instance and the empty software volume."""
+"""Build step Launch: the builder instance and the software volume: empty, or created
+from the parent snapshot of an incremental build. Either volume carries the same tags,
+so cleanup, the janitor and cancel find and delete it alike."""
 
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ def launch(
         kms_key_id=volume.get("kms_key_id"),
         tags=ec2_builder.volume_tags(build_id, build["seed_name"]),
         client_token=f"{build_id}-volume",
+        snapshot_id=build.get("parent_snapshot_id"),
     )
     table.update_build(
         build_id, {"step": "ready", "volume_id": volume_id}, execution_arn=build["execution_arn"]

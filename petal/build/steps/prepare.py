@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from petal.aws import ec2_builder, ec2_snapshots
 from petal.build.config import BuildConfig, CostLimits
+from petal.build.parent import Parent, resolve_parent
 from petal.build.records import BuildRecord, iso
 from petal.build.request import (
     BuildRequest,
@@ -128,6 +129,18 @@ def check_cost_limits(seed: Seed, limits: CostLimits) -> None:
         raise InvalidBuildRequest(
             "the build asks for more than this deployment's cost limits allow: "
             f"{'; '.join(refused)}. Nothing was created."
+        )
+
+
+def check_parent_size(parent: Parent, limits: CostLimits) -> None:
+    """The volume made from a parent is at least the parent's size, whatever the seed
+    asks for: a parent beyond the limit would make one beyond it."""
+    if parent.size_gb > limits.max_volume_gb:
+        raise InvalidBuildRequest(
+            f"parent: {parent.snapshot_id} is a {parent.size_gb} GiB snapshot, above the "
+            f"limit of {limits.max_volume_gb} GiB (petal:maxVolumeGb) for the volume made "
+            "from it: build without --from, or raise petal:maxVolumeGb and redeploy "
+            f"(`cdk deploy -c petal:maxVolumeGb={parent.size_gb}`). Nothing was created."
         )
 
 
@@ -323,6 +336,11 @@ def prepare(
     check_mirror_buckets(seed, config.mirror_buckets)
     check_http_egress(seed, config.builder_http_egress)
     check_ebs_default_key(ec2, config.ebs_default_kms_key_arn)
+    parent = None
+    if request.parent is not None:
+        parent = resolve_parent(ec2, seed, request.parent)
+        check_parent_size(parent, config.cost_limits)
+        base_record.parent_snapshot_id = parent.snapshot_id
 
     if seed.build.image is not None:
         image = find_builder_image(ec2, seed, request, config.builder_image_owners)
@@ -365,12 +383,14 @@ def prepare(
         **({"builder_image": seed.build.image} if seed.build.image else {}),
         "instance_type": seed.build.instance_type,
         "volume": {
-            "size_gb": seed.volume.size_gb,
+            # A volume is at least as large as the snapshot it is created from.
+            "size_gb": max(seed.volume.size_gb, parent.size_gb if parent else 0),
             "iops": seed.volume.iops,
             "throughput": seed.volume.throughput,
-            "encrypted": seed.volume.encrypted,
+            "encrypted": seed.volume.encrypted or bool(parent and parent.encrypted),
             "kms_key_id": seed.volume.kms_key_id,
         },
+        **({"parent_snapshot_id": parent.snapshot_id} if parent else {}),
         "task_timeout_seconds": task_timeout,
         "command_timeout_seconds": command_timeout,
         "script_heartbeat_seconds": max(

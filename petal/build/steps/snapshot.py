@@ -9,13 +9,16 @@ from petal.aws import ec2_builder, ec2_snapshots
 from petal.build.table import BuildTable
 from petal.deployment_contract import (
     MANAGED_VALUE,
+    MOUNT_DIR,
     TAG_ARCH,
     TAG_BUILD_ID,
     TAG_BUILDER_IMAGE,
     TAG_FINGERPRINT,
     TAG_MANAGED,
+    TAG_MOUNT_DIR,
     TAG_OS,
     TAG_PACKAGES,
+    TAG_PARENT,
     TAG_SEED,
     TAG_SPACK_VERSION,
 )
@@ -33,7 +36,10 @@ def snapshot_tags(build: Mapping[str, Any]) -> dict[str, str]:
         TAG_SEED: str(build["seed_name"]),
         TAG_BUILD_ID: str(build["build_id"]),
         TAG_PACKAGES: ec2_builder.packages_tag_value(list(build.get("packages") or [])),
+        TAG_MOUNT_DIR: MOUNT_DIR,
     }
+    if build.get("parent_snapshot_id"):
+        tags[TAG_PARENT] = str(build["parent_snapshot_id"])
     if build.get("builder_image"):
         tags[TAG_BUILDER_IMAGE] = str(build["builder_image"])
     return tags
@@ -56,6 +62,7 @@ def snapshot(event: Mapping[str, Any], *, ec2: Any, table: BuildTable) -> dict[s
         str(build["os"]),
         str(build["architecture"]),
         str(build["seed_name"]),
+        parent=build.get("parent_snapshot_id"),
     )
     snapshot_id = ec2_snapshots.create_snapshot(ec2, volume_id, description, snapshot_tags(build))
     table.update_build(
