@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from petal.aws.ec2_snapshots import SnapshotView, find_snapshots
+from petal.aws.ec2_snapshots import SnapshotView, find_snapshots, lifecycle_of
 from petal.build.cancel import cancel_build
 from petal.build.records import FINISHED, SUCCESSFUL, BuildRecord
 from petal.build.request import (
@@ -457,6 +457,7 @@ def _volume_json(volume: SnapshotView, sharing: SharingInfo | None) -> dict[str,
         "packages": tags.get("petal:packages"),
         "size_gb": volume.size_gb,
         "parent_snapshot_id": tags.get(TAG_PARENT),
+        "lifecycle": lifecycle_of(tags),
         "created": volume.start_time,
         "sharing": sharing.to_json() if sharing is not None else None,
     }
@@ -493,6 +494,9 @@ def _print_listing(
         )
         if v.tags.get(TAG_PARENT):
             line += f"  from {v.tags[TAG_PARENT]}"
+        lifecycle = lifecycle_of(v.tags)
+        if lifecycle != "current":
+            line += f"  {lifecycle.upper()}"
         if v.snapshot_id in shared:
             line += f"  shared: {shared[v.snapshot_id].summary()}"
         print(line)

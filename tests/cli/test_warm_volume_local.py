@@ -96,3 +96,19 @@ def test_prune_deletes_exactly_the_unused_old_snapshots(demo: Demo) -> None:
         older: ("delete", True),
     }
     assert [s["SnapshotId"] for s in snapshots(demo)] == [oldest, newest]
+
+
+def test_build_list_shows_a_snapshots_lifecycle(demo: Demo) -> None:
+    for force in ((), ("--force",)):
+        ok(demo, "build", "--seed", SEED, *force)
+    older, newer = (s["SnapshotId"] for s in snapshots(demo))
+    ok(demo, "build", "deprecate", older)
+    listing = ok(demo, "build", "list")
+    [older_line] = [line for line in listing.splitlines() if line.startswith(f"  {older}")]
+    [newer_line] = [line for line in listing.splitlines() if line.startswith(f"  {newer}")]
+    assert older_line.endswith("DEPRECATED") and "DEPRECATED" not in newer_line
+    volumes = json.loads(ok(demo, "build", "list", "--json"))["software_volumes"]
+    assert {v["snapshot_id"]: v["lifecycle"] for v in volumes} == {
+        older: "deprecated",
+        newer: "current",
+    }
