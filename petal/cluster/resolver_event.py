@@ -37,7 +37,6 @@ from petal.cluster.resolution import (
 from petal.cluster.settings import ClusterOverrides, ConfigError
 from petal.errors import EXIT_INVALID, PetalStepError
 from petal.identifiers import FINGERPRINT
-from petal.seed.loading import parse_seed, parse_seed_mapping
 from petal.seed.model import Seed, SeedError
 from petal.user_config import UserConfig, UserConfigError, config_from_environment
 
@@ -146,6 +145,9 @@ def _software(event: Mapping[str, Any]) -> Software:
 def _seed(value: Any) -> Seed | None:
     if value is None:
         return None
+    # Here: only events that carry a seed pay for the seed loader (a cold start's cost).
+    from petal.seed.loading import parse_seed, parse_seed_mapping
+
     try:
         if isinstance(value, str):
             return parse_seed(value, "seed")
