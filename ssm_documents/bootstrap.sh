@@ -736,6 +736,9 @@ step_push() {
 step_prune() {
     begin_step prune
     run spack -C "$ENV_SCOPE_PATH" gc --yes-to-all --keep-build-dependencies
+    # The manifest's install sources: what the volume holds now, not what gc removed.
+    spack_helper install-sources "$INSTALL_DB" "$WORK_DIR/installed-before" \
+        "$WORK_DIR/install-sources.json" "$ROOT_PREFIX" >/dev/null
 }
 
 step_modules() {
