@@ -597,8 +597,8 @@ def _answer_volume_status() -> Patch:
     volume created from a snapshot, InitializationStatusDetails. At a provisioned rate
     the progress is the time since creation over the snapshot's size at that rate, as
     AWS estimates it; at the default rate AWS's pace is unknown, so only the type."""
+    from moto.core import utils as moto_utils  # its utcnow read at each call: tests set it
     from moto.core.responses import ActionResult
-    from moto.core.utils import utcnow
     from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
     def describe_volume_status(response: Any) -> Any:
@@ -624,7 +624,7 @@ def _answer_volume_status() -> Patch:
                 snapshot = backend.snapshots.get(volume.snapshot_id)
                 size = snapshot.volume.size if snapshot is not None else volume.size
                 total = int(size) * 1024 / rate
-                elapsed = (utcnow() - volume.create_time).total_seconds()
+                elapsed = (moto_utils.utcnow() - volume.create_time).total_seconds()
                 status["InitializationStatusDetails"] = {
                     "InitializationType": "provisioned-rate",
                     "Progress": min(100, int(100 * elapsed / total)),
