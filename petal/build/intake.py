@@ -32,9 +32,7 @@ from petal.seed.model import SeedError
 # Duplicate deliveries come within hours; a week of markers is plenty.
 MARKER_LIFETIME: Final = timedelta(days=7)
 _UNSAFE: Final = re.compile(r"[^a-z0-9-]+")
-# Seeds are built from this prefix of the seed bucket only.
-
-# (bucket, key, version id) -> the object's size in bytes (HeadObject's ContentLength).
+# (bucket, key, version id) -> the object's size in bytes.
 ObjectSize = Callable[[str, str, str | None], int]
 
 
@@ -110,7 +108,7 @@ def on_seed_uploaded(
     object_size: ObjectSize | None = None,
 ) -> IntakeResult:
     """`seed_bucket`: the deployment's (None only in tests of the seed checks);
-    `object_size`: HeadObject's ContentLength, asked when the event has no size."""
+    `object_size`: the object's size, asked when the event has no size."""
     upload = seed_upload(event)
     build_id = intake_build_id(upload)
     source = upload.uri + (f"?versionId={upload.version_id}" if upload.version_id else "")

@@ -109,7 +109,7 @@ def sweep(
     if reconciler is not None:
         # First: a build it ends moves on to its own cleanup, which the rest of the
         # sweep then leaves alone (its execution is still RUNNING).
-        janitor.reconcile(reconciler, sfn)
+        janitor.reconcile(reconciler)
     janitor.terminate_instances()
     janitor.release_volumes()
     janitor.release_locks()
@@ -141,7 +141,7 @@ class _Sweep:
         self._running = running
         self.report = JanitorReport()
 
-    def reconcile(self, reconciler: Reconciler, sfn: Any) -> None:
+    def reconcile(self, reconciler: Reconciler) -> None:
         for record in self._table.running_builds():
             # Only a build waiting in its bootstrap task has a token to complete.
             if record.step != "bootstrap" or not record.command_id:
@@ -150,7 +150,7 @@ class _Sweep:
             if token is None:
                 continue  # not parked yet: the bootstrap step itself is still running
             try:
-                result = self._reconcile_one(record, token.instance_id, reconciler, sfn)
+                result = self._reconcile_one(record, token.instance_id, reconciler)
             except PetalStepError as problem:
                 self.report.reconcile_errors.append(f"{record.build_id}: {problem}")
                 continue
@@ -168,20 +168,20 @@ class _Sweep:
                 )
 
     def _reconcile_one(
-        self, record: BuildRecord, token_instance: str, reconciler: Reconciler, sfn: Any
+        self, record: BuildRecord, token_instance: str, reconciler: Reconciler
     ) -> CallbackResult | None:
         command_id = str(record.command_id)
         instance_id = record.instance_id or token_instance
         instance = ec2_builder.describe_instance(self._ec2, instance_id) if instance_id else None
         if instance is None:
-            return self._builder_vanished(record, instance_id, sfn)
+            return self._builder_vanished(record, instance_id)
         if instance.state in GONE_STATES:
             # The builder's own state first: its command then fails too, but as a
             # consequence; the callback would have had the instance's event first.
             return on_instance_state(
                 {"instance-id": instance_id, "state": instance.state},
                 table=self._table,
-                sfn=sfn,
+                sfn=self._sfn,
                 ec2=self._ec2,
                 now=self._now,
             )
@@ -201,20 +201,20 @@ class _Sweep:
         return on_command_status(
             detail,
             table=self._table,
-            sfn=sfn,
+            sfn=self._sfn,
             ec2=self._ec2,
             read_tail=reconciler.read_tail,
             document_name=reconciler.document_name,
             now=self._now,
         )
 
-    def _builder_vanished(
-        self, record: BuildRecord, instance_id: str, sfn: Any
-    ) -> CallbackResult | None:
+    def _builder_vanished(self, record: BuildRecord, instance_id: str) -> CallbackResult | None:
         """EC2 no longer knows the builder (terminated over an hour ago): no state
         event can be derived for the callback, so fail the task as it would have."""
         what = f"{instance_id or '(unknown)'} no longer exists"
-        return fail_for_lost_builder(self._table, sfn, record, what, "instance:vanished", self._now)
+        return fail_for_lost_builder(
+            self._table, self._sfn, record, what, "instance:vanished", self._now
+        )
 
     def terminate_instances(self) -> None:
         for instance in ec2_builder.find_instances(
@@ -285,14 +285,10 @@ class _Sweep:
             )
             known = record.error or _failure_in_history(self._sfn, record)
             if known is not None:
-                record.error = known
-            if record.error is not None:
                 # The cleanup had recorded which step failed before it failed itself:
                 # that step, and its reason, are what the build's owner needs.
                 failure = BuildFailure(
-                    step=record.error.step,
-                    error=record.error.error,
-                    cause=f"{record.error.cause} Then {cause}.",
+                    step=known.step, error=known.error, cause=f"{known.cause} Then {cause}."
                 )
             self._table.update_build(
                 record.build_id,
@@ -325,14 +321,15 @@ class _Sweep:
     def _keeps(self, what: str, build_id: str, created: datetime | None) -> bool:
         """Whether a resource stays (and why, in the report): too young, or in use."""
         what = f"{what} (build {build_id or '?'})"
-        if build_id and self._running.ended(build_id):
+        status = self._running.build_status(build_id) if build_id else None
+        if status is not None and status != "RUNNING":
             # Its build's execution has ended (a failed cleanup, a stopped execution):
             # nothing will use it again, so it goes now, whatever its age.
             return False
         if created is not None and created > self._cutoff:
             self.report.kept.append(f"{what}: younger than {self._max_age}")
             return True
-        if build_id and self._running(build_id):
+        if status == "RUNNING":
             self.report.kept.append(f"{what}: its build is running")
             return True
         return False
@@ -360,21 +357,13 @@ class _ExecutionCache:
     def execution(self, execution_arn: str) -> bool:
         return self.status(execution_arn) == "RUNNING"
 
-    def ended(self, build_id: str) -> bool:
-        """Whether the build has a record whose execution Step Functions knows and
-        reports ended. Unknown (no record yet, an execution being started) is not ended:
-        such resources wait for the age cut-off."""
+    def build_status(self, build_id: str) -> str | None:
+        """The status of the build's recorded execution. None when unknown (no record
+        yet, an execution being started): such resources wait for the age cut-off."""
         record = self._table.get_build(build_id)
         if record is None or not record.execution_arn:
-            return False
-        status = self.status(record.execution_arn)
-        return status is not None and status != "RUNNING"
-
-    def __call__(self, build_id: str) -> bool:
-        record = self._table.get_build(build_id)
-        if record is None or not record.execution_arn:
-            return False
-        return self.execution(record.execution_arn)
+            return None
+        return self.status(record.execution_arn)
 
 
 # The states whose input carries $.failure once a step has failed (newest first).
