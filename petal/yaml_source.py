@@ -69,11 +69,11 @@ def join_path(parent: str, key: str | int) -> str:
     return f"{parent}.{key}" if parent else key
 
 
-def load_yaml_document(text: str | bytes, *, max_bytes: int = MAX_BYTES) -> YamlDocument:
+def load_yaml_document(text: str | bytes) -> YamlDocument:
     # surrogatepass: a lone surrogate is then reported as "not UTF-8", not raised.
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if len(raw) > max_bytes:
-        raise YamlSourceError(f"is {len(raw):,} bytes; at most {max_bytes:,} are read")
+    if len(raw) > MAX_BYTES:
+        raise YamlSourceError(f"is {len(raw):,} bytes; at most {MAX_BYTES:,} are read")
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -118,16 +118,6 @@ def _volume_pages(ec2: Any, action: str, **request: Any) -> list[VolumeView]:
     return found
 
 
-def describe_volume(ec2: Any, volume_id: str) -> VolumeView | None:
-    try:
-        volumes = ec2.describe_volumes(VolumeIds=[volume_id]).get("Volumes", [])
-    except ClientError as error:
-        if error_code(error) == "InvalidVolume.NotFound":
-            return None
-        raise translate(f"EC2 DescribeVolumes {volume_id}", error) from error
-    return volume_view(volumes[0]) if volumes else None
-
-
 def volumes_tagged(ec2: Any, key: str, value: str) -> list[VolumeView]:
     return _volume_pages(
         ec2,

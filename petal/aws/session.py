@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     import boto3.session
 
 ENV_REGION: Final = "AWS_REGION"
-# Every way to give petal a region, for the messages that find none.
 # The ways to give a region without a flag, then with one: every "no region" says them.
 REGION_SETTINGS: Final = (
     "set AWS_REGION (or AWS_DEFAULT_REGION), give your AWS profile a region "
@@ -76,19 +75,14 @@ def new_session() -> boto3.session.Session:
     one takes a quarter of a second to parse) is read once per process, not per session."""
     import boto3.session  # here: boto3 costs s3transfer's import, which handlers avoid
 
-    return boto3.session.Session(
-        botocore_session=new_core_session(), region_name=os.environ.get(ENV_REGION) or None
-    )
+    return boto3.session.Session(botocore_session=new_core_session())
 
 
 def client(service: str, region: str | None = None) -> Any:
     """A boto3 client for `service` in `region` (default: `default_region()`)."""
     # A new session per call: sessions snapshot the environment, and local mode (or a
     # test) may change AWS_ENDPOINT_URL or credentials between calls.
-    session = new_session()
-    return session.client(  # type: ignore[call-overload]
-        service, region_name=region or session.region_name, config=_CONFIG
-    )
+    return new_session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def default_region() -> str | None:

@@ -271,7 +271,8 @@ class _BootstrapRun:
         try:
             self._simulate()
         except Exception as error:  # a broken simulation must show, not hang a build
-            self._write_log(self._agent_events([(_ms(datetime.now(UTC)), f"agent error: {error}")]))
+            events = self._agent_events([(_ms(datetime.now(UTC)), f"agent error: {error}")])
+            _write_log(self._harness, self._stream, events)
             raise
 
     def _simulate(self) -> None:
@@ -423,18 +424,7 @@ class _BootstrapRun:
         if not batch:
             return
         events = self._agent_events([(t, self._tagged(line)) for t, line in batch])
-        self._write_log(events)
-        matching = [(t, m) for t, m in events if any(term in m for term in SUBSCRIPTION_TERMS)]
-        if matching:
-            self._harness.deliver_event(
-                LOG_HEARTBEAT_FUNCTION,
-                encode_subscription_event(
-                    log_group=self._harness.deployment.build_log_group,
-                    log_stream=self._stream,
-                    messages=matching,
-                    owner=ACCOUNT_ID,
-                ),
-            )
+        _publish(self._harness, self._stream, events)
 
     def _tagged(self, line: str) -> str:
         key = str(_first(self._parameters.get(PARAM_LOG_KEY)) or "")
@@ -462,21 +452,6 @@ class _BootstrapRun:
                 message += text
             events.append((stamp, message))
         return events
-
-    def _write_log(self, events: list[LogLine]) -> None:
-        logs = self._harness.client("logs")
-        log_group = self._harness.deployment.build_log_group
-        with contextlib.suppress(ClientError):
-            logs.create_log_stream(logGroupName=log_group, logStreamName=self._stream)
-        for start in range(0, len(events), AGENT_EVENTS_PER_CALL):
-            logs.put_log_events(
-                logGroupName=log_group,
-                logStreamName=self._stream,
-                logEvents=[
-                    {"timestamp": t, "message": m}
-                    for t, m in events[start : start + AGENT_EVENTS_PER_CALL]
-                ],
-            )
 
     def _finish_command(self, status: str, details: str | None = None) -> None:
         """The command ends with `status` (GetCommandInvocation's StatusDetails:
@@ -529,26 +504,41 @@ def write_builder_output(harness: Harness, log_stream: str, lines: list[str]) ->
     role may write every stream of the group (IAM cannot tie a stream name to the
     calling instance), so the workflow tests use this to show that a build heeds only
     its own builder's output."""
-    logs = harness.client("logs")
-    log_group = harness.deployment.build_log_group
-    message = "".join(f"{line}\n" for line in lines)
-    stamp = _ms(datetime.now(UTC))
-    with contextlib.suppress(ClientError):
-        logs.create_log_stream(logGroupName=log_group, logStreamName=log_stream)
-    logs.put_log_events(
-        logGroupName=log_group,
-        logStreamName=log_stream,
-        logEvents=[{"timestamp": stamp, "message": message}],
+    _publish(
+        harness, log_stream, [(_ms(datetime.now(UTC)), "".join(f"{line}\n" for line in lines))]
     )
-    if any(term in message for term in SUBSCRIPTION_TERMS):
+
+
+def _publish(harness: Harness, log_stream: str, events: list[LogLine]) -> None:
+    """Write `events` into a stream of the build log group, and deliver those that hold
+    a marker to log_heartbeat as the subscription does: several events in one invocation."""
+    _write_log(harness, log_stream, events)
+    matching = [(t, m) for t, m in events if any(term in m for term in SUBSCRIPTION_TERMS)]
+    if matching:
         harness.deliver_event(
             LOG_HEARTBEAT_FUNCTION,
             encode_subscription_event(
-                log_group=log_group,
+                log_group=harness.deployment.build_log_group,
                 log_stream=log_stream,
-                messages=[(stamp, message)],
+                messages=matching,
                 owner=ACCOUNT_ID,
             ),
+        )
+
+
+def _write_log(harness: Harness, log_stream: str, events: list[LogLine]) -> None:
+    logs = harness.client("logs")
+    log_group = harness.deployment.build_log_group
+    with contextlib.suppress(ClientError):
+        logs.create_log_stream(logGroupName=log_group, logStreamName=log_stream)
+    for start in range(0, len(events), AGENT_EVENTS_PER_CALL):
+        logs.put_log_events(
+            logGroupName=log_group,
+            logStreamName=log_stream,
+            logEvents=[
+                {"timestamp": t, "message": m}
+                for t, m in events[start : start + AGENT_EVENTS_PER_CALL]
+            ],
         )
 
 

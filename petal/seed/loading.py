@@ -78,7 +78,7 @@ def parse_seed(
     from petal.yaml_source import YamlSourceError, load_yaml_document
 
     try:
-        document = load_yaml_document(raw, max_bytes=MAX_SEED_BYTES)
+        document = load_yaml_document(raw)
     except YamlSourceError as error:
         raise SeedError(source, [Problem(error.path, str(error), error.line)]) from None
     return _validate(document, source, overrides)

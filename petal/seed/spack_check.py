@@ -572,8 +572,8 @@ def _compiler(node: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 
 def _describe(node: Mapping[str, Any]) -> str:
-    compiler = node.get("compiler", {})
-    return f"{node['name']}@{node.get('version')}%{compiler.get('name')}@{compiler.get('version')}"
+    name, version = _compiler(node)
+    return f"{node['name']}@{node.get('version')}%{name}@{version}"
 
 
 def _names(described: Iterator[str] | list[str], limit: int = 6) -> str:
@@ -600,15 +600,7 @@ def lock_properties(
     wanted = seed_compilers(seed)[:1]
     if wanted:
         name, version = wanted[0]
-        off = [
-            _describe(nodes[h])
-            for h in built
-            if (
-                nodes[h].get("compiler", {}).get("name"),
-                nodes[h].get("compiler", {}).get("version"),
-            )
-            != (name, version)
-        ]
+        off = [_describe(nodes[h]) for h in built if _compiler(nodes[h]) != (name, version)]
         if off:
             result["compiler"].append(
                 f"{len(off)} of {len(built)} specs are not built with {name}@{version}: "
@@ -700,8 +692,3 @@ def _mpi_problems(nodes: Mapping[str, Mapping[str, Any]], packages: set[str]) ->
                     f"the image's {prefix}: declare it an external (buildable: false)"
                 )
     return problems
-
-
-def report_lines(result: CheckResult) -> Iterator[str]:
-    for problem in result.problems:
-        yield problem.format(result.source)

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.ec2.models import ec2_backends
 
-from petal.aws import ebs_volumes, ec2_snapshots
+from petal.aws import ebs_volumes, ec2_builder, ec2_snapshots
 from petal.cluster import costs
 from petal.cluster.config import generate_config
 from petal.cluster.settings import ClusterOverrides, ConfigError, cluster_settings
@@ -178,7 +178,7 @@ def test_the_volume_is_created_encrypted_tagged_at_the_rate_in_the_zone(ec2: Any
         kms_key_id=None,
         tags={"petal:cluster": "c1"},
     )
-    view = ebs_volumes.describe_volume(ec2, volume_id)
+    view = ec2_builder.describe_volume(ec2, volume_id)
     assert view is not None
     assert (view.zone, view.size_gb, view.snapshot_id, view.initialization_rate) == (
         "us-east-1c",
@@ -193,7 +193,7 @@ def test_the_volume_is_created_encrypted_tagged_at_the_rate_in_the_zone(ec2: Any
     ]
     assert ebs_volumes.volumes_from_snapshots(ec2, [source, SNAPSHOT]) == {source: [volume_id]}
     ebs_volumes.delete_new_volume(ec2, volume_id)
-    assert ebs_volumes.describe_volume(ec2, volume_id) is None
+    assert ec2_builder.describe_volume(ec2, volume_id) is None
 
 
 def test_an_unknown_subnet_is_subnet_not_found(ec2: Any) -> None:
