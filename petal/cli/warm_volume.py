@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from petal.aws import ebs_volumes
-from petal.cli import hints
+from petal.cli import hints, snapshot_flags
 from petal.cli.confirm import confirmed
 from petal.cluster import costs
 from petal.cluster.plan import ClusterPlan, volume_tags
@@ -34,16 +34,6 @@ def _rate(text: str) -> int:
     return rate
 
 
-def _starts(text: str) -> int:
-    try:
-        starts = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if starts < 1:
-        raise argparse.ArgumentTypeError("give at least 1 start a month")
-    return starts
-
-
 def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--initialize",
@@ -57,7 +47,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--starts",
-        type=_starts,
+        type=snapshot_flags.positive_int("--starts"),
         metavar="N",
         help="with --initialize: cluster starts a month you expect from this snapshot, to "
         "say whether the initialization rate or Fast Snapshot Restore is cheaper "
