@@ -801,8 +801,8 @@ step_profile() {
     MODULE_DIRS=("${module_dirs[@]}")
 
     mkdir -p -- "$PETAL_PATH"
-    write_sh_profile "$PETAL_PATH/profile.sh" "$lmod_init_dir"
-    write_csh_profile "$PETAL_PATH/profile.csh" "$lmod_init_dir"
+    write_file "$PETAL_PATH/profile.sh" sh_profile "$lmod_init_dir"
+    write_file "$PETAL_PATH/profile.csh" csh_profile "$lmod_init_dir"
     log "wrote $PETAL_DIR/profile.sh and profile.csh ($MODULES_IN_PROFILE modules)"
 }
 
@@ -813,14 +813,6 @@ write_file() {
     "$@" >"$path.tmp"
     chmod 644 -- "$path.tmp"
     mv -f -- "$path.tmp" "$path"
-}
-
-write_sh_profile() {
-    write_file "$1" sh_profile "$2"
-}
-
-write_csh_profile() {
-    write_file "$1" csh_profile "$2"
 }
 
 sh_profile() {

@@ -34,6 +34,7 @@ from constructs import Construct
 
 from petal.deployment_contract import OUTPUT_DEAD_LETTER_QUEUES
 from stacks import checkov
+from stacks.functions import construct_name
 from stacks.nag import acknowledge
 
 # The functions with a dead-letter queue (callback, intake, janitor), as the contract
@@ -54,10 +55,6 @@ MAX_EVENT_AGE = Duration.hours(6)
 TARGET_RETRY_ATTEMPTS = 20
 # The depth alarm looks at the queue every five minutes; one message is enough.
 ALARM_PERIOD = Duration.minutes(5)
-
-
-def construct_name(module: str) -> str:
-    return "".join(part.capitalize() for part in module.split("_"))
 
 
 class DeadLetters(Construct):
