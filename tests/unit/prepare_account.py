@@ -14,6 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from petal.build.config import BuildConfig
+from petal.build.steps.prepare import prepare
 from petal.build.table import BuildTable, table_definition
 from petal.local import moto_fixes
 from petal.local.moto_fixes import _answer_ebs_default_kms_key_id
@@ -53,6 +55,31 @@ def emulated_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
 
 def no_s3(bucket: str, key: str, version_id: str | None) -> bytes:
     raise AssertionError("no S3 read expected")
+
+
+def seed_document(**seed_changes: Any) -> dict[str, Any]:
+    """The test seed with each `section__field=value` (or top-level `field=value`) set."""
+    document = SEED.to_document()
+    for path, value in seed_changes.items():
+        section, _, field = path.rpartition("__")
+        (document[section] if section else document)[field] = value
+    return document
+
+
+def run_prepare(
+    ec2: Any, table: BuildTable, environ: dict[str, str], *, force: bool = False, **changes: Any
+) -> dict[str, Any]:
+    """Prepare for the test seed with `changes`, in a deployment configured by `environ`."""
+    request = {"seed": seed_document(**changes), **({"force": True} if force else {})}
+    event = {"request": request, "execution": EXECUTION, "settings": SETTINGS}
+    return prepare(
+        event, ec2=ec2, read_seed=no_s3, table=table, now=NOW, config=BuildConfig(environ)
+    )
+
+
+def assert_nothing_created(table: BuildTable) -> None:
+    assert table.list_builds() == []
+    assert list(table.locks()) == []
 
 
 @contextmanager

@@ -33,10 +33,12 @@ from tests.unit.prepare_account import (
     NOW,
     PASSED_THE_CHECKS,
     REPO_ROOT,
-    SEED,
     SETTINGS,
+    assert_nothing_created,
     emulated_account,
     no_s3,
+    run_prepare,
+    seed_document,
 )
 
 # The issue's example: nothing stopped it.
@@ -52,29 +54,6 @@ EXCESSIVE: dict[str, Any] = {
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, BuildTable]]:
     with emulated_account(monkeypatch) as account:
         yield account.ec2, account.table
-
-
-def document(**seed_changes: Any) -> dict[str, Any]:
-    doc = SEED.to_document()
-    for path, value in seed_changes.items():
-        section, _, field = path.rpartition("__")
-        (doc[section] if section else doc)[field] = value
-    return doc
-
-
-def run(
-    ec2: Any, table: BuildTable, environ: dict[str, str], *, force: bool = False, **changes: Any
-) -> dict[str, Any]:
-    request = {"seed": document(**changes), **({"force": True} if force else {})}
-    event = {"request": request, "execution": EXECUTION, "settings": SETTINGS}
-    return prepare(
-        event, ec2=ec2, read_seed=no_s3, table=table, now=NOW, config=BuildConfig(environ)
-    )
-
-
-def assert_nothing_created(table: BuildTable) -> None:
-    assert table.list_builds() == []
-    assert list(table.locks()) == []
 
 
 # --- each limit: refused naming the field, the limit and the setting -------------------
@@ -122,7 +101,7 @@ def test_a_build_beyond_a_default_limit_is_refused_before_anything_is_created(
 ) -> None:
     ec2, table = aws
     with pytest.raises(InvalidBuildRequest) as caught:
-        run(ec2, table, {}, **changes)
+        run_prepare(ec2, table, {}, **changes)
     message = str(caught.value)
     assert message.startswith("the build asks for more than this deployment's cost limits")
     for fragment in expected:
@@ -136,7 +115,7 @@ def test_a_build_beyond_a_default_limit_is_refused_before_anything_is_created(
 def test_every_limit_exceeded_is_named_at_once(aws: tuple[Any, BuildTable]) -> None:
     ec2, table = aws
     with pytest.raises(InvalidBuildRequest) as caught:
-        run(ec2, table, {}, **EXCESSIVE)
+        run_prepare(ec2, table, {}, **EXCESSIVE)
     message = str(caught.value)
     for setting in ("allowedInstanceTypes", "maxVolumeGb", "maxVolumeIops", "maxBuildHours"):
         assert f"petal:{setting}" in message
@@ -154,7 +133,7 @@ def test_the_limit_of_a_deployment_that_changed_it_is_named(aws: tuple[Any, Buil
         ENV_MAX_BUILD_HOURS: "1",
     }
     with pytest.raises(InvalidBuildRequest) as caught:
-        run(
+        run_prepare(
             ec2,
             table,
             environ,
@@ -178,7 +157,7 @@ def test_a_build_within_the_limits_passes(aws: tuple[Any, BuildTable]) -> None:
     ec2, table = aws
     # Exactly at each default limit.
     with pytest.raises(Exception, match=PASSED_THE_CHECKS):
-        run(
+        run_prepare(
             ec2,
             table,
             {},
@@ -198,7 +177,7 @@ def test_raised_limits_let_the_issues_example_through(aws: tuple[Any, BuildTable
         ENV_MAX_BUILD_HOURS: "48",
     }
     with pytest.raises(Exception, match=PASSED_THE_CHECKS):
-        run(ec2, table, environ, **EXCESSIVE)
+        run_prepare(ec2, table, environ, **EXCESSIVE)
 
 
 def test_a_snapshot_that_exists_is_reused_whatever_the_seed_asks(
@@ -206,7 +185,7 @@ def test_a_snapshot_that_exists_is_reused_whatever_the_seed_asks(
 ) -> None:
     """Reuse launches nothing: the limits bound builds, not snapshots built before."""
     ec2, table = aws
-    seed = parse_seed_mapping(document(**EXCESSIVE))
+    seed = parse_seed_mapping(seed_document(**EXCESSIVE))
     volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
     tags = managed_snapshot_tags(fingerprint(seed), seed.os, seed.architecture)
     ec2.create_snapshot(
@@ -215,10 +194,10 @@ def test_a_snapshot_that_exists_is_reused_whatever_the_seed_asks(
             {"ResourceType": "snapshot", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
         ],
     )
-    result = run(ec2, table, {}, **EXCESSIVE)
+    result = run_prepare(ec2, table, {}, **EXCESSIVE)
     assert result["status"] == "REUSED"
     with pytest.raises(InvalidBuildRequest, match="petal:maxVolumeGb"):
-        run(ec2, table, {}, force=True, **EXCESSIVE)
+        run_prepare(ec2, table, {}, force=True, **EXCESSIVE)
 
 
 MINIMAL = {"name": "minimal", "software": {"packages": ["zlib"]}}

@@ -14,19 +14,14 @@ from petal.build.config import (
     ENV_BUILDER_HTTP_EGRESS,
     ENV_EBS_DEFAULT_KMS_KEY,
     ENV_MIRROR_BUCKETS,
-    BuildConfig,
 )
-from petal.build.steps.prepare import prepare
 from petal.build.table import BuildTable
 from petal.errors import ConfigurationError, InvalidBuildRequest
 from tests.unit.prepare_account import (
-    EXECUTION,
-    NOW,
     PASSED_THE_CHECKS,
-    SEED,
-    SETTINGS,
+    assert_nothing_created,
     emulated_account,
-    no_s3,
+    run_prepare,
 )
 
 
@@ -34,24 +29,6 @@ from tests.unit.prepare_account import (
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, BuildTable]]:
     with emulated_account(monkeypatch) as account:
         yield account.ec2, account.kms, account.table
-
-
-def run(
-    ec2: Any, table: BuildTable, environ: dict[str, str], **seed_changes: Any
-) -> dict[str, Any]:
-    document = SEED.to_document()
-    for path, value in seed_changes.items():
-        section, _, field = path.rpartition("__")
-        (document[section] if section else document)[field] = value
-    event = {"request": {"seed": document}, "execution": EXECUTION, "settings": SETTINGS}
-    return prepare(
-        event, ec2=ec2, read_seed=no_s3, table=table, now=NOW, config=BuildConfig(environ)
-    )
-
-
-def assert_nothing_created(table: BuildTable) -> None:
-    assert table.list_builds() == []
-    assert list(table.locks()) == []
 
 
 # --- Ubuntu's apt mirrors are HTTP-only ---------------------------------------
@@ -63,7 +40,7 @@ def test_ubuntu_without_http_egress_is_refused_naming_the_setting(
 ) -> None:
     ec2, _, table = aws
     with pytest.raises(ConfigurationError, match=r"petal:builderHttpEgress.*true") as caught:
-        run(ec2, table, {ENV_BUILDER_HTTP_EGRESS: "false"}, os=os_name)
+        run_prepare(ec2, table, {ENV_BUILDER_HTTP_EGRESS: "false"}, os=os_name)
     assert os_name in str(caught.value)
     assert_nothing_created(table)
 
@@ -83,7 +60,7 @@ def test_http_egress_check_passes_when_apt_can_reach_its_mirrors(
 ) -> None:
     ec2, _, table = aws
     with pytest.raises(Exception, match=PASSED_THE_CHECKS):
-        run(ec2, table, environ, os=os_name)
+        run_prepare(ec2, table, environ, os=os_name)
 
 
 # --- s3:// mirrors need petal:mirrorBuckets -----------------------------------
@@ -97,7 +74,7 @@ def test_s3_mirror_outside_mirror_buckets_is_refused_naming_the_setting(
 ) -> None:
     ec2, _, table = aws
     with pytest.raises(InvalidBuildRequest, match=r"petal:mirrorBuckets") as caught:
-        run(ec2, table, {ENV_MIRROR_BUCKETS: listed}, software__mirrors=S3_MIRROR)
+        run_prepare(ec2, table, {ENV_MIRROR_BUCKETS: listed}, software__mirrors=S3_MIRROR)
     message = str(caught.value)
     assert "software.mirrors[0]" in message and "'team-spack-cache'" in message
     assert_nothing_created(table)
@@ -110,9 +87,9 @@ def test_s3_mirror_in_mirror_buckets_and_https_mirrors_pass(
     mirrors = [*S3_MIRROR, {"name": "web", "url": "https://cache.example.org/spack"}]
     environ = {ENV_MIRROR_BUCKETS: "other-bucket,team-spack-cache"}
     with pytest.raises(Exception, match=PASSED_THE_CHECKS):
-        run(ec2, table, environ, software__mirrors=mirrors)
+        run_prepare(ec2, table, environ, software__mirrors=mirrors)
     with pytest.raises(Exception, match=PASSED_THE_CHECKS):
-        run(ec2, table, {}, software__mirrors=mirrors[1:])
+        run_prepare(ec2, table, {}, software__mirrors=mirrors[1:])
 
 
 # --- a customer managed default EBS key ---------------------------------------
@@ -125,11 +102,11 @@ def test_customer_managed_default_ebs_key_is_refused_naming_the_setting_and_key(
     key = kms.create_key()["KeyMetadata"]["Arn"]
     ec2.modify_ebs_default_kms_key_id(KmsKeyId=key)
     with pytest.raises(ConfigurationError, match=r"petal:ebsDefaultKmsKeyArn") as caught:
-        run(ec2, table, {})
+        run_prepare(ec2, table, {})
     assert f"Set petal:ebsDefaultKmsKeyArn to {key}" in str(caught.value)
     other = kms.create_key()["KeyMetadata"]["Arn"]
     with pytest.raises(ConfigurationError, match=f"it is {other}"):
-        run(ec2, table, {ENV_EBS_DEFAULT_KMS_KEY: other})
+        run_prepare(ec2, table, {ENV_EBS_DEFAULT_KMS_KEY: other})
     assert_nothing_created(table)
 
 
@@ -138,7 +115,7 @@ def test_default_ebs_key_granted_by_the_setting_passes(aws: tuple[Any, Any, Buil
     key = kms.create_key()["KeyMetadata"]["Arn"]
     ec2.modify_ebs_default_kms_key_id(KmsKeyId=key)
     with pytest.raises(Exception, match=PASSED_THE_CHECKS):
-        run(ec2, table, {ENV_EBS_DEFAULT_KMS_KEY: key})
+        run_prepare(ec2, table, {ENV_EBS_DEFAULT_KMS_KEY: key})
 
 
 def test_aws_managed_default_ebs_key_needs_no_setting(aws: tuple[Any, Any, BuildTable]) -> None:
@@ -147,4 +124,4 @@ def test_aws_managed_default_ebs_key_needs_no_setting(aws: tuple[Any, Any, Build
     ec2.create_volume(AvailabilityZone="us-east-1a", Size=1, Encrypted=True)
     assert ec2.get_ebs_default_kms_key_id()["KmsKeyId"] == "alias/aws/ebs"
     with pytest.raises(Exception, match=PASSED_THE_CHECKS):
-        run(ec2, table, {})
+        run_prepare(ec2, table, {})

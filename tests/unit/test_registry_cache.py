@@ -4,14 +4,13 @@ lookups read the cached index store and never parse or validate the index again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from petal.registry import client as client_module
-from petal.registry.client import RegistryClient, forget_parsed_documents
+from petal.registry.client import forget_parsed_documents
 from petal.registry.documents import (
     INDEX_ENTRY_BYTES,
     MAX_INDEX_BYTES,
@@ -20,17 +19,13 @@ from petal.registry.documents import (
 )
 from petal.validation import load_schema
 from tests.data.registry.registry_server import RegistryServer
+from tests.unit.test_registry_client import Clock, client_for, new_process, server
+
+# The registry and a new petal process per test (test_registry_client's fixtures).
+__all__ = ["new_process", "server"]
 
 BIO_FP = "sha256:a21acae4900f6c337bbb35dc5b6abf927699f2432c2362f03ff85356b0d90783"
 INDEX = "snapshots/index.json"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Calls:
@@ -58,26 +53,8 @@ class Calls:
 
 
 @pytest.fixture
-def server() -> Iterator[RegistryServer]:
-    registry = RegistryServer()
-    yield registry
-    registry.close()
-
-
-@pytest.fixture(autouse=True)
-def new_process() -> Iterator[None]:
-    forget_parsed_documents()
-    yield
-    forget_parsed_documents()
-
-
-@pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     return Calls(monkeypatch)
-
-
-def client_for(server: RegistryServer, cache: Path, clock: Clock) -> RegistryClient:
-    return RegistryClient(server.url, cache_dir=cache, ttl_seconds=600, timeout=5, clock=clock)
 
 
 def test_a_warm_lookup_neither_parses_nor_validates_the_index(

@@ -45,7 +45,22 @@ def locks(aws: LocalAws) -> list[Any]:
     return list(aws.table.locks())
 
 
+def executions(aws: LocalAws) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = aws.client("stepfunctions").list_executions(
+        stateMachineArn=aws.deployment.state_machine_arn
+    )["executions"]
+    return listed
+
+
 def assert_nothing_left(aws: LocalAws) -> None:
     assert petal_instances(aws) == []
     assert petal_volumes(aws) == []
+    assert locks(aws) == []
+
+
+def assert_nothing_created(aws: LocalAws) -> None:
+    """A build refused before it started: not even a snapshot."""
+    assert petal_instances(aws) == []
+    assert petal_volumes(aws) == []
+    assert petal_snapshots(aws) == []
     assert locks(aws) == []

@@ -20,7 +20,7 @@ from petal.seed.fingerprint import fingerprint
 from petal.seed.loading import parse_seed_mapping
 from petal.user_config import config_from_environment
 from tests.workflow.conftest import seed_document
-from tests.workflow.helpers import locks, petal_instances, petal_snapshots, petal_volumes
+from tests.workflow.helpers import assert_nothing_created, petal_snapshots
 
 OTHER_ACCOUNT = "999999999999"
 # aws-parallelcluster's schema module uses a marshmallow argument marshmallow deprecates.
@@ -64,13 +64,6 @@ def rocky_document(**build: Any) -> dict[str, Any]:
     document = seed_document(os="rocky9")
     document["build"] = {**document["build"], **build}
     return document
-
-
-def assert_nothing_created(aws: LocalAws) -> None:
-    assert petal_instances(aws) == []
-    assert petal_volumes(aws) == []
-    assert petal_snapshots(aws) == []
-    assert locks(aws) == []
 
 
 def test_the_emulator_has_no_official_rocky_images(aws: LocalAws) -> None:

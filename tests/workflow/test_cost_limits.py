@@ -11,7 +11,7 @@ import pytest
 from petal.deployment_contract import ENV_ALLOWED_INSTANCE_TYPES, ENV_MAX_VOLUME_GB
 from petal.local.emulator import LocalAws
 from tests.workflow.conftest import seed_document
-from tests.workflow.helpers import locks, petal_instances, petal_snapshots, petal_volumes
+from tests.workflow.helpers import assert_nothing_created
 
 
 def document(**changes: dict[str, Any]) -> dict[str, Any]:
@@ -19,13 +19,6 @@ def document(**changes: dict[str, Any]) -> dict[str, Any]:
     for section, values in changes.items():
         doc[section] = {**doc[section], **values}
     return doc
-
-
-def assert_nothing_created(aws: LocalAws) -> None:
-    assert petal_instances(aws) == []
-    assert petal_volumes(aws) == []
-    assert petal_snapshots(aws) == []
-    assert locks(aws) == []
 
 
 def test_the_issues_example_is_refused_in_prepare(aws: LocalAws) -> None:

@@ -17,7 +17,7 @@ from petal.deployment_contract import CALLBACK_FUNCTION, INTAKE_FUNCTION
 from petal.local.emulator import LocalAws, LocalFailure
 from petal.local.event_bus import DROPPED
 from tests.workflow.conftest import SEED_FILE, seed_document
-from tests.workflow.helpers import assert_nothing_left
+from tests.workflow.helpers import assert_nothing_left, executions
 
 
 def queues(aws: LocalAws, name: str | None = None) -> list[DeadLetterQueue]:
@@ -44,13 +44,6 @@ def run_redrive(aws: LocalAws, *, dry_run: bool = False, name: str | None = None
         lambda_client=aws.client("lambda"),
         dry_run=dry_run,
     )
-
-
-def executions(aws: LocalAws) -> list[dict[str, Any]]:
-    executions: list[dict[str, Any]] = aws.client("stepfunctions").list_executions(
-        stateMachineArn=aws.deployment.state_machine_arn
-    )["executions"]
-    return executions
 
 
 @pytest.fixture

@@ -4,19 +4,12 @@ it reads only the seed bucket's seeds/, and refuses an oversized object by its s
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from petal.deployment_contract import INTAKE_FUNCTION
 from petal.local.emulator import LocalAws
 from petal.seed.model import MAX_SEED_BYTES
 from tests.workflow.conftest import SEED_FILE
-from tests.workflow.helpers import assert_nothing_left
-
-
-def executions(aws: LocalAws) -> list[dict[str, Any]]:
-    return aws.client("stepfunctions").list_executions(
-        stateMachineArn=aws.deployment.state_machine_arn
-    )["executions"]
+from tests.workflow.helpers import assert_nothing_left, executions
 
 
 def test_a_repeated_delivery_after_success_leaves_the_record_succeeded(aws: LocalAws) -> None:

@@ -14,13 +14,12 @@ from petal.deployment_contract import (
 )
 from petal.local.emulator import LocalAws, LocalFailure
 from tests.workflow.conftest import SEED_FILE, seed_document
-from tests.workflow.helpers import assert_nothing_left, petal_instances, software_volumes
-
-
-def executions(aws: LocalAws) -> list[dict]:
-    return aws.client("stepfunctions").list_executions(
-        stateMachineArn=aws.deployment.state_machine_arn
-    )["executions"]
+from tests.workflow.helpers import (
+    assert_nothing_left,
+    executions,
+    petal_instances,
+    software_volumes,
+)
 
 
 def test_an_invalid_seed_is_recorded_as_failed_and_nothing_starts(aws: LocalAws) -> None:
